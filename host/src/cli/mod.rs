@@ -1,0 +1,158 @@
+//! The command line: argument parsing and the glue between commands and the library.
+
+mod inspect;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::pipeline::{Diagnostics, Pipeline, Validator};
+use crate::runtime::Runtime;
+use crate::services::Services;
+use crate::store::SledStore;
+
+/// Powernode: CI/CD pipelines whose steps are sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "powernode", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline on this machine in a temporary workspace.
+    Run(run::RunArgs),
+    /// Check pipeline files without running them.
+    Validate {
+        /// Pipeline files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Config file (TOML): plugins directory and secrets.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Look at plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Print a plugin's describe() info, its imports and what the config grants it.
+    Inspect(inspect::InspectArgs),
+    /// List the step types available: built-ins and the plugins directory.
+    List {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("POWERNODE_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run(args) => run::run(args).await,
+        Command::Validate { files, config } => validate(&files, config.as_deref()),
+        Command::Plugin(PluginCommand::Inspect(args)) => inspect::inspect(args).await,
+        Command::Plugin(PluginCommand::List { config }) => list(config.as_deref()).await,
+    }
+}
+
+/// Config, store, runtime and catalog, as every command that runs plugins needs them.
+pub(crate) struct Host {
+    pub config: Config,
+    pub catalog: Catalog,
+}
+
+impl Host {
+    pub(crate) fn open(config_path: Option<&std::path::Path>) -> anyhow::Result<Host> {
+        let config = Config::load(config_path)?;
+        let store = SledStore::open(&config.data_dir)
+            .with_context(|| format!("opening the store under `{}`", config.data_dir.display()))?;
+        let services = Arc::new(Services { store: Arc::new(store) });
+        let runtime = Arc::new(Runtime::new(config.runtime_config(), services)?);
+        let catalog = Catalog::new(runtime, config.grants()?, Some(config.plugins_dir.clone()));
+        Ok(Host { config, catalog })
+    }
+}
+
+/// Reads and validates a pipeline file against the step types and secrets available.
+pub(crate) fn load_pipeline(
+    path: &std::path::Path,
+    config: &Config,
+    step_types: &[String],
+) -> anyhow::Result<Pipeline> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let hint: Vec<&str> = step_types.iter().map(String::as_str).collect();
+    let is_type = |t: &str| step_types.iter().any(|s| s == t);
+    let is_secret = |s: &str| config.secrets.contains_key(s);
+    let validator = Validator::new(&is_type, &hint).with_secrets(&is_secret);
+    crate::pipeline::load(&path.display().to_string(), &text, &validator)
+        .map_err(|d: Diagnostics| anyhow::anyhow!("{d}"))
+}
+
+fn validate(files: &[PathBuf], config_path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let step_types = Catalog::available_types(Some(&config.plugins_dir));
+    let mut ok = true;
+    for file in files {
+        match load_pipeline(file, &config, &step_types) {
+            Ok(p) => println!("{}: ok ({} steps)", file.display(), p.steps.len()),
+            Err(e) => {
+                ok = false;
+                eprintln!("{e}");
+            }
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn list(config_path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let host = Host::open(config_path)?;
+    let mut ok = true;
+    for step_type in host.catalog.step_types() {
+        match host.catalog.get(&step_type).await {
+            Ok(p) => {
+                let grants: Vec<&str> = p.grant.capabilities().map(|c| c.name()).collect();
+                println!(
+                    "{:<20} {:<8} {}  [grants: {}]",
+                    p.info.name,
+                    p.info.version,
+                    p.info.summary,
+                    grants.join(", ")
+                );
+            }
+            Err(e) => {
+                ok = false;
+                println!("{step_type:<20} REFUSED  {e}");
+            }
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -1,0 +1,109 @@
+//! `powernode run`: a pipeline on this machine, each step's status and output printed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::model::TriggerContext;
+use crate::runner::{RunEvent, RunRequest, run_pipeline};
+use crate::runtime::{Level, mask_secrets};
+
+use super::{Host, load_pipeline};
+
+/// Arguments of `powernode run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The pipeline file (YAML).
+    pipeline: PathBuf,
+    /// The triggering event as JSON (event, action, ref, head_sha, number, title, ...);
+    /// a manual run when absent.
+    #[arg(long)]
+    event: Option<PathBuf>,
+    /// Config file (TOML): data directory, plugins directory, secrets, grants.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Use this directory as the workspace instead of a fresh temporary one.
+    #[arg(long)]
+    workspace: Option<PathBuf>,
+}
+
+pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let host = Host::open(args.config.as_deref())?;
+    let pipeline = load_pipeline(&args.pipeline, &host.config, &host.catalog.step_types())?;
+    let trigger: TriggerContext = match &args.event {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("`{}` is not a valid event", path.display()))?
+        }
+        None => TriggerContext::default(),
+    };
+    let temp;
+    let workspace = match &args.workspace {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            dir.clone()
+        }
+        None => {
+            temp = tempfile::Builder::new().prefix("powernode-run-").tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let secrets: Vec<String> = host.config.secrets.values().cloned().collect();
+    let mask = |s: &str| mask_secrets(s, &secrets);
+    println!("pipeline `{}`: run {run_id} in {}", pipeline.name, workspace.display());
+    let req = RunRequest {
+        run_id,
+        trigger,
+        secrets: host.config.secrets.clone(),
+        workspace,
+    };
+    let summary = run_pipeline(&host.catalog, &pipeline, req, |event| match event {
+        RunEvent::Started(step) => println!("▶ {} ({})", step.name, step.step_type),
+        RunEvent::Finished(step, result) => {
+            for line in &result.log {
+                let tag = match line.level {
+                    Level::Warn => "warn ",
+                    Level::Error => "error",
+                    _ => "",
+                };
+                let sep = if tag.is_empty() { "" } else { " " };
+                for text in line.message.lines() {
+                    println!("  │ {tag}{sep}{text}");
+                }
+            }
+            let ms = result.elapsed.as_secs_f64() * 1000.0;
+            match &result.outcome {
+                Ok(out) => {
+                    println!("✔ {} succeeded in {ms:.1} ms", step.name);
+                    for line in out.raw_output.lines() {
+                        println!("  = {}", mask(line));
+                    }
+                    for (name, value) in &out.outputs {
+                        let value = mask(value);
+                        let first = value.lines().next().unwrap_or("");
+                        let more = if value.lines().count() > 1 { " …" } else { "" };
+                        println!("  → {}.{name} = {first}{more}", step.name);
+                    }
+                }
+                Err(e) => println!("✘ {} failed after {ms:.1} ms: {}", step.name, mask(&e.to_string())),
+            }
+        }
+    })
+    .await;
+    let ok = summary.succeeded(&pipeline);
+    let ran = summary.steps.len();
+    let total = pipeline.steps.len();
+    if ok {
+        println!("run {} succeeded: {ran} of {total} steps", summary.run_id);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let failed = summary.steps.last().map(|s| s.name.as_str()).unwrap_or("?");
+        println!(
+            "run {} failed at step `{failed}` ({ran} of {total} steps ran)",
+            summary.run_id
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}

@@ -1,0 +1,15 @@
+//! Powernode: a CI/CD orchestration server whose pipeline steps are sandboxed
+//! WebAssembly components. See ARCHITECTURE.md for the map of the parts.
+
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod exec;
+pub mod model;
+pub mod pipeline;
+pub mod policy;
+pub mod runner;
+pub mod runtime;
+pub mod services;
+pub mod store;
+pub mod workspace;

@@ -1,0 +1,5 @@
+//! The `powernode` command.
+
+fn main() -> std::process::ExitCode {
+    powernode::cli::main()
+}

@@ -1,0 +1,84 @@
+//! The domain's view of what a run acts on and what started it, free of any wire format.
+
+use serde::{Deserialize, Serialize};
+
+/// The repository a run acts on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Repository {
+    /// Forge kind (`github`, `gitea`, `forgejo`, `gitlab`); empty for local runs.
+    pub provider: String,
+    /// `owner/name`.
+    pub full_name: String,
+    /// The default branch, when known.
+    pub default_branch: String,
+    /// HTTPS clone URL without credentials, when known.
+    pub clone_url: String,
+}
+
+/// The normalized event that started a run, as pipelines and plugins see it.
+///
+/// `powernode run --event FILE` reads this shape as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TriggerContext {
+    /// `push`, `tag`, `pull_request`, `issue_comment` or `manual`.
+    pub event: String,
+    /// Normalized action (`opened`, `synchronize`, ...).
+    pub action: Option<String>,
+    /// Full git ref.
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    /// Commit before a push.
+    pub before: Option<String>,
+    /// Commit after a push.
+    pub after: Option<String>,
+    /// Head commit of a pull request (or the pushed commit).
+    pub head_sha: Option<String>,
+    /// Head branch of a pull request.
+    pub head_branch: Option<String>,
+    /// Base commit of a pull request.
+    pub base_sha: Option<String>,
+    /// Base branch of a pull request.
+    pub base_branch: Option<String>,
+    /// Pull request, merge request (iid) or issue number.
+    pub number: Option<u64>,
+    /// Pull request or issue title.
+    pub title: Option<String>,
+    /// Pull request or issue body.
+    pub body: Option<String>,
+    /// Comment text for comment events.
+    pub comment_body: Option<String>,
+    /// Comment id for comment events.
+    pub comment_id: Option<u64>,
+    /// Who caused the event.
+    pub sender: Option<String>,
+    /// Whether a pull request's head is in a fork (secrets are withheld).
+    pub is_fork: bool,
+    /// The repository.
+    pub repository: Repository,
+}
+
+impl Default for TriggerContext {
+    fn default() -> Self {
+        TriggerContext {
+            event: "manual".into(),
+            action: None,
+            git_ref: None,
+            before: None,
+            after: None,
+            head_sha: None,
+            head_branch: None,
+            base_sha: None,
+            base_branch: None,
+            number: None,
+            title: None,
+            body: None,
+            comment_body: None,
+            comment_id: None,
+            sender: None,
+            is_fork: false,
+            repository: Repository::default(),
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Pipeline model: parsing pipeline YAML into [`Pipeline`], validating it
+//! with positioned [`Diagnostics`], and rendering step configs (templates,
+//! secrets, earlier steps' outputs) just before a step runs. Pure code: no
+//! I/O; callers pass file names and text.
+
+mod definition;
+mod diagnostic;
+mod parse;
+mod render;
+mod template;
+mod validate;
+mod yaml;
+
+pub use definition::{
+    DEFAULT_STEP_TIMEOUT, PIPELINE_KEYS, Pipeline, STEP_KEYS, Spans, StepDef, TRIGGER_KEYS, Trigger, TriggerKind,
+};
+pub use diagnostic::{Diagnostic, Diagnostics, Pos};
+pub use parse::parse;
+pub use render::{RenderContext, RenderError, RenderErrorKind, Rendered, StepOutputs, render_config};
+pub use template::TRIGGER_VARS;
+pub use validate::{Validator, is_step_name};
+
+/// Parses and validates in one go: what the server does when it loads a
+/// pipeline file. Structural problems are reported before semantic ones.
+pub fn load(file: &str, text: &str, validator: &Validator<'_>) -> Result<Pipeline, Diagnostics> {
+    let pipeline = parse(file, text)?;
+    pipeline.validate(validator)?;
+    Ok(pipeline)
+}
+
+#[cfg(test)]
+mod parse_tests;
+#[cfg(test)]
+mod render_tests;
+#[cfg(test)]
+mod seed_tests;
+#[cfg(test)]
+mod validate_tests;

@@ -1,0 +1,61 @@
+//! What each plugin may use: interface grants and outbound HTTP allow-lists.
+//!
+//! Pure: parsed once from the operator's config into types, then asked questions. The runtime
+//! calls [`check_imports`] when it loads a plugin and [`AllowList::check`] on every request.
+
+mod allow;
+mod grants;
+
+pub use allow::{AllowList, Denied};
+pub use grants::{Capability, Grant, GrantConfig, Grants, check_imports};
+
+/// A grant or allow-list that cannot be used, or a plugin that asks for more than it was given.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    /// The plugin imports an interface the operator did not grant it.
+    #[error(
+        "plugin `{plugin}` imports `{import}`, which is not granted to it; to grant it add to the config:\n\n[plugins.grants.{plugin}]\n{hint}\n"
+    )]
+    NotGranted {
+        /// Step type of the plugin.
+        plugin: String,
+        /// The full import name, e.g. `powernode:step/process@0.1.0`.
+        import: String,
+        /// The config line that would grant it.
+        hint: String,
+    },
+    /// The plugin was built against a version of the WIT package this host does not serve.
+    #[error(
+        "plugin `{plugin}` was built for powernode:step@{wanted}, this host serves powernode:step@{served}; rebuild the plugin against {served}"
+    )]
+    VersionMismatch {
+        /// Step type of the plugin.
+        plugin: String,
+        /// The version the plugin imports.
+        wanted: String,
+        /// The version this host serves.
+        served: String,
+    },
+    /// The plugin imports something this host does not offer at all.
+    #[error(
+        "plugin `{plugin}` imports `{import}`, which this host does not offer (it offers powernode:step interfaces, wasi:http/outgoing-handler and WASI 0.2)"
+    )]
+    UnknownImport {
+        /// Step type of the plugin.
+        plugin: String,
+        /// The import name.
+        import: String,
+    },
+    /// An allow-list entry that is not a host, host:port, IP or CIDR.
+    #[error(
+        "invalid http allow-list entry `{entry}` for plugin `{plugin}`: {reason} (write a host like `api.example.com`, `*.example.com`, `host:8443`, an IP or a CIDR like `10.0.0.0/8`)"
+    )]
+    BadAllowEntry {
+        /// Step type of the plugin.
+        plugin: String,
+        /// The entry as written.
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}

@@ -1,0 +1,247 @@
+//! Runs a pipeline's steps in order in one workspace: render each step's config, run its
+//! plugin, hand its outputs to later steps, stop at the first failure.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::catalog::{Catalog, CatalogError};
+use crate::model::TriggerContext;
+use crate::pipeline::{Pipeline, RenderContext, RenderError, StepDef, StepOutputs, render_config};
+use crate::runtime::{LogLine, StepFailure, StepInput, StepSuccess};
+
+/// One run to do.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The run's id.
+    pub run_id: String,
+    /// What started it.
+    pub trigger: TriggerContext,
+    /// Secrets by name (withheld from fork pull requests, masked everywhere).
+    pub secrets: BTreeMap<String, String>,
+    /// The workspace every step shares.
+    pub workspace: PathBuf,
+}
+
+/// Why a step did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// Its config could not be rendered.
+    #[error("config: {0}")]
+    Render(#[from] RenderError),
+    /// Its plugin is unknown or was refused.
+    #[error("plugin: {0}")]
+    Plugin(#[from] CatalogError),
+    /// The plugin ran and failed.
+    #[error("{0}")]
+    Run(#[from] StepFailure),
+}
+
+/// What one step did.
+#[derive(Debug)]
+pub struct StepResult {
+    /// The step's name.
+    pub name: String,
+    /// Its outputs, or why it failed.
+    pub outcome: Result<StepSuccess, StepError>,
+    /// Its log.
+    pub log: Vec<LogLine>,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// Progress reported while a run goes on.
+#[derive(Debug)]
+pub enum RunEvent<'a> {
+    /// A step is about to run.
+    Started(&'a StepDef),
+    /// A step finished.
+    Finished(&'a StepDef, &'a StepResult),
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// The run's id.
+    pub run_id: String,
+    /// The steps that ran, in order (steps after a failure do not run).
+    pub steps: Vec<StepResult>,
+}
+
+impl RunSummary {
+    /// Whether every step of the pipeline ran and succeeded.
+    pub fn succeeded(&self, pipeline: &Pipeline) -> bool {
+        self.steps.len() == pipeline.steps.len() && self.steps.iter().all(|s| s.outcome.is_ok())
+    }
+}
+
+/// Runs `pipeline` for `req`, calling `on_event` as steps start and finish.
+pub async fn run_pipeline(
+    catalog: &Catalog,
+    pipeline: &Pipeline,
+    req: RunRequest,
+    mut on_event: impl FnMut(RunEvent<'_>),
+) -> RunSummary {
+    let mut ctx = RenderContext {
+        vars: trigger_vars(&req.trigger, &req.run_id, &pipeline.name),
+        secrets: req.secrets.clone(),
+        outputs: BTreeMap::new(),
+        withhold_secrets: req.trigger.is_fork,
+    };
+    let mask: Vec<String> = req.secrets.values().cloned().collect();
+    let mut steps = Vec::new();
+    for step in &pipeline.steps {
+        on_event(RunEvent::Started(step));
+        let result = run_step(catalog, pipeline, step, &req, &ctx, &mask).await;
+        on_event(RunEvent::Finished(step, &result));
+        let ok = match &result.outcome {
+            Ok(out) => {
+                let outputs = StepOutputs {
+                    raw_output: out.raw_output.clone(),
+                    outputs: out.outputs.clone(),
+                };
+                ctx.outputs.insert(step.name.clone(), outputs);
+                true
+            }
+            Err(_) => false,
+        };
+        steps.push(result);
+        if !ok {
+            break;
+        }
+    }
+    RunSummary {
+        run_id: req.run_id,
+        steps,
+    }
+}
+
+async fn run_step(
+    catalog: &Catalog,
+    pipeline: &Pipeline,
+    step: &StepDef,
+    req: &RunRequest,
+    ctx: &RenderContext,
+    mask: &[String],
+) -> StepResult {
+    let failed = |e: StepError| StepResult {
+        name: step.name.clone(),
+        outcome: Err(e),
+        log: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
+    let rendered = match render_config(step, ctx) {
+        Ok(r) => r,
+        Err(e) => return failed(e.into()),
+    };
+    let plugin = match catalog.get(&step.step_type).await {
+        Ok(p) => p,
+        Err(e) => return failed(e.into()),
+    };
+    let input = StepInput {
+        run_id: req.run_id.clone(),
+        pipeline: pipeline.name.clone(),
+        step: step.name.clone(),
+        trigger: req.trigger.clone(),
+        config: rendered.config,
+        workspace: req.workspace.clone(),
+        timeout: step.timeout(),
+        secrets: mask.to_vec(),
+    };
+    let report = catalog.runtime().run(&plugin, input).await;
+    StepResult {
+        name: step.name.clone(),
+        outcome: report.outcome.map_err(StepError::Run),
+        log: report.log,
+        elapsed: report.elapsed,
+    }
+}
+
+/// The trigger variables templates can read; unset ones are left out so reading them is
+/// an error that names them.
+pub fn trigger_vars(t: &TriggerContext, run_id: &str, pipeline: &str) -> BTreeMap<String, Value> {
+    let mut vars = BTreeMap::new();
+    let mut set = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            vars.insert(k.to_string(), v);
+        }
+    };
+    let s = |v: &Option<String>| v.clone().map(Value::String);
+    let nonempty = |v: &str| (!v.is_empty()).then(|| Value::String(v.to_string()));
+    let branch = t
+        .git_ref
+        .as_deref()
+        .and_then(|r| r.strip_prefix("refs/heads/"))
+        .map(str::to_string)
+        .or_else(|| t.head_branch.clone());
+    set("event", nonempty(&t.event));
+    set("action", s(&t.action));
+    set("ref", s(&t.git_ref));
+    set("branch", branch.map(Value::String));
+    set("before", s(&t.before));
+    set("after", s(&t.after));
+    set("head_sha", s(&t.head_sha).or_else(|| s(&t.after)));
+    set("head_branch", s(&t.head_branch));
+    set("base_sha", s(&t.base_sha));
+    set("base_branch", s(&t.base_branch));
+    set("number", t.number.map(Value::from));
+    set("title", s(&t.title));
+    set("body", s(&t.body));
+    set("comment_body", s(&t.comment_body));
+    set("comment_id", t.comment_id.map(Value::from));
+    set("sender", s(&t.sender));
+    set("repository", nonempty(&t.repository.full_name));
+    set("default_branch", nonempty(&t.repository.default_branch));
+    set("run_id", nonempty(run_id));
+    set("pipeline", nonempty(pipeline));
+    vars
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::TRIGGER_VARS;
+
+    #[test]
+    fn trigger_vars_are_exactly_the_documented_names() {
+        let t = TriggerContext {
+            event: "pull_request".into(),
+            action: Some("opened".into()),
+            git_ref: Some("refs/heads/feature".into()),
+            before: Some("a".into()),
+            after: Some("b".into()),
+            head_sha: Some("c".into()),
+            head_branch: Some("feature".into()),
+            base_sha: Some("d".into()),
+            base_branch: Some("main".into()),
+            number: Some(7),
+            title: Some("t".into()),
+            body: Some("b".into()),
+            comment_body: Some("c".into()),
+            comment_id: Some(9),
+            sender: Some("alice".into()),
+            is_fork: false,
+            repository: crate::model::Repository {
+                full_name: "org/repo".into(),
+                default_branch: "main".into(),
+                ..Default::default()
+            },
+        };
+        let vars = trigger_vars(&t, "r1", "p");
+        let mut names: Vec<&str> = vars.keys().map(String::as_str).collect();
+        let mut documented = TRIGGER_VARS.to_vec();
+        names.sort();
+        documented.sort();
+        assert_eq!(names, documented);
+        assert_eq!(vars["branch"], "feature");
+        assert_eq!(vars["number"], 7);
+    }
+
+    #[test]
+    fn unset_vars_are_left_out() {
+        let vars = trigger_vars(&TriggerContext::default(), "r1", "p");
+        assert_eq!(vars.keys().collect::<Vec<_>>(), ["event", "pipeline", "run_id"]);
+    }
+}

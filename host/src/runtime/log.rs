@@ -1,0 +1,244 @@
+//! The step log: every line a plugin writes (log interface, stdout, stderr), secrets masked,
+//! size bounded. Past the kept size lines are counted, not stored; past the flood limit the
+//! plugin is stopped, so a runaway logger cannot eat memory or disk.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Where a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// The `log` interface.
+    Log,
+    /// The guest's stdout.
+    Stdout,
+    /// The guest's stderr.
+    Stderr,
+}
+
+/// Severity of a line; stdout lines are `Info`, stderr lines `Warn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Very detailed.
+    Trace,
+    /// Detailed.
+    Debug,
+    /// Normal.
+    Info,
+    /// Something looks wrong.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+/// One line of a step log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LogLine {
+    /// Milliseconds since the step started.
+    pub at_ms: u64,
+    /// Severity.
+    pub level: Level,
+    /// Source.
+    pub stream: Stream,
+    /// The text, secrets masked.
+    pub message: String,
+}
+
+/// Size bounds of one step's log.
+#[derive(Debug, Clone, Copy)]
+pub struct LogLimits {
+    /// Bytes of log kept; later lines are dropped and counted.
+    pub kept_bytes: usize,
+    /// Bytes written in all after which the step is stopped as a log flood.
+    pub flood_bytes: usize,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        LogLimits {
+            kept_bytes: 1 << 20,
+            flood_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The log flood limit was passed; the step is stopped with this error.
+#[derive(Debug, thiserror::Error)]
+#[error("log flood: the step wrote more than {limit} bytes of log and was stopped")]
+pub struct LogFlood {
+    /// The flood limit in bytes.
+    pub limit: usize,
+}
+
+/// A cloneable handle to one step's log.
+#[derive(Clone)]
+pub struct StepLog {
+    inner: Arc<Mutex<Inner>>,
+}
+
+struct Inner {
+    started: Instant,
+    limits: LogLimits,
+    secrets: Vec<String>,
+    lines: Vec<LogLine>,
+    kept: usize,
+    written: usize,
+    dropped_lines: usize,
+    partial: [Vec<u8>; 2],
+}
+
+impl StepLog {
+    /// A log that masks each of `secrets` (values shorter than 4 bytes are not masked:
+    /// they would hide ordinary words and reveal the secret by elimination).
+    pub fn new(limits: LogLimits, secrets: &[String]) -> Self {
+        let secrets = secrets.to_vec();
+        StepLog {
+            inner: Arc::new(Mutex::new(Inner {
+                started: Instant::now(),
+                limits,
+                secrets,
+                lines: Vec::new(),
+                kept: 0,
+                written: 0,
+                dropped_lines: 0,
+                partial: [Vec::new(), Vec::new()],
+            })),
+        }
+    }
+
+    /// Adds one line; `Err` once the flood limit is passed.
+    pub fn line(&self, level: Level, stream: Stream, message: &str) -> Result<(), LogFlood> {
+        self.inner.lock().expect("log lock").push(level, stream, message)
+    }
+
+    /// Adds raw stdout/stderr bytes, split into lines.
+    pub fn write(&self, stream: Stream, bytes: &[u8]) -> Result<(), LogFlood> {
+        let mut inner = self.inner.lock().expect("log lock");
+        let slot = usize::from(stream == Stream::Stderr);
+        inner.partial[slot].extend_from_slice(bytes);
+        while let Some(pos) = inner.partial[slot].iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = inner.partial[slot].drain(..=pos).collect();
+            inner.push_bytes(stream, &line[..line.len() - 1])?;
+        }
+        // A guest writing without newlines must not grow the buffer without bound.
+        if inner.partial[slot].len() > 64 * 1024 {
+            let line = std::mem::take(&mut inner.partial[slot]);
+            inner.push_bytes(stream, &line)?;
+        }
+        Ok(())
+    }
+
+    /// The kept lines, ending with a note if lines were dropped.
+    pub fn finish(&self) -> Vec<LogLine> {
+        let mut inner = self.inner.lock().expect("log lock");
+        for (slot, stream) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
+            let rest = std::mem::take(&mut inner.partial[slot]);
+            if !rest.is_empty() {
+                let _ = inner.push_bytes(stream, &rest);
+            }
+        }
+        let mut lines = inner.lines.clone();
+        if inner.dropped_lines > 0 {
+            lines.push(LogLine {
+                at_ms: inner.started.elapsed().as_millis() as u64,
+                level: Level::Warn,
+                stream: Stream::Log,
+                message: format!(
+                    "log truncated: {} more lines ({} bytes in all) were not kept; the limit is {} bytes",
+                    inner.dropped_lines, inner.written, inner.limits.kept_bytes
+                ),
+            });
+        }
+        lines
+    }
+}
+
+impl Inner {
+    fn push_bytes(&mut self, stream: Stream, bytes: &[u8]) -> Result<(), LogFlood> {
+        let level = if stream == Stream::Stderr {
+            Level::Warn
+        } else {
+            Level::Info
+        };
+        self.push(level, stream, &String::from_utf8_lossy(bytes))
+    }
+
+    fn push(&mut self, level: Level, stream: Stream, message: &str) -> Result<(), LogFlood> {
+        self.written += message.len() + 1;
+        if self.written > self.limits.flood_bytes {
+            return Err(LogFlood {
+                limit: self.limits.flood_bytes,
+            });
+        }
+        if self.kept + message.len() > self.limits.kept_bytes {
+            self.dropped_lines += 1;
+            return Ok(());
+        }
+        let message = self.mask(message.trim_end_matches('\r'));
+        self.kept += message.len() + 1;
+        self.lines.push(LogLine {
+            at_ms: self.started.elapsed().as_millis() as u64,
+            level,
+            stream,
+            message,
+        });
+        Ok(())
+    }
+
+    fn mask(&self, text: &str) -> String {
+        mask_secrets(text, &self.secrets)
+    }
+}
+
+/// Replaces every secret of at least 4 bytes in `text` with `***`, longest first (so a
+/// secret containing another is masked whole).
+pub fn mask_secrets(text: &str, secrets: &[String]) -> String {
+    let mut sorted: Vec<&String> = secrets.iter().filter(|s| s.len() >= 4).collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut text = text.to_string();
+    for s in sorted {
+        if text.contains(s.as_str()) {
+            text = text.replace(s.as_str(), "***");
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked_in_every_line() {
+        let log = StepLog::new(LogLimits::default(), &["hunter22".into(), "abc".into()]);
+        log.line(Level::Info, Stream::Log, "token=hunter22 abc").unwrap();
+        log.write(Stream::Stdout, b"echo hunter22\npartial hunter").unwrap();
+        log.write(Stream::Stdout, b"22 end\n").unwrap();
+        let lines: Vec<_> = log.finish().into_iter().map(|l| l.message).collect();
+        assert_eq!(lines, ["token=*** abc", "echo ***", "partial *** end"]);
+    }
+
+    #[test]
+    fn log_keeps_a_bounded_prefix_then_stops_a_flood() {
+        let log = StepLog::new(
+            LogLimits {
+                kept_bytes: 100,
+                flood_bytes: 1000,
+            },
+            &[],
+        );
+        let mut result = Ok(());
+        for _ in 0..200 {
+            result = log.line(Level::Info, Stream::Log, "0123456789");
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result.unwrap_err().limit, 1000);
+        let lines = log.finish();
+        assert_eq!(lines.len(), 10, "9 kept lines and the truncation note");
+        assert!(lines.last().unwrap().message.starts_with("log truncated: "));
+    }
+}

@@ -1,0 +1,185 @@
+//! Loading a plugin: compile (or take from the cache), check its import list against its
+//! grant, pre-instantiate, and ask it to describe itself.
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::bindings::FullPre;
+use super::{Runtime, StepState, cache};
+use crate::policy::{Grant, PolicyError, check_imports};
+
+/// What a plugin says about itself (`describe()`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PluginInfo {
+    /// The step type pipelines use.
+    pub name: String,
+    /// The plugin's own version.
+    pub version: String,
+    /// One line about what it does.
+    pub summary: String,
+    /// JSON Schema of its config, or empty.
+    pub config_schema: String,
+}
+
+/// A loaded, checked and pre-instantiated plugin; each step gets a fresh instance from it.
+pub struct Plugin {
+    /// What it says about itself.
+    pub info: PluginInfo,
+    /// Its component imports: its manifest.
+    pub imports: Vec<String>,
+    /// What it may use.
+    pub grant: Grant,
+    /// Hex SHA-256 of the component bytes.
+    pub sha256: String,
+    /// Whether the compiled code came from the on-disk cache.
+    pub from_cache: bool,
+    pub(super) pre: FullPre<StepState>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("info", &self.info)
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Not a valid WebAssembly component, or compilation failed.
+    #[error("`{origin}` is not a loadable WebAssembly component: {reason}")]
+    Compile {
+        /// File or built-in name.
+        origin: String,
+        /// wasmtime's message.
+        reason: String,
+    },
+    /// Its imports ask for more than it was granted.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// It does not export `powernode:step/handler` (or exports a different shape).
+    #[error("`{origin}` is not a Powernode step: it must export `powernode:step/handler@0.1.0` ({reason})")]
+    NotAStep {
+        /// File or built-in name.
+        origin: String,
+        /// wasmtime's message.
+        reason: String,
+    },
+    /// `describe()` trapped or took too long.
+    #[error("`{origin}`: describe() failed: {reason}")]
+    Describe {
+        /// File or built-in name.
+        origin: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The file name and the type the plugin describes differ.
+    #[error(
+        "`{origin}` describes itself as step type `{described}`, but is installed as `{expected}`; rename the file to `{described}.wasm`"
+    )]
+    NameMismatch {
+        /// File name.
+        origin: String,
+        /// Name from the file.
+        expected: String,
+        /// Name from describe().
+        described: String,
+    },
+}
+
+/// How long `describe()` may take: it only returns constants.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Runtime {
+    /// Loads the component `wasm` as step type `name` with `grant`: compiles it (or takes
+    /// it from the cache), refuses it if it imports anything not granted, pre-instantiates
+    /// it and checks that `describe()` names the same type. `origin` names it in errors.
+    pub async fn load(&self, name: &str, origin: &str, wasm: &[u8], grant: Grant) -> Result<Plugin, LoadError> {
+        let plugin = self.load_unchecked(origin, wasm, grant).await?;
+        check_imports(name, &plugin.imports, &plugin.grant)?;
+        if plugin.info.name != name {
+            return Err(LoadError::NameMismatch {
+                origin: origin.into(),
+                expected: name.into(),
+                described: plugin.info.name,
+            });
+        }
+        Ok(plugin)
+    }
+
+    /// Loads without checking imports against the grant, for `powernode plugin inspect`.
+    /// `describe()` runs with the grant given (host calls outside it trap).
+    pub async fn load_unchecked(&self, origin: &str, wasm: &[u8], grant: Grant) -> Result<Plugin, LoadError> {
+        let sha256 = hex::encode(Sha256::digest(wasm));
+        let engine = self.engine.clone();
+        let cache_dir = self.config.cache_dir.clone();
+        let bytes = wasm.to_vec();
+        let digest = sha256.clone();
+        let compiled =
+            tokio::task::spawn_blocking(move || cache::compile(&engine, &bytes, &digest, cache_dir.as_deref()))
+                .await
+                .expect("compile task panicked");
+        let compile_err = |e: wasmtime::Error| LoadError::Compile {
+            origin: origin.into(),
+            reason: format!("{e:#}"),
+        };
+        let (component, from_cache) = compiled.map_err(compile_err)?;
+        let imports = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect::<Vec<_>>();
+        let not_a_step = |e: wasmtime::Error| LoadError::NotAStep {
+            origin: origin.into(),
+            reason: format!("{e:#}"),
+        };
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(not_a_step)?;
+        let pre = FullPre::new(instance_pre).map_err(not_a_step)?;
+        let info = self
+            .describe(&pre, &grant)
+            .await
+            .map_err(|reason| LoadError::Describe {
+                origin: origin.into(),
+                reason,
+            })?;
+        Ok(Plugin {
+            info,
+            imports,
+            grant,
+            sha256,
+            from_cache,
+            pre,
+        })
+    }
+
+    async fn describe(&self, pre: &FullPre<StepState>, grant: &Grant) -> Result<PluginInfo, String> {
+        let _permit = self.permits.acquire().await.expect("semaphore open");
+        let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let scope = super::state::StepScope {
+            run_id: "describe".into(),
+            plugin: "describe".into(),
+            repository: String::new(),
+            workspace: scratch.path().to_path_buf(),
+            deadline: Instant::now() + DESCRIBE_TIMEOUT,
+        };
+        let log = super::log::StepLog::new(self.config.log_limits, &[]);
+        let mut store = self.new_store(scope, grant.clone(), log).map_err(|e| e.to_string())?;
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.powernode_step_handler().call_describe(&mut store).await
+        };
+        let info = tokio::time::timeout(DESCRIBE_TIMEOUT, call)
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(PluginInfo {
+            name: info.name,
+            version: info.version,
+            summary: info.summary,
+            config_schema: info.config_schema,
+        })
+    }
+}

@@ -1,0 +1,289 @@
+//! Running one step: a fresh instance from the plugin's pre-instance, WASI confined to
+//! the workspace, epoch deadline and memory cap, and every way it can end given a name.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
+
+use super::bindings::{self, StepContext, StepError};
+use super::host::http::HttpPolicy;
+use super::log::{LogFlood, LogLine, StepLog, Stream};
+use super::state::{MemoryExceeded, MemoryLimiter, StepScope, StepState};
+use super::stdio::LogPipe;
+use super::{Plugin, Runtime};
+use crate::model::TriggerContext;
+use crate::policy::Grant;
+
+/// Everything one step run needs.
+#[derive(Debug, Clone)]
+pub struct StepInput {
+    /// The run's id.
+    pub run_id: String,
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The step's name.
+    pub step: String,
+    /// What started the run (carries the repository).
+    pub trigger: TriggerContext,
+    /// The rendered config.
+    pub config: serde_json::Value,
+    /// The run's workspace on the host.
+    pub workspace: PathBuf,
+    /// The step's time limit.
+    pub timeout: Duration,
+    /// Values masked in the step log.
+    pub secrets: Vec<String>,
+}
+
+/// A step that succeeded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StepSuccess {
+    /// `{step}.raw_output`.
+    pub raw_output: String,
+    /// `{step}.{name}`.
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// How a step failed, each cause with its own name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
+pub enum StepFailure {
+    /// The plugin rejected its config.
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    /// The plugin ran and reported failure.
+    #[error("failed: {0}")]
+    Failed(String),
+    /// A forge operation failed.
+    #[error("forge error: {0}")]
+    Provider(String),
+    /// The step ran past its time limit (epoch interruption or a host call cut off).
+    #[error("timeout: the step ran longer than its limit of {0:?} and was stopped")]
+    Timeout(Duration),
+    /// The plugin tried to use more memory than its cap.
+    #[error("{0}")]
+    MemoryLimit(String),
+    /// The plugin exhausted its wasm stack.
+    #[error("stack overflow: the plugin exhausted its wasm stack")]
+    StackOverflow,
+    /// The plugin panicked (Rust) or raised a fatal error.
+    #[error("plugin panicked: {0}")]
+    Panic(String),
+    /// The plugin wrote more log than allowed.
+    #[error("{0}")]
+    LogFlood(String),
+    /// Any other trap, or the instance could not be created.
+    #[error("plugin trapped: {0}")]
+    Trap(String),
+}
+
+impl StepFailure {
+    /// A short stable name for the kind of failure.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StepFailure::InvalidConfig(_) => "invalid_config",
+            StepFailure::Failed(_) => "failed",
+            StepFailure::Provider(_) => "provider",
+            StepFailure::Timeout(_) => "timeout",
+            StepFailure::MemoryLimit(_) => "memory_limit",
+            StepFailure::StackOverflow => "stack_overflow",
+            StepFailure::Panic(_) => "panic",
+            StepFailure::LogFlood(_) => "log_flood",
+            StepFailure::Trap(_) => "trap",
+        }
+    }
+}
+
+/// How a step ended, with its log.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    /// Success with outputs, or the named failure.
+    pub outcome: Result<StepSuccess, StepFailure>,
+    /// The step log (bounded, secrets masked).
+    pub log: Vec<LogLine>,
+    /// Wall time from start to end, including waiting for a free instance.
+    pub elapsed: Duration,
+}
+
+/// Raised from the epoch callback when the deadline has passed.
+#[derive(Debug, thiserror::Error)]
+#[error("deadline passed")]
+struct DeadlinePassed;
+
+/// Host calls get this long past the deadline before the whole call is dropped.
+const HOST_CALL_GRACE: Duration = Duration::from_secs(2);
+
+impl Runtime {
+    /// Runs one step of `plugin` in a fresh instance and reports how it ended. Never
+    /// panics on guest behaviour: traps, timeouts and limits all become a [`StepFailure`].
+    pub async fn run(&self, plugin: &Plugin, input: StepInput) -> StepReport {
+        let started = Instant::now();
+        let _permit = self.permits.acquire().await.expect("semaphore open");
+        let log = StepLog::new(self.config.log_limits, &input.secrets);
+        let scope = StepScope {
+            run_id: input.run_id.clone(),
+            plugin: plugin.info.name.clone(),
+            repository: input.trigger.repository.full_name.clone(),
+            workspace: input.workspace.clone(),
+            deadline: Instant::now() + input.timeout,
+        };
+        let outcome = match self.new_store(scope, plugin.grant.clone(), log.clone()) {
+            Err(e) => Err(StepFailure::Trap(format!("cannot set up the step: {e:#}"))),
+            Ok(mut store) => {
+                let ctx = wit_context(&input);
+                let call = async {
+                    let instance = plugin.pre.instantiate_async(&mut store).await?;
+                    instance.powernode_step_handler().call_run(&mut store, &ctx).await
+                };
+                match tokio::time::timeout(input.timeout + HOST_CALL_GRACE, call).await {
+                    Err(_) => Err(StepFailure::Timeout(input.timeout)),
+                    Ok(Err(trap)) => Err(classify(&trap, &log, input.timeout)),
+                    Ok(Ok(Err(e))) => Err(step_error(e)),
+                    Ok(Ok(Ok(out))) => Ok(StepSuccess {
+                        raw_output: out.raw_output,
+                        outputs: out.outputs.into_iter().collect(),
+                    }),
+                }
+            }
+        };
+        StepReport {
+            outcome,
+            log: log.finish(),
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// A store for one instance: WASI sees only the workspace (as `.` and `/workspace`),
+    /// no environment, no arguments, no sockets; stdout and stderr go to the step log.
+    pub(super) fn new_store(&self, scope: StepScope, grant: Grant, log: StepLog) -> wasmtime::Result<Store<StepState>> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(LogPipe::new(log.clone(), Stream::Stdout))
+            .stderr(LogPipe::new(log.clone(), Stream::Stderr))
+            .preopened_dir(&scope.workspace, ".", FsPerms::ReadWrite)?
+            .preopened_dir(&scope.workspace, "/workspace", FsPerms::ReadWrite)?
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        let deadline = scope.deadline;
+        let state = StepState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: Default::default(),
+            http_policy: HttpPolicy::new(grant.http.clone(), log.clone()),
+            limiter: MemoryLimiter::new(self.config.memory_limit),
+            log,
+            scope,
+            grant,
+            services: self.services.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        // Yield to tokio every tick so a busy guest never starves other tasks, and trap
+        // once the deadline has passed.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::Error::new(DeadlinePassed))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        Ok(store)
+    }
+}
+
+fn wit_context(input: &StepInput) -> StepContext {
+    let t = &input.trigger;
+    let r = &t.repository;
+    bindings::StepContext {
+        run_id: input.run_id.clone(),
+        pipeline: input.pipeline.clone(),
+        step: input.step.clone(),
+        repository: bindings::Repository {
+            provider: r.provider.clone(),
+            full_name: r.full_name.clone(),
+            default_branch: r.default_branch.clone(),
+            clone_url: r.clone_url.clone(),
+        },
+        trigger: bindings::Trigger {
+            event: t.event.clone(),
+            action: t.action.clone(),
+            git_ref: t.git_ref.clone(),
+            before: t.before.clone(),
+            after: t.after.clone(),
+            head_sha: t.head_sha.clone(),
+            head_branch: t.head_branch.clone(),
+            base_sha: t.base_sha.clone(),
+            base_branch: t.base_branch.clone(),
+            number: t.number,
+            title: t.title.clone(),
+            body: t.body.clone(),
+            comment_body: t.comment_body.clone(),
+            comment_id: t.comment_id,
+            sender: t.sender.clone(),
+            is_fork: t.is_fork,
+        },
+        config: input.config.to_string(),
+    }
+}
+
+fn step_error(e: StepError) -> StepFailure {
+    use bindings::ProviderError as P;
+    match e {
+        StepError::InvalidConfig(m) => StepFailure::InvalidConfig(m),
+        StepError::Failed(m) => StepFailure::Failed(m),
+        StepError::Provider(p) => StepFailure::Provider(match p {
+            P::Authentication(m) => format!("authentication: {m}"),
+            P::Forbidden(m) => format!("forbidden: {m}"),
+            P::NotFound(m) => format!("not found: {m}"),
+            P::Validation(m) => format!("validation: {m}"),
+            P::Conflict(m) => format!("conflict: {m}"),
+            P::RateLimited(r) => match r.retry_after_secs {
+                Some(s) => format!("rate limited (retry after {s}s): {}", r.message),
+                None => format!("rate limited: {}", r.message),
+            },
+            P::Transport(m) => format!("transport: {m}"),
+            P::Other(m) => m,
+        }),
+    }
+}
+
+/// Names a trap: our own limits first, then wasmtime's trap codes.
+fn classify(err: &wasmtime::Error, log: &StepLog, timeout: Duration) -> StepFailure {
+    if let Some(m) = err.downcast_ref::<MemoryExceeded>() {
+        return StepFailure::MemoryLimit(m.to_string());
+    }
+    if let Some(f) = err.downcast_ref::<LogFlood>() {
+        return StepFailure::LogFlood(f.to_string());
+    }
+    if err.downcast_ref::<DeadlinePassed>().is_some() {
+        return StepFailure::Timeout(timeout);
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => StepFailure::StackOverflow,
+        Some(Trap::Interrupt) => StepFailure::Timeout(timeout),
+        Some(Trap::UnreachableCodeReached) => {
+            // A Rust guest's panic prints "panicked at ..." to stderr, then aborts.
+            let lines = log.finish();
+            match lines
+                .iter()
+                .find(|l| l.stream == Stream::Stderr && l.message.contains("panicked at"))
+            {
+                Some(l) => {
+                    let idx = lines.iter().position(|x| std::ptr::eq(x, l)).unwrap_or(0);
+                    let detail = lines
+                        .get(idx + 1)
+                        .map(|n| format!(": {}", n.message))
+                        .unwrap_or_default();
+                    StepFailure::Panic(format!("{}{detail}", l.message))
+                }
+                None => StepFailure::Trap(format!("{err:#}")),
+            }
+        }
+        _ => StepFailure::Trap(format!("{err:#}")),
+    }
+}

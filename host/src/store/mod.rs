@@ -1,0 +1,67 @@
+//! Durable state behind one trait: plugin key-value data, artifact records, prompt templates.
+//! The embedded default is sled under the data directory; large blobs live as files beside it.
+
+mod sled_store;
+
+pub use sled_store::SledStore;
+
+/// A store operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The embedded database failed.
+    #[error("store: {0}")]
+    Db(#[from] sled::Error),
+    /// A file under the data directory could not be written or read.
+    #[error("store: {0}")]
+    Io(#[from] std::io::Error),
+    /// The caller's input is not acceptable (too large, bad name).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where a kv entry belongs: one plugin's data for one repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvScope<'a> {
+    /// The plugin's step type.
+    pub plugin: &'a str,
+    /// The repository's full name.
+    pub repository: &'a str,
+}
+
+/// A stored run artifact.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ArtifactRecord {
+    /// The run it belongs to.
+    pub run_id: String,
+    /// Its name within the run.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+    /// Where the content lives on disk.
+    pub path: std::path::PathBuf,
+}
+
+/// Largest kv value a plugin may store.
+pub const MAX_KV_VALUE: usize = 1 << 20;
+/// Longest kv key.
+pub const MAX_KV_KEY: usize = 512;
+
+/// The storage every part of the host uses.
+pub trait Store: Send + Sync {
+    /// A kv value, if set.
+    fn kv_get(&self, scope: &KvScope<'_>, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Sets a kv value (bounded by [`MAX_KV_VALUE`]).
+    fn kv_set(&self, scope: &KvScope<'_>, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Deletes a kv value; deleting a missing key is fine.
+    fn kv_delete(&self, scope: &KvScope<'_>, key: &str) -> Result<(), StoreError>;
+    /// Copies `source` into the artifact area as `name` of `run_id` and records it.
+    fn put_artifact(&self, run_id: &str, name: &str, source: &std::path::Path) -> Result<ArtifactRecord, StoreError>;
+    /// The artifacts of a run, by name.
+    fn artifacts(&self, run_id: &str) -> Result<Vec<ArtifactRecord>, StoreError>;
+    /// A prompt template's text.
+    fn template(&self, id: &str) -> Result<Option<String>, StoreError>;
+    /// Stores a prompt template.
+    fn put_template(&self, id: &str, text: &str) -> Result<(), StoreError>;
+}

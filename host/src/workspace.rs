@@ -1,0 +1,67 @@
+//! Paths a plugin names, resolved inside the run's workspace and nowhere else.
+
+use std::path::{Component, Path, PathBuf};
+
+/// A path a plugin gave that would leave the workspace or does not exist.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PathError {
+    /// Absolute, or climbs out with `..`.
+    #[error("path `{0}` must be relative to the workspace and must not contain `..`")]
+    NotRelative(String),
+    /// Resolves (through a symlink) to somewhere outside the workspace.
+    #[error("path `{0}` leads outside the workspace")]
+    Escapes(String),
+    /// Does not exist or cannot be read.
+    #[error("path `{0}`: {1}")]
+    Io(String, String),
+}
+
+/// Resolves `rel` inside `workspace`, following symlinks, and refuses anything that ends
+/// up outside it. The path must exist.
+pub fn resolve(workspace: &Path, rel: &str) -> Result<PathBuf, PathError> {
+    let rel_path = Path::new(rel.strip_prefix("/workspace/").unwrap_or(rel));
+    if rel_path
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(PathError::NotRelative(rel.into()));
+    }
+    let root = workspace
+        .canonicalize()
+        .map_err(|e| PathError::Io(workspace.display().to_string(), e.to_string()))?;
+    let full = root
+        .join(rel_path)
+        .canonicalize()
+        .map_err(|e| PathError::Io(rel.into(), e.to_string()))?;
+    if !full.starts_with(&root) {
+        return Err(PathError::Escapes(rel.into()));
+    }
+    Ok(full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stays_inside_the_workspace() {
+        let ws = tempfile::tempdir().unwrap();
+        std::fs::create_dir(ws.path().join("sub")).unwrap();
+        std::fs::write(ws.path().join("sub/f.txt"), "x").unwrap();
+        assert!(resolve(ws.path(), "sub/f.txt").unwrap().ends_with("sub/f.txt"));
+        assert!(resolve(ws.path(), "/workspace/sub/f.txt").is_ok());
+        assert_eq!(
+            resolve(ws.path(), "../etc/passwd"),
+            Err(PathError::NotRelative("../etc/passwd".into()))
+        );
+        assert_eq!(
+            resolve(ws.path(), "/etc/passwd"),
+            Err(PathError::NotRelative("/etc/passwd".into()))
+        );
+        std::os::unix::fs::symlink("/etc", ws.path().join("link")).unwrap();
+        assert_eq!(
+            resolve(ws.path(), "link/passwd"),
+            Err(PathError::Escapes("link/passwd".into()))
+        );
+    }
+}

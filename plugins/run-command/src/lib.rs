@@ -1,0 +1,301 @@
+//! The `run_command` step: runs a shell line in the workspace, like a CI `run:` step.
+//!
+//! The line runs as `sh -c <command>` through the host's `process` interface, so the
+//! plugin needs the `process` grant (and `log`). Nothing is streamed while the command
+//! runs: when it ends, its stdout is logged at info and its stderr at warn, line by line.
+
+use std::collections::BTreeMap;
+
+use powernode_sdk::{Context, Error, Info, Output, Step, log, process};
+use serde::Deserialize;
+
+/// How many trailing stderr lines a failure message carries.
+const STDERR_TAIL_LINES: usize = 10;
+
+/// JSON Schema of [`Config`], reported by `describe()`.
+const CONFIG_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "run_command",
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["command"],
+  "properties": {
+    "command": {
+      "type": "string",
+      "minLength": 1,
+      "description": "Shell line, run as `sh -c <command>` in the workspace."
+    },
+    "working_dir": {
+      "type": "string",
+      "description": "Directory relative to the workspace root to run in; must stay inside it."
+    },
+    "env": {
+      "type": "object",
+      "additionalProperties": { "type": "string" },
+      "description": "Environment of the command besides PATH and HOME; nothing else is inherited."
+    },
+    "timeout_minutes": {
+      "type": "number",
+      "exclusiveMinimum": 0,
+      "description": "Kill the command after this many minutes; the host caps it at the step's time limit."
+    },
+    "allow_failure": {
+      "type": "boolean",
+      "default": false,
+      "description": "Succeed even when the command exits non-zero, times out or is killed."
+    }
+  }
+}"#;
+
+/// The step's `config` block.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Shell line to run with `sh -c`.
+    pub command: String,
+    /// Directory relative to the workspace root.
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    /// The command's environment besides PATH and HOME.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Timeout in minutes, passed to the host as the process timeout.
+    #[serde(default)]
+    pub timeout_minutes: Option<f64>,
+    /// Succeed whatever the exit status.
+    #[serde(default)]
+    pub allow_failure: bool,
+}
+
+struct RunCommand;
+
+impl Step for RunCommand {
+    type Config = Config;
+
+    fn info() -> Info {
+        Info {
+            name: "run_command".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "Runs a shell command (`sh -c`) in the workspace".into(),
+            config_schema: CONFIG_SCHEMA.into(),
+        }
+    }
+
+    fn run(ctx: Context<Config>) -> Result<Output, Error> {
+        let cmd = build_command(&ctx.config)?;
+        log::info(&format!("$ {}", ctx.config.command));
+        let out =
+            process::run(&cmd).map_err(|e| Error::failed(format!("could not run command: {e}")))?;
+
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        for line in stdout.lines() {
+            log::info(line);
+        }
+        for line in stderr.lines() {
+            log::warn(line);
+        }
+
+        let exit_code = out.exit_code.map(|c| c.to_string()).unwrap_or_default();
+        let failure = failure_message(
+            out.exit_code,
+            out.timed_out,
+            ctx.config.timeout_minutes,
+            &stderr,
+        );
+        if let Some(message) = failure {
+            if !ctx.config.allow_failure {
+                return Err(Error::Failed(message));
+            }
+            log::warn(&format!(
+                "{} (allowed to fail, continuing)",
+                first_line(&message)
+            ));
+        }
+
+        Ok(Output::new(stdout.clone())
+            .with("exit_code", exit_code)
+            .with("stdout", stdout)
+            .with("stderr", stderr))
+    }
+}
+
+powernode_sdk::step!(RunCommand);
+
+/// Validates the config and turns it into the host's process command.
+pub fn build_command(config: &Config) -> Result<process::Command, Error> {
+    if config.command.trim().is_empty() {
+        return Err(Error::config("`command` must not be empty"));
+    }
+    let cwd = match config.working_dir.as_deref() {
+        None => None,
+        Some(dir) => Some(check_working_dir(dir)?),
+    };
+    let timeout_ms = match config.timeout_minutes {
+        None => None,
+        Some(m) if m.is_finite() && m > 0.0 => Some((m * 60_000.0).ceil() as u64),
+        Some(m) => {
+            return Err(Error::config(format!(
+                "`timeout_minutes` must be a positive number, got {m}"
+            )));
+        }
+    };
+    Ok(process::Command {
+        program: "sh".into(),
+        args: vec!["-c".into(), config.command.clone()],
+        cwd,
+        env: config
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        timeout_ms,
+        stdin: None,
+    })
+}
+
+/// A working directory must be relative and must not climb out with `..`; the host
+/// checks again that it stays inside the workspace.
+fn check_working_dir(dir: &str) -> Result<String, Error> {
+    let trimmed = dir.trim();
+    if trimmed.is_empty() || trimmed == "." {
+        return Ok(".".into());
+    }
+    if trimmed.starts_with('/') || trimmed.starts_with('\\') {
+        return Err(Error::config(format!(
+            "`working_dir` must be relative to the workspace, got `{dir}`"
+        )));
+    }
+    if trimmed.split(['/', '\\']).any(|part| part == "..") {
+        return Err(Error::config(format!(
+            "`working_dir` must not contain `..`, got `{dir}`"
+        )));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Why the command counts as failed, or `None` when it exited 0.
+pub fn failure_message(
+    exit_code: Option<i32>,
+    timed_out: bool,
+    timeout_minutes: Option<f64>,
+    stderr: &str,
+) -> Option<String> {
+    let mut message = match (exit_code, timed_out) {
+        (_, true) => match timeout_minutes {
+            Some(m) => format!("command timed out after {m} minutes"),
+            None => "command timed out".to_string(),
+        },
+        (Some(0), false) => return None,
+        (Some(code), false) => format!("command exited with code {code}"),
+        (None, false) => "command was killed by a signal".to_string(),
+    };
+    let tail = stderr_tail(stderr, STDERR_TAIL_LINES);
+    if !tail.is_empty() {
+        message.push_str("\nstderr (last lines):\n");
+        message.push_str(&tail);
+    }
+    Some(message)
+}
+
+/// The last `n` non-empty lines of `stderr`, joined by newlines.
+fn stderr_tail(stderr: &str, n: usize) -> String {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(json: &str) -> Result<Config, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn minimal_config_runs_sh_c() {
+        let cmd = build_command(&config(r#"{"command":"make test"}"#).unwrap()).unwrap();
+        assert_eq!(cmd.program, "sh");
+        assert_eq!(cmd.args, vec!["-c".to_string(), "make test".to_string()]);
+        assert_eq!(cmd.cwd, None);
+        assert_eq!(cmd.timeout_ms, None);
+        assert!(cmd.env.is_empty());
+    }
+
+    #[test]
+    fn full_config() {
+        let c = config(
+            r#"{"command":"ls","working_dir":"sub/dir","env":{"B":"2","A":"1"},
+                "timeout_minutes":1.5,"allow_failure":true}"#,
+        )
+        .unwrap();
+        assert!(c.allow_failure);
+        let cmd = build_command(&c).unwrap();
+        assert_eq!(cmd.cwd.as_deref(), Some("sub/dir"));
+        assert_eq!(cmd.timeout_ms, Some(90_000));
+        assert_eq!(
+            cmd.env,
+            vec![("A".into(), "1".into()), ("B".into(), "2".into())]
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let e = config(r#"{"command":"ls","comand":"x"}"#).unwrap_err();
+        assert!(e.to_string().contains("comand"), "{e}");
+    }
+
+    #[test]
+    fn missing_command_is_an_error() {
+        assert!(config("{}").unwrap_err().to_string().contains("command"));
+        assert!(build_command(&config(r#"{"command":"  "}"#).unwrap()).is_err());
+    }
+
+    #[test]
+    fn working_dir_must_stay_inside() {
+        for bad in ["/etc", "../x", "a/../../b", "\\\\server\\x"] {
+            let c = Config {
+                command: "ls".into(),
+                working_dir: Some(bad.into()),
+                env: BTreeMap::new(),
+                timeout_minutes: None,
+                allow_failure: false,
+            };
+            assert!(
+                matches!(build_command(&c), Err(Error::InvalidConfig(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_timeout_is_a_config_error() {
+        let c = config(r#"{"command":"ls","timeout_minutes":-1}"#).unwrap();
+        assert!(matches!(build_command(&c), Err(Error::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn failure_messages() {
+        assert_eq!(failure_message(Some(0), false, None, "noise"), None);
+        let m = failure_message(Some(2), false, None, "a\nb\n").unwrap();
+        assert!(m.starts_with("command exited with code 2"), "{m}");
+        assert!(m.ends_with("a\nb"), "{m}");
+        let m = failure_message(None, true, Some(5.0), "").unwrap();
+        assert_eq!(m, "command timed out after 5 minutes");
+        let m = failure_message(None, false, None, "").unwrap();
+        assert_eq!(m, "command was killed by a signal");
+        let many: String = (0..30).map(|i| format!("line{i}\n")).collect();
+        let m = failure_message(Some(1), false, None, &many).unwrap();
+        assert!(!m.contains("line19\n") && m.contains("line20") && m.ends_with("line29"));
+    }
+
+    #[test]
+    fn schema_is_json() {
+        let v: serde_json::Value = serde_json::from_str(CONFIG_SCHEMA).unwrap();
+        assert_eq!(v["required"][0], "command");
+    }
+}

@@ -1,0 +1,71 @@
+//! Plain functions over the host interfaces. Calling one makes the component import it,
+//! so the operator must grant it (see `powernode plugin inspect`).
+
+/// Lines into the step log; the host masks secrets and bounds the log.
+pub mod log {
+    use crate::wit::powernode::step::log::{Level, log};
+
+    /// Logs at debug level.
+    pub fn debug(message: &str) {
+        log(Level::Debug, message)
+    }
+    /// Logs at info level.
+    pub fn info(message: &str) {
+        log(Level::Info, message)
+    }
+    /// Logs at warn level.
+    pub fn warn(message: &str) {
+        log(Level::Warn, message)
+    }
+    /// Logs at error level.
+    pub fn error(message: &str) {
+        log(Level::Error, message)
+    }
+}
+
+/// Running programs in the workspace (grant `process`).
+pub mod process {
+    pub use crate::wit::powernode::step::process::{Command, Output};
+
+    /// Runs `cmd` and waits for it; `Err` when it could not be started at all.
+    pub fn run(cmd: &Command) -> Result<Output, String> {
+        crate::wit::powernode::step::process::run(cmd)
+    }
+
+    /// A command running `program` with `args`, in the workspace root, with no environment.
+    pub fn command(program: &str, args: &[&str]) -> Command {
+        Command {
+            program: program.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            cwd: None,
+            env: Vec::new(),
+            timeout_ms: None,
+            stdin: None,
+        }
+    }
+}
+
+/// Run artifacts (grant `artifacts`).
+pub mod artifacts {
+    pub use crate::wit::powernode::step::artifacts::{Artifact, store};
+}
+
+/// Key-value store scoped to (plugin, repository) (grant `kv`).
+pub mod kv {
+    pub use crate::wit::powernode::step::kv::{delete, get, set};
+}
+
+/// Stored prompt templates (grant `templates`).
+pub mod templates {
+    pub use crate::wit::powernode::step::templates::get;
+}
+
+/// Forge operations on the run's repository (grant `provider`).
+pub mod provider {
+    pub use crate::wit::powernode::step::provider::*;
+}
+
+/// Git clone and push in the workspace (grant `git`).
+pub mod git {
+    pub use crate::wit::powernode::step::git::*;
+}

@@ -94,7 +94,8 @@ impl AllowList {
                 .filter(|e| port_ok(e))
                 .any(|e| matches!(&e.target, Target::Net(n) if n.contains(ip)))
         };
-        if !by_name && !(literal.is_some() && addrs.iter().all(covered)) {
+        let by_address = literal.is_some() && addrs.iter().all(covered);
+        if !by_name && !by_address {
             return Err(Denied::NotListed { host, port });
         }
         match addrs.iter().find(|ip| !is_public(ip) && !covered(ip)) {

@@ -12,5 +12,5 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use exports::powernode::step::handler::{StepContext, StepError};
-pub use powernode::step::types::{ProviderError, Repository, Trigger};
+pub use self::exports::powernode::step::handler::{StepContext, StepError};
+pub use self::powernode::step::types::{ProviderError, Repository, Trigger};

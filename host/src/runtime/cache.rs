@@ -19,11 +19,11 @@ pub fn compile(
         return Ok((Component::new(engine, wasm)?, false));
     };
     let path = entry_path(engine, dir, sha256);
-    if path.is_file() {
-        if let Ok(component) = deserialize(engine, &path) {
-            return Ok((component, true));
-        }
-        // A stale or damaged entry: fall through and overwrite it.
+    // A stale or damaged entry falls through and is overwritten.
+    if path.is_file()
+        && let Ok(component) = deserialize(engine, &path)
+    {
+        return Ok((component, true));
     }
     let bytes = engine.precompile_component(wasm)?;
     std::fs::create_dir_all(dir)?;

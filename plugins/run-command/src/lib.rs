@@ -84,8 +84,7 @@ impl Step for RunCommand {
     fn run(ctx: Context<Config>) -> Result<Output, Error> {
         let cmd = build_command(&ctx.config)?;
         log::info(&format!("$ {}", ctx.config.command));
-        let out =
-            process::run(&cmd).map_err(|e| Error::failed(format!("could not run command: {e}")))?;
+        let out = process::run(&cmd).map_err(|e| Error::failed(format!("could not run command: {e}")))?;
 
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -97,20 +96,12 @@ impl Step for RunCommand {
         }
 
         let exit_code = out.exit_code.map(|c| c.to_string()).unwrap_or_default();
-        let failure = failure_message(
-            out.exit_code,
-            out.timed_out,
-            ctx.config.timeout_minutes,
-            &stderr,
-        );
+        let failure = failure_message(out.exit_code, out.timed_out, ctx.config.timeout_minutes, &stderr);
         if let Some(message) = failure {
             if !ctx.config.allow_failure {
                 return Err(Error::Failed(message));
             }
-            log::warn(&format!(
-                "{} (allowed to fail, continuing)",
-                first_line(&message)
-            ));
+            log::warn(&format!("{} (allowed to fail, continuing)", first_line(&message)));
         }
 
         Ok(Output::new(stdout.clone())
@@ -144,11 +135,7 @@ pub fn build_command(config: &Config) -> Result<process::Command, Error> {
         program: "sh".into(),
         args: vec!["-c".into(), config.command.clone()],
         cwd,
-        env: config
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        env: config.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         timeout_ms,
         stdin: None,
     })
@@ -237,10 +224,7 @@ mod tests {
         let cmd = build_command(&c).unwrap();
         assert_eq!(cmd.cwd.as_deref(), Some("sub/dir"));
         assert_eq!(cmd.timeout_ms, Some(90_000));
-        assert_eq!(
-            cmd.env,
-            vec![("A".into(), "1".into()), ("B".into(), "2".into())]
-        );
+        assert_eq!(cmd.env, vec![("A".into(), "1".into()), ("B".into(), "2".into())]);
     }
 
     #[test]
@@ -265,10 +249,7 @@ mod tests {
                 timeout_minutes: None,
                 allow_failure: false,
             };
-            assert!(
-                matches!(build_command(&c), Err(Error::InvalidConfig(_))),
-                "{bad}"
-            );
+            assert!(matches!(build_command(&c), Err(Error::InvalidConfig(_))), "{bad}");
         }
     }
 

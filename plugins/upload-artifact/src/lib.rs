@@ -102,13 +102,9 @@ impl Step for UploadArtifact {
         let mut lines = Vec::new();
         let mut names = Vec::new();
         for (artifact_name, path) in artifact_names(name.as_deref(), &files) {
-            let stored = artifacts::store(&artifact_name, &path).map_err(|e| {
-                Error::failed(format!("storing `{path}` as `{artifact_name}`: {e}"))
-            })?;
-            let line = format!(
-                "{} ({} bytes, sha256 {})",
-                stored.name, stored.size, stored.sha256
-            );
+            let stored = artifacts::store(&artifact_name, &path)
+                .map_err(|e| Error::failed(format!("storing `{path}` as `{artifact_name}`: {e}")))?;
+            let line = format!("{} ({} bytes, sha256 {})", stored.name, stored.size, stored.sha256);
             log::info(&format!("stored artifact {line}"));
             lines.push(line);
             names.push(stored.name);
@@ -137,9 +133,7 @@ pub fn check_pattern(path: &str) -> Result<String, Error> {
     for part in trimmed.split(['/', '\\']) {
         match part {
             ".." => {
-                return Err(Error::config(format!(
-                    "`path` must not contain `..`, got `{path}`"
-                )));
+                return Err(Error::config(format!("`path` must not contain `..`, got `{path}`")));
             }
             "" | "." => {}
             p => parts.push(p),
@@ -150,8 +144,7 @@ pub fn check_pattern(path: &str) -> Result<String, Error> {
         return Ok(".".into());
     }
     let pattern = parts.join("/");
-    glob::Pattern::new(&pattern)
-        .map_err(|e| Error::config(format!("`path` is not a valid glob: {e}")))?;
+    glob::Pattern::new(&pattern).map_err(|e| Error::config(format!("`path` is not a valid glob: {e}")))?;
     Ok(pattern)
 }
 
@@ -165,8 +158,8 @@ fn expand(pattern: &str) -> Result<Vec<String>, Error> {
         require_literal_leading_dot: true,
     };
     let mut files = BTreeSet::new();
-    let matches = glob::glob_with(pattern, options)
-        .map_err(|e| Error::config(format!("`path` is not a valid glob: {e}")))?;
+    let matches =
+        glob::glob_with(pattern, options).map_err(|e| Error::config(format!("`path` is not a valid glob: {e}")))?;
     for entry in matches {
         let path = entry.map_err(|e| Error::failed(format!("reading the workspace: {e}")))?;
         collect(&path, &mut files)?;
@@ -176,16 +169,13 @@ fn expand(pattern: &str) -> Result<Vec<String>, Error> {
 
 /// Adds `path` if it is a file, or every file below it if it is a directory.
 fn collect(path: &Path, files: &mut BTreeSet<String>) -> Result<(), Error> {
-    let meta = fs::metadata(path)
-        .map_err(|e| Error::failed(format!("reading `{}`: {e}", path.display())))?;
+    let meta = fs::metadata(path).map_err(|e| Error::failed(format!("reading `{}`: {e}", path.display())))?;
     if meta.is_file() {
         files.insert(relative(path));
     } else if meta.is_dir() {
-        let entries = fs::read_dir(path)
-            .map_err(|e| Error::failed(format!("reading `{}`: {e}", path.display())))?;
+        let entries = fs::read_dir(path).map_err(|e| Error::failed(format!("reading `{}`: {e}", path.display())))?;
         for entry in entries {
-            let entry =
-                entry.map_err(|e| Error::failed(format!("reading `{}`: {e}", path.display())))?;
+            let entry = entry.map_err(|e| Error::failed(format!("reading `{}`: {e}", path.display())))?;
             if entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
@@ -235,32 +225,16 @@ mod tests {
         assert_eq!(c.if_no_files_found, IfNoFilesFound::Warn);
         let e = serde_json::from_str::<Config>(r#"{"path":"a","nmae":"x"}"#).unwrap_err();
         assert!(e.to_string().contains("nmae"), "{e}");
-        assert!(
-            serde_json::from_str::<Config>(r#"{"path":"a","if_no_files_found":"fail"}"#).is_err()
-        );
+        assert!(serde_json::from_str::<Config>(r#"{"path":"a","if_no_files_found":"fail"}"#).is_err());
     }
 
     #[test]
     fn patterns_are_normalized_and_checked() {
         assert_eq!(check_pattern("./dist//*.tar.gz").unwrap(), "dist/*.tar.gz");
-        assert_eq!(
-            check_pattern("target/**/report.xml").unwrap(),
-            "target/**/report.xml"
-        );
+        assert_eq!(check_pattern("target/**/report.xml").unwrap(), "target/**/report.xml");
         assert_eq!(check_pattern("./").unwrap(), ".");
-        for bad in [
-            "/etc/passwd",
-            "../x",
-            "a/../../b",
-            "/workspace/x",
-            "\\x",
-            "",
-            "a/***",
-        ] {
-            assert!(
-                matches!(check_pattern(bad), Err(Error::InvalidConfig(_))),
-                "{bad}"
-            );
+        for bad in ["/etc/passwd", "../x", "a/../../b", "/workspace/x", "\\x", "", "a/***"] {
+            assert!(matches!(check_pattern(bad), Err(Error::InvalidConfig(_))), "{bad}");
         }
     }
 
@@ -273,10 +247,7 @@ mod tests {
             vec![("dist/a.tgz".into(), "dist/a.tgz".into())]
         );
         assert_eq!(artifact_names(Some("pkg"), &one)[0].0, "pkg");
-        let named: Vec<String> = artifact_names(Some("pkg"), &two)
-            .into_iter()
-            .map(|p| p.0)
-            .collect();
+        let named: Vec<String> = artifact_names(Some("pkg"), &two).into_iter().map(|p| p.0).collect();
         assert_eq!(named, vec!["pkg/dist/a.tgz", "pkg/dist/b.tgz"]);
     }
 
@@ -298,20 +269,14 @@ mod tests {
             fs::write(dir.join(f), f).unwrap();
         }
         std::env::set_current_dir(&dir).unwrap();
-        assert_eq!(
-            expand("dist/*.tar.gz").unwrap(),
-            vec!["dist/a.tar.gz", "dist/b.tar.gz"]
-        );
+        assert_eq!(expand("dist/*.tar.gz").unwrap(), vec!["dist/a.tar.gz", "dist/b.tar.gz"]);
         assert_eq!(
             expand("target/**/report.xml").unwrap(),
             vec!["target/report.xml", "target/x/y/report.xml"]
         );
         assert_eq!(expand("dist/sub").unwrap(), vec!["dist/sub/d.tar.gz"]);
         assert_eq!(expand("dist/c.txt").unwrap(), vec!["dist/c.txt"]);
-        assert_eq!(
-            expand("dist/.hidden.tar.gz").unwrap(),
-            vec!["dist/.hidden.tar.gz"]
-        );
+        assert_eq!(expand("dist/.hidden.tar.gz").unwrap(), vec!["dist/.hidden.tar.gz"]);
         assert!(expand("nothing/*").unwrap().is_empty());
         assert_eq!(expand("dist").unwrap().len(), 4);
         fs::remove_dir_all(&dir).unwrap();

@@ -4,14 +4,17 @@ use std::hint::black_box;
 use powernode_sdk::{Context, Error, Info, Output, Step};
 use serde::de::IgnoredAny;
 
-/// Never returns normally: the base case needs `n == u64::MAX`, which the stack can't reach.
+/// Never returns normally: the base case needs `n == stop`, and `stop` is `u64::MAX`,
+/// hidden from the optimizer. The frame keeps nothing in linear memory (no shadow-stack
+/// use), so the wasm call stack itself overflows: wasmtime's `call stack exhausted`.
 #[inline(never)]
-fn depth(n: u64) -> u64 {
-    if black_box(n) == u64::MAX {
+fn depth(n: u64, stop: u64) -> u64 {
+    if n == stop {
         return 0;
     }
-    // black_box on the result keeps LLVM from turning this into a loop with an accumulator.
-    black_box(depth(n + 1)).wrapping_add(n)
+    let below = depth(n + 1, stop);
+    // Uses the result after the call in a way LLVM cannot turn into an accumulator loop.
+    below ^ (below >> 7) ^ n
 }
 
 struct DeepRecursion;
@@ -28,7 +31,7 @@ impl Step for DeepRecursion {
     }
 
     fn run(_ctx: Context<IgnoredAny>) -> Result<Output, Error> {
-        let d = depth(black_box(0));
+        let d = black_box(depth(black_box(0), black_box(u64::MAX)));
         Ok(Output::new(format!("recursion returned {d}")))
     }
 }

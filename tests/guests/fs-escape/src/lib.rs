@@ -5,11 +5,7 @@ use serde::de::IgnoredAny;
 
 /// Paths that must all fail: absolute, climbing out of the current directory, and
 /// climbing out of the `/workspace` preopen.
-const ATTEMPTS: [&str; 3] = [
-    "/etc/passwd",
-    "../../../../etc/passwd",
-    "/workspace/../../etc/passwd",
-];
+const ATTEMPTS: [&str; 3] = ["/etc/passwd", "../../../../etc/passwd", "/workspace/../../etc/passwd"];
 
 struct FsEscape;
 
@@ -34,10 +30,7 @@ impl Step for FsEscape {
                 Err(e) => errors.push(format!("{path}: {e}")),
             }
         }
-        Err(Error::Failed(format!(
-            "every escape failed: {}",
-            errors.join("; ")
-        )))
+        Err(Error::Failed(format!("every escape failed: {}", errors.join("; "))))
     }
 }
 

@@ -98,18 +98,13 @@ fn read_body(response: &IncomingResponse) -> Result<String, Error> {
         .map_err(|()| Error::failed("response body already taken"))?;
     let mut bytes = Vec::new();
     {
-        let stream = body
-            .stream()
-            .map_err(|()| Error::failed("body stream already taken"))?;
+        let stream = body.stream().map_err(|()| Error::failed("body stream already taken"))?;
         while bytes.len() < MAX_BODY {
             match stream.blocking_read(64 * 1024) {
                 Ok(chunk) => bytes.extend_from_slice(&chunk),
                 Err(StreamError::Closed) => break,
                 Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(Error::failed(format!(
-                        "reading the body: {}",
-                        e.to_debug_string()
-                    )));
+                    return Err(Error::failed(format!("reading the body: {}", e.to_debug_string())));
                 }
             }
         }

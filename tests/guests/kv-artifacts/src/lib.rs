@@ -17,22 +17,20 @@ impl Step for KvArtifacts {
     }
 
     fn run(_ctx: Context<IgnoredAny>) -> Result<Output, Error> {
-        let previous =
-            match kv::get("counter").map_err(|e| Error::failed(format!("kv get: {e}")))? {
-                None => 0,
-                Some(bytes) => String::from_utf8_lossy(&bytes)
-                    .trim()
-                    .parse::<u64>()
-                    .map_err(|e| Error::failed(format!("counter is not a number: {e}")))?,
-            };
+        let previous = match kv::get("counter").map_err(|e| Error::failed(format!("kv get: {e}")))? {
+            None => 0,
+            Some(bytes) => String::from_utf8_lossy(&bytes)
+                .trim()
+                .parse::<u64>()
+                .map_err(|e| Error::failed(format!("counter is not a number: {e}")))?,
+        };
         let count = previous + 1;
-        kv::set("counter", count.to_string().as_bytes())
-            .map_err(|e| Error::failed(format!("kv set: {e}")))?;
+        kv::set("counter", count.to_string().as_bytes()).map_err(|e| Error::failed(format!("kv set: {e}")))?;
 
         std::fs::write("out.txt", format!("count={count}\n"))
             .map_err(|e| Error::failed(format!("writing out.txt: {e}")))?;
-        let artifact = artifacts::store("out", "out.txt")
-            .map_err(|e| Error::failed(format!("storing out.txt: {e}")))?;
+        let artifact =
+            artifacts::store("out", "out.txt").map_err(|e| Error::failed(format!("storing out.txt: {e}")))?;
 
         Ok(Output::new(format!(
             "count {count}; stored {} ({} bytes, sha256 {})",

@@ -8,11 +8,7 @@ impl Step for Panic {
     type Config = IgnoredAny;
 
     fn info() -> Info {
-        Info::new(
-            "panic",
-            env!("CARGO_PKG_VERSION"),
-            "Panics (test: guest trap handling)",
-        )
+        Info::new("panic", env!("CARGO_PKG_VERSION"), "Panics (test: guest trap handling)")
     }
 
     fn run(_ctx: Context<IgnoredAny>) -> Result<Output, Error> {

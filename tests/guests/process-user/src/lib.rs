@@ -19,10 +19,7 @@ impl Step for ProcessUser {
     fn run(_ctx: Context<IgnoredAny>) -> Result<Output, Error> {
         let out = process::run(&process::command("echo", &["hi"])).map_err(Error::failed)?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        Ok(Output::new(stdout).with(
-            "exit_code",
-            out.exit_code.map(|c| c.to_string()).unwrap_or_default(),
-        ))
+        Ok(Output::new(stdout).with("exit_code", out.exit_code.map(|c| c.to_string()).unwrap_or_default()))
     }
 }
 

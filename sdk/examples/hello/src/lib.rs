@@ -1,5 +1,5 @@
 //! A complete custom step: greets someone and says how long the name is.
-//! Build: `cargo build --release --target wasm32-wasip2 --example hello`.
+//! Build: `cargo build --release --target wasm32-wasip2` in this folder.
 use powernode_sdk::{Context, Error, Info, Output, Step, log};
 use serde::Deserialize;
 

@@ -1,0 +1,84 @@
+//! A plugin's import list is its manifest: ungranted imports are refused at load.
+
+use std::time::Duration;
+
+use powernode::policy::{Capability, GrantConfig};
+use powernode::runtime::LoadError;
+use serde_json::json;
+
+use crate::harness::Harness;
+
+#[tokio::test]
+async fn plugin_importing_an_ungranted_interface_is_refused_at_load() {
+    let h = Harness::new();
+    let err = h
+        .load(powernode_tests::PROCESS_USER, "process_user", GrantConfig::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoadError::Policy(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "plugin `process_user` imports `powernode:step/process@0.1.0`, which is not granted to it; \
+         to grant it add to the config:\n\n[plugins.grants.process_user]\ninterfaces = [\"process\"]\n"
+    );
+}
+
+#[tokio::test]
+async fn the_same_plugin_granted_process_runs() {
+    let h = Harness::new();
+    let grant = GrantConfig {
+        interfaces: vec![Capability::Process],
+        http: vec![],
+    };
+    let p = h.load_ok(powernode_tests::PROCESS_USER, "process_user", grant).await;
+    assert!(
+        p.imports.iter().any(|i| i == "powernode:step/process@0.1.0"),
+        "{:?}",
+        p.imports
+    );
+    let out = h.run(&p, json!({}), Duration::from_secs(30)).await.outcome.unwrap();
+    assert!(out.raw_output.contains("hi"), "{}", out.raw_output);
+}
+
+#[tokio::test]
+async fn an_installed_name_must_match_what_the_plugin_describes() {
+    let h = Harness::new();
+    let err = h
+        .load(powernode_tests::ECHO_CONTEXT, "deploy", GrantConfig::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "`{}` describes itself as step type `echo_context`, but is installed as `deploy`; rename the file to `echo_context.wasm`",
+            powernode_tests::ECHO_CONTEXT
+        )
+    );
+}
+
+#[tokio::test]
+async fn garbage_is_not_a_component() {
+    let h = Harness::new();
+    let wasm = b"\0asm not really";
+    let grant = powernode::policy::Grant::from_config("x", &GrantConfig::default()).unwrap();
+    let err = h.runtime.load("x", "garbage.wasm", wasm, grant).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("`garbage.wasm` is not a loadable WebAssembly component"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn rust_guests_import_only_what_they_call() {
+    let h = Harness::new();
+    let hello = h.load_ok(powernode_tests::HELLO, "hello", GrantConfig::default()).await;
+    let mut ours: Vec<&str> = hello
+        .imports
+        .iter()
+        .filter(|i| i.starts_with("powernode:"))
+        .map(String::as_str)
+        .collect();
+    ours.sort();
+    assert_eq!(ours, ["powernode:step/log@0.1.0", "powernode:step/types@0.1.0"]);
+}

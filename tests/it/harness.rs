@@ -1,0 +1,91 @@
+//! A runtime with a temporary data directory and workspace, and helpers to load and run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use powernode::model::TriggerContext;
+use powernode::policy::{Grant, GrantConfig};
+use powernode::runtime::{LoadError, Plugin, Runtime, RuntimeConfig, StepInput, StepReport};
+use powernode::services::Services;
+use powernode::store::SledStore;
+use tempfile::TempDir;
+
+pub struct Harness {
+    pub runtime: Arc<Runtime>,
+    pub store: Arc<SledStore>,
+    _data: TempDir,
+    pub workspace: TempDir,
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        Harness::with_config(RuntimeConfig {
+            max_concurrent_steps: 4,
+            ..RuntimeConfig::default()
+        })
+    }
+
+    pub fn with_config(config: RuntimeConfig) -> Harness {
+        let data = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open(data.path()).unwrap());
+        let services = Arc::new(Services { store: store.clone() });
+        let runtime = Arc::new(Runtime::new(config, services).unwrap());
+        Harness {
+            runtime,
+            store,
+            _data: data,
+            workspace: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Loads the component at `path` as step type `name` with `grant`.
+    pub async fn load(&self, path: &str, name: &str, grant: GrantConfig) -> Result<Plugin, LoadError> {
+        let wasm = std::fs::read(path).unwrap();
+        self.runtime
+            .load(name, path, &wasm, Grant::from_config(name, &grant).unwrap())
+            .await
+    }
+
+    pub async fn load_ok(&self, path: &str, name: &str, grant: GrantConfig) -> Plugin {
+        self.load(path, name, grant).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn run(&self, plugin: &Plugin, config: serde_json::Value, timeout: Duration) -> StepReport {
+        let input = StepInput {
+            run_id: "run-1".into(),
+            pipeline: "test".into(),
+            step: "step".into(),
+            trigger: TriggerContext::default(),
+            config,
+            workspace: self.workspace.path().to_path_buf(),
+            timeout,
+            secrets: Vec::new(),
+        };
+        self.runtime.run(plugin, input).await
+    }
+
+    /// After a guest misbehaved, the same runtime still runs a normal step.
+    pub async fn assert_still_works(&self) {
+        let echo = self
+            .load_ok(powernode_tests::ECHO_CONTEXT, "echo_context", GrantConfig::default())
+            .await;
+        let report = self
+            .run(
+                &echo,
+                serde_json::json!({"greeting": "still here"}),
+                Duration::from_secs(10),
+            )
+            .await;
+        let out = report.outcome.expect("a normal step runs after a failed one");
+        assert_eq!(out.outputs["greeting"], "still here");
+    }
+}
+
+pub fn log_text(report: &StepReport) -> String {
+    report
+        .log
+        .iter()
+        .map(|l| l.message.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}

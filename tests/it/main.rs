@@ -1,0 +1,9 @@
+//! End-to-end tests: the real runtime with real components (built-in plugins, the SDK
+//! example, adversarial guests, a Python step), on real files and loopback sockets.
+
+mod builtins;
+mod catalog;
+mod grants;
+mod harness;
+mod python;
+mod sandbox;

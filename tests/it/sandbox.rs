@@ -1,0 +1,237 @@
+//! Adversarial guests: each fails its step with a named error within its limit, and the
+//! same host then runs a normal step.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use powernode::policy::GrantConfig;
+use powernode::runtime::{LogLimits, RuntimeConfig, StepFailure};
+use serde_json::json;
+
+use crate::harness::{Harness, log_text};
+
+const SHORT: Duration = Duration::from_millis(500);
+
+#[tokio::test]
+async fn infinite_loop_is_stopped_at_its_time_limit() {
+    let h = Harness::new();
+    let p = h
+        .load_ok(powernode_tests::SPIN_LOOP, "spin_loop", GrantConfig::default())
+        .await;
+    let report = h.run(&p, json!({}), SHORT).await;
+    assert_eq!(report.outcome, Err(StepFailure::Timeout(SHORT)));
+    assert!(
+        report.elapsed < SHORT + Duration::from_secs(2),
+        "stopped promptly: {:?}",
+        report.elapsed
+    );
+    h.assert_still_works().await;
+}
+
+#[tokio::test]
+async fn memory_bomb_hits_the_memory_cap() {
+    let h = Harness::with_config(RuntimeConfig {
+        memory_limit: 64 << 20,
+        ..RuntimeConfig::default()
+    });
+    let p = h
+        .load_ok(powernode_tests::MEMORY_BOMB, "memory_bomb", GrantConfig::default())
+        .await;
+    let report = h.run(&p, json!({}), Duration::from_secs(30)).await;
+    match report.outcome {
+        Err(StepFailure::MemoryLimit(m)) => assert!(m.contains("the limit is 67108864 bytes"), "{m}"),
+        other => panic!("expected a memory limit failure, got {other:?}"),
+    }
+    h.assert_still_works().await;
+}
+
+#[tokio::test]
+async fn deep_recursion_overflows_the_wasm_stack() {
+    let h = Harness::new();
+    let p = h
+        .load_ok(
+            powernode_tests::DEEP_RECURSION,
+            "deep_recursion",
+            GrantConfig::default(),
+        )
+        .await;
+    let report = h.run(&p, json!({}), Duration::from_secs(30)).await;
+    assert_eq!(report.outcome, Err(StepFailure::StackOverflow));
+    h.assert_still_works().await;
+}
+
+#[tokio::test]
+async fn guest_cannot_read_outside_the_workspace() {
+    let h = Harness::new();
+    let p = h
+        .load_ok(powernode_tests::FS_ESCAPE, "fs_escape", GrantConfig::default())
+        .await;
+    let report = h.run(&p, json!({}), Duration::from_secs(30)).await;
+    match report.outcome {
+        Err(StepFailure::Failed(m)) => {
+            assert!(m.contains("/etc/passwd"), "{m}");
+            assert!(!m.contains("root:"), "{m}");
+        }
+        other => panic!("the guest read a file outside its workspace: {other:?}"),
+    }
+    h.assert_still_works().await;
+}
+
+#[tokio::test]
+async fn guest_sees_no_environment() {
+    assert!(std::env::var_os("PATH").is_some());
+    let h = Harness::new();
+    let p = h
+        .load_ok(powernode_tests::READ_ENV, "read_env", GrantConfig::default())
+        .await;
+    let report = h.run(&p, json!({}), Duration::from_secs(30)).await;
+    assert_eq!(
+        report.outcome,
+        Err(StepFailure::Failed("no environment visible".into()))
+    );
+    h.assert_still_works().await;
+}
+
+#[tokio::test]
+async fn panic_is_reported_with_its_message() {
+    let h = Harness::new();
+    let p = h.load_ok(powernode_tests::PANIC, "panic", GrantConfig::default()).await;
+    let report = h.run(&p, json!({}), Duration::from_secs(30)).await;
+    match report.outcome {
+        Err(StepFailure::Panic(m)) => assert!(m.contains("deliberate panic in guest"), "{m}"),
+        other => panic!("expected a panic, got {other:?}"),
+    }
+    h.assert_still_works().await;
+}
+
+fn small_log() -> RuntimeConfig {
+    RuntimeConfig {
+        log_limits: LogLimits {
+            kept_bytes: 64 << 10,
+            flood_bytes: 4 << 20,
+        },
+        ..RuntimeConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn log_flood_is_bounded_and_stopped() {
+    let h = Harness::with_config(small_log());
+    let p = h
+        .load_ok(powernode_tests::LOG_FLOOD, "log_flood", GrantConfig::default())
+        .await;
+    let report = h.run(&p, json!({}), Duration::from_secs(60)).await;
+    assert!(
+        matches!(&report.outcome, Err(StepFailure::LogFlood(m)) if m.contains("4194304 bytes")),
+        "{:?}",
+        report.outcome
+    );
+    let kept: usize = report.log.iter().map(|l| l.message.len() + 1).sum();
+    assert!(kept < (64 << 10) + 1024, "log kept {kept} bytes");
+    assert!(report.log.last().unwrap().message.starts_with("log truncated:"));
+    h.assert_still_works().await;
+}
+
+#[tokio::test]
+async fn stdout_flood_is_bounded_and_stopped() {
+    let h = Harness::with_config(small_log());
+    let p = h
+        .load_ok(powernode_tests::STDOUT_FLOOD, "stdout_flood", GrantConfig::default())
+        .await;
+    let report = h.run(&p, json!({}), Duration::from_secs(60)).await;
+    assert!(
+        matches!(&report.outcome, Err(StepFailure::LogFlood(_))),
+        "{:?}",
+        report.outcome
+    );
+    let kept: usize = report.log.iter().map(|l| l.message.len() + 1).sum();
+    assert!(kept < (64 << 10) + 1024, "log kept {kept} bytes");
+    h.assert_still_works().await;
+}
+
+/// A one-shot HTTP server on loopback answering 200 "pong" to every request.
+fn pong_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { break };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong");
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn http_to_a_host_not_allowed_is_denied() {
+    let port = pong_server();
+    let h = Harness::new();
+    let grant = GrantConfig {
+        interfaces: vec![],
+        http: vec!["api.example.com".into()],
+    };
+    let p = h.load_ok(powernode_tests::HTTP_GET, "http_get", grant).await;
+    let report = h
+        .run(
+            &p,
+            json!({"url": format!("http://127.0.0.1:{port}/ping")}),
+            Duration::from_secs(30),
+        )
+        .await;
+    match &report.outcome {
+        Err(StepFailure::Failed(m)) => assert!(m.contains("HttpRequestDenied"), "{m}"),
+        other => panic!("expected the request to be denied, got {other:?}"),
+    }
+    assert!(log_text(&report).contains(&format!("`127.0.0.1:{port}` is not in this plugin's http allow-list")));
+    h.assert_still_works().await;
+}
+
+#[tokio::test]
+async fn loopback_listed_by_name_is_still_denied() {
+    let port = pong_server();
+    let h = Harness::new();
+    let grant = GrantConfig {
+        interfaces: vec![],
+        http: vec!["localhost".into()],
+    };
+    let p = h.load_ok(powernode_tests::HTTP_GET, "http_get", grant).await;
+    let report = h
+        .run(
+            &p,
+            json!({"url": format!("http://localhost:{port}/ping")}),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(
+        matches!(&report.outcome, Err(StepFailure::Failed(m)) if m.contains("HttpRequestDenied")),
+        "{:?}",
+        report.outcome
+    );
+    assert!(
+        log_text(&report).contains("a loopback, link-local or private address"),
+        "{}",
+        log_text(&report)
+    );
+}
+
+#[tokio::test]
+async fn http_to_an_explicitly_listed_loopback_address_works() {
+    let port = pong_server();
+    let h = Harness::new();
+    let grant = GrantConfig {
+        interfaces: vec![],
+        http: vec![format!("127.0.0.1:{port}")],
+    };
+    let p = h.load_ok(powernode_tests::HTTP_GET, "http_get", grant).await;
+    let report = h
+        .run(
+            &p,
+            json!({"url": format!("http://127.0.0.1:{port}/ping")}),
+            Duration::from_secs(30),
+        )
+        .await;
+    let out = report.outcome.unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.raw_output.contains("pong"), "{}", out.raw_output);
+}

@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::policy::Grants;
+use crate::policy::{Grant, Grants, PolicyError, check_imports};
 use crate::runtime::{LoadError, Plugin, Runtime};
 
 mod builtin {
@@ -157,6 +157,42 @@ impl Catalog {
             },
         );
         plugin.map_err(CatalogError::Load)
+    }
+}
+
+/// What `powernode plugin inspect` shows about a component file.
+pub struct Inspection {
+    /// The loaded plugin: describe() info, imports, hash.
+    pub plugin: Plugin,
+    /// What the config grants its step type.
+    pub granted: Grant,
+    /// Whether it would load as `<step_type>.wasm` under these grants, and if not, why.
+    pub verdict: Result<(), PolicyError>,
+}
+
+impl Catalog {
+    /// Loads a component file without installing it. `describe()` runs with the grant of
+    /// the type the file name suggests; host calls outside that grant trap.
+    pub async fn inspect(&self, path: &Path) -> Result<Inspection, CatalogError> {
+        let read_err = |e: std::io::Error| CatalogError::Read {
+            path: path.into(),
+            reason: e.to_string(),
+        };
+        let wasm = std::fs::read(path).map_err(read_err)?;
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let origin = path.display().to_string();
+        let plugin = self
+            .runtime
+            .load_unchecked(&origin, &wasm, self.grants.for_plugin(stem))
+            .await
+            .map_err(|e| CatalogError::Load(Arc::new(e)))?;
+        let granted = self.grants.for_plugin(&plugin.info.name);
+        let verdict = check_imports(&plugin.info.name, &plugin.imports, &granted);
+        Ok(Inspection {
+            plugin,
+            granted,
+            verdict,
+        })
     }
 }
 

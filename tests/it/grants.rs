@@ -82,3 +82,30 @@ async fn rust_guests_import_only_what_they_call() {
     ours.sort();
     assert_eq!(ours, ["powernode:step/log@0.1.0", "powernode:step/types@0.1.0"]);
 }
+
+#[tokio::test]
+async fn inspect_shows_imports_and_the_verdict_without_installing() {
+    let h = Harness::new();
+    let catalog = powernode::catalog::Catalog::new(h.runtime.clone(), powernode::policy::Grants::default(), None);
+    let refused = catalog
+        .inspect(std::path::Path::new(powernode_tests::PROCESS_USER))
+        .await
+        .unwrap();
+    assert_eq!(refused.plugin.info.name, "process_user");
+    assert!(
+        refused
+            .plugin
+            .imports
+            .contains(&"powernode:step/process@0.1.0".to_string())
+    );
+    assert!(matches!(
+        refused.verdict,
+        Err(powernode::policy::PolicyError::NotGranted { .. })
+    ));
+    let fine = catalog
+        .inspect(std::path::Path::new(powernode_tests::HELLO))
+        .await
+        .unwrap();
+    assert_eq!(fine.plugin.info.summary, "Greets someone by name");
+    assert_eq!(fine.verdict, Ok(()));
+}

@@ -3,10 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
-use crate::policy::check_imports;
-
 use super::Host;
 
 /// Arguments of `powernode plugin inspect`.
@@ -21,17 +17,8 @@ pub struct InspectArgs {
 
 pub(super) async fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let host = Host::open(args.config.as_deref())?;
-    let wasm = std::fs::read(&args.file).with_context(|| format!("cannot read `{}`", args.file.display()))?;
-    let origin = args.file.display().to_string();
-    let stem = args
-        .file
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default()
-        .to_string();
-    // describe() runs with the grant of the type the file would be installed as.
-    let grant = host.catalog.grants().for_plugin(&stem);
-    let plugin = host.catalog.runtime().load_unchecked(&origin, &wasm, grant).await?;
+    let inspection = host.catalog.inspect(&args.file).await?;
+    let plugin = &inspection.plugin;
     let info = &plugin.info;
     println!("step type:  {}", info.name);
     println!("version:    {}", info.version);
@@ -41,13 +28,12 @@ pub(super) async fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     for import in &plugin.imports {
         println!("  {import}");
     }
-    let granted = host.catalog.grants().for_plugin(&info.name);
-    let caps: Vec<&str> = granted.capabilities().map(|c| c.name()).collect();
+    let caps: Vec<&str> = inspection.granted.capabilities().map(|c| c.name()).collect();
     println!("granted to `{}` by this config: {}", info.name, caps.join(", "));
     if !info.config_schema.is_empty() {
         println!("config schema: {}", info.config_schema);
     }
-    match check_imports(&info.name, &plugin.imports, &granted) {
+    match &inspection.verdict {
         Ok(()) => {
             println!("loadable: yes");
             Ok(ExitCode::SUCCESS)

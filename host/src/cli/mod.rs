@@ -3,6 +3,7 @@
 mod inspect;
 mod run;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -102,17 +103,23 @@ impl Host {
     }
 }
 
-/// Reads and validates a pipeline file against the step types and secrets available.
+/// Reads and validates a pipeline file against the step types available, and against the
+/// configured secrets when `secrets` is given.
 pub(crate) fn load_pipeline(
     path: &std::path::Path,
-    config: &Config,
+    secrets: Option<&BTreeMap<String, String>>,
     step_types: &[String],
 ) -> anyhow::Result<Pipeline> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     let hint: Vec<&str> = step_types.iter().map(String::as_str).collect();
     let is_type = |t: &str| step_types.iter().any(|s| s == t);
-    let is_secret = |s: &str| config.secrets.contains_key(s);
-    let validator = Validator::new(&is_type, &hint).with_secrets(&is_secret);
+    let is_secret = |s: &str| secrets.is_some_and(|m| m.contains_key(s));
+    let validator = Validator::new(&is_type, &hint);
+    let validator = if secrets.is_some() {
+        validator.with_secrets(&is_secret)
+    } else {
+        validator
+    };
     crate::pipeline::load(&path.display().to_string(), &text, &validator)
         .map_err(|d: Diagnostics| anyhow::anyhow!("{d}"))
 }
@@ -121,8 +128,10 @@ fn validate(files: &[PathBuf], config_path: Option<&std::path::Path>) -> anyhow:
     let config = Config::load(config_path)?;
     let step_types = Catalog::available_types(Some(&config.plugins_dir));
     let mut ok = true;
+    // Without a config file any secret name is accepted: there is nothing to check it against.
+    let secrets = config_path.map(|_| &config.secrets);
     for file in files {
-        match load_pipeline(file, &config, &step_types) {
+        match load_pipeline(file, secrets, &step_types) {
             Ok(p) => println!("{}: ok ({} steps)", file.display(), p.steps.len()),
             Err(e) => {
                 ok = false;

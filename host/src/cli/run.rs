@@ -30,7 +30,7 @@ pub struct RunArgs {
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let host = Host::open(args.config.as_deref())?;
-    let pipeline = load_pipeline(&args.pipeline, &host.config, &host.catalog.step_types())?;
+    let pipeline = load_pipeline(&args.pipeline, Some(&host.config.secrets), &host.catalog.step_types())?;
     let trigger: TriggerContext = match &args.event {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;

@@ -1,0 +1,117 @@
+//! The `powernode` binary as users run it: exit codes and what it prints.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn powernode(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_powernode"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("POWERNODE_LOG")
+        .output()
+        .expect("run powernode")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn run_example_pipeline_succeeds_and_prints_each_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/build-and-report.yml");
+    let out = powernode(&["run", example.to_str().unwrap()], dir.path());
+    let text = text(&out);
+    assert!(out.status.success(), "{text}");
+    for expected in [
+        "▶ build (run_command)",
+        "built Build and report for manual",
+        "✔ keep_report succeeded",
+        "→ keep_report.count = 1",
+        "succeeded: 3 of 3 steps",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+}
+
+#[test]
+fn failed_step_fails_the_run_with_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.yml"),
+        "name: fails\nsteps:\n  - name: one\n    type: run_command\n    config:\n      command: echo about to fail; exit 4\n  - name: two\n    type: run_command\n    config:\n      command: echo never\n",
+    )
+    .unwrap();
+    let out = powernode(&["run", "p.yml"], dir.path());
+    let text = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("✘ one failed after"), "{text}");
+    assert!(text.contains("command exited with code 4"), "{text}");
+    assert!(text.contains("failed at step `one` (1 of 2 steps ran)"), "{text}");
+    assert!(!text.contains("never"), "{text}");
+}
+
+#[test]
+fn secrets_are_masked_in_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("powernode.toml"),
+        "[secrets]\nDEPLOY_TOKEN = \"${PN_TEST_TOKEN}\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p.yml"),
+        "name: secret\nsteps:\n  - name: leak\n    type: run_command\n    config:\n      command: echo token is ${DEPLOY_TOKEN}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_powernode"))
+        .args(["run", "p.yml", "--config", "powernode.toml"])
+        .current_dir(dir.path())
+        .env("PN_TEST_TOKEN", "tok-3f9a-very-secret")
+        .output()
+        .unwrap();
+    let text = text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("token is ***"), "{text}");
+    assert!(!text.contains("tok-3f9a-very-secret"), "{text}");
+}
+
+#[test]
+fn validate_reports_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yml"),
+        "name: bad\nsteps:\n  - name: one\n    type: run_comand\n    config:\n      command: true\n",
+    )
+    .unwrap();
+    let out = powernode(&["validate", "bad.yml"], dir.path());
+    let text = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("bad.yml:4:11: steps[0].type: unknown step type `run_comand`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn event_file_feeds_the_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("event.json"),
+        r#"{"event": "pull_request", "action": "opened", "number": 42, "base_branch": "main", "title": "Add feature"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p.yml"),
+        "name: pr\ntriggers:\n  - type: pull_request\n    events: [opened]\nsteps:\n  - name: say\n    type: run_command\n    config:\n      command: 'echo \"PR #${number} into ${base_branch}: {{ title }}\"'\n",
+    )
+    .unwrap();
+    let out = powernode(&["run", "p.yml", "--event", "event.json"], dir.path());
+    let text = text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("PR #42 into main: Add feature"), "{text}");
+}

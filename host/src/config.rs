@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::policy::{GrantConfig, Grants, PolicyError};
+use crate::provider::ForgeKind;
 use crate::runtime::{LogLimits, RuntimeConfig};
 
-/// The whole config file.
-#[derive(Debug, Clone, Deserialize)]
+/// The whole config file. Its `Debug` shows secret names, never values.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where the store, artifacts and compile cache live.
@@ -23,6 +24,89 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// Runtime limits.
     pub limits: LimitsConfig,
+    /// Forge connections (`[[sources]]`).
+    pub sources: Vec<SourceConfig>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("plugins_dir", &self.plugins_dir)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("plugins", &self.plugins)
+            .field("limits", &self.limits)
+            .field("sources", &self.sources)
+            .finish()
+    }
+}
+
+/// A value that must never be printed: tokens and webhook secrets.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// A secret holding `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// `[[sources]]`: one forge connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Name of the connection (the `{source}` of `/webhooks/{source}`, `--source` of `run`).
+    pub id: String,
+    /// `github`, `gitea`, `forgejo` or `gitlab`.
+    pub kind: ForgeKind,
+    /// API base URL: `https://api.github.com`, `https://ghe.example.com/api/v3`,
+    /// `https://git.example.com/api/v1` (Gitea, Forgejo), `https://gitlab.example.com/api/v4`.
+    pub api_url: String,
+    /// The API token, usually `"${ENV_VAR}"`.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// A file holding the token (e.g. a mounted secret); trailing whitespace is ignored.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// The secret webhooks from this forge are signed with.
+    #[serde(default)]
+    pub webhook_secret: Option<Secret>,
+    /// Our own account on the forge: its comments trigger nothing, and only its comments
+    /// are edited in place. Asked from the forge when not set.
+    #[serde(default)]
+    pub bot_login: Option<String>,
+}
+
+impl SourceConfig {
+    /// The token, from `token` or `token_file`.
+    pub fn read_token(&self) -> Result<Secret, ConfigError> {
+        match (&self.token, &self.token_file) {
+            (Some(t), None) => Ok(t.clone()),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(|t| Secret::new(t.trim_end()))
+                .map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                }),
+            _ => Err(ConfigError::Source {
+                id: self.id.clone(),
+                message: "set exactly one of `token` and `token_file`".into(),
+            }),
+        }
+    }
 }
 
 /// `[plugins]`.
@@ -63,6 +147,7 @@ impl Default for Config {
             secrets: BTreeMap::new(),
             plugins: PluginsConfig::default(),
             limits: LimitsConfig::default(),
+            sources: Vec::new(),
         }
     }
 }
@@ -101,6 +186,14 @@ pub enum ConfigError {
     /// A grant is malformed.
     #[error("config: {0}")]
     Policy(#[from] PolicyError),
+    /// A `[[sources]]` entry is unusable.
+    #[error("config: source `{id}`: {message}")]
+    Source {
+        /// The source's id.
+        id: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl Config {
@@ -128,7 +221,47 @@ impl Config {
             .try_into()
             .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
         config.grants()?;
+        config.check_sources()?;
         Ok(config)
+    }
+
+    /// The source with this id.
+    pub fn source(&self, id: &str) -> Result<&SourceConfig, ConfigError> {
+        self.sources.iter().find(|s| s.id == id).ok_or_else(|| {
+            let known: Vec<&str> = self.sources.iter().map(|s| s.id.as_str()).collect();
+            ConfigError::Source {
+                id: id.into(),
+                message: if known.is_empty() {
+                    "no such source: the config has no [[sources]]".into()
+                } else {
+                    format!("no such source; configured: {}", known.join(", "))
+                },
+            }
+        })
+    }
+
+    fn check_sources(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &self.sources {
+            let bad = |message: String| ConfigError::Source {
+                id: s.id.clone(),
+                message,
+            };
+            let id_ok = !s.id.is_empty() && s.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
+            if !id_ok {
+                return Err(bad("`id` must be letters, digits, `-` and `_`".into()));
+            }
+            if !seen.insert(s.id.as_str()) {
+                return Err(bad("two sources have this id".into()));
+            }
+            if s.token.is_some() && s.token_file.is_some() {
+                return Err(bad("set only one of `token` and `token_file`".into()));
+            }
+            if !(s.api_url.starts_with("https://") || s.api_url.starts_with("http://")) {
+                return Err(bad(format!("`api_url` must be an http(s) URL, got `{}`", s.api_url)));
+            }
+        }
+        Ok(())
     }
 
     /// The grants, built-in defaults overlaid by `[plugins.grants]`.
@@ -214,6 +347,38 @@ http = ["deploy.example.com"]
         assert_eq!(c.secrets["DEPLOY_SECRET"], "s3cret-value");
         let g = c.grants().unwrap().for_plugin("deploy");
         assert!(g.allows(Capability::Provider) && g.allows(Capability::Http) && !g.allows(Capability::Process));
+    }
+
+    #[test]
+    fn sources_parse_and_never_print_their_token() {
+        let text = r#"
+[[sources]]
+id = "gitea-main"
+kind = "gitea"
+api_url = "https://git.example.com/api/v1"
+token = "${DEPLOY_SECRET}"
+bot_login = "powernode-bot"
+"#;
+        let c = Config::parse(Path::new("p.toml"), text, &env).unwrap();
+        let s = c.source("gitea-main").unwrap();
+        assert_eq!(s.kind, ForgeKind::Gitea);
+        assert_eq!(s.read_token().unwrap().expose(), "s3cret-value");
+        assert!(!format!("{c:?}").contains("s3cret-value"), "{c:?}");
+        let err = c.source("github").unwrap_err().to_string();
+        assert_eq!(err, "config: source `github`: no such source; configured: gitea-main");
+    }
+
+    #[test]
+    fn token_file_is_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "tok-from-file\n").unwrap();
+        let text = format!(
+            "[[sources]]\nid = \"gh\"\nkind = \"github\"\napi_url = \"https://api.github.com\"\ntoken_file = {:?}\n",
+            file
+        );
+        let c = Config::parse(Path::new("p.toml"), &text, &env).unwrap();
+        assert_eq!(c.sources[0].read_token().unwrap().expose(), "tok-from-file");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod model;
 pub mod pipeline;
 pub mod policy;
+pub mod provider;
 pub mod runner;
 pub mod runtime;
 pub mod services;

@@ -267,20 +267,16 @@ fn classify(err: &wasmtime::Error, log: &StepLog, timeout: Duration) -> StepFail
         Some(Trap::StackOverflow) => StepFailure::StackOverflow,
         Some(Trap::Interrupt) => StepFailure::Timeout(timeout),
         Some(Trap::UnreachableCodeReached) => {
-            // A Rust guest's panic prints "panicked at ..." to stderr, then aborts.
-            let lines = log.finish();
-            match lines
-                .iter()
-                .find(|l| l.stream == Stream::Stderr && l.message.contains("panicked at"))
-            {
-                Some(l) => {
-                    let idx = lines.iter().position(|x| std::ptr::eq(x, l)).unwrap_or(0);
-                    let detail = lines
-                        .get(idx + 1)
-                        .map(|n| format!(": {}", n.message))
-                        .unwrap_or_default();
-                    StepFailure::Panic(format!("{}{detail}", l.message))
-                }
+            // A Rust guest's panic prints "panicked at <place>:" and then its message to
+            // stderr before it aborts.
+            let stderr: Vec<String> = log
+                .finish()
+                .into_iter()
+                .filter(|l| l.stream == Stream::Stderr)
+                .map(|l| l.message)
+                .collect();
+            match stderr.iter().position(|m| m.contains("panicked at")) {
+                Some(i) => StepFailure::Panic(stderr[i..].iter().take(2).cloned().collect::<Vec<_>>().join(": ")),
                 None => StepFailure::Trap(format!("{err:#}")),
             }
         }

@@ -39,6 +39,15 @@ impl WasiHttpHooks for HttpPolicy {
             let host = uri.host().unwrap_or_default().to_string();
             let tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
             let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+            let deny = |denied: crate::policy::Denied| {
+                let _ = log.line(Level::Error, Stream::Log, &format!("http request denied: {denied}"));
+                Err(Error::HttpRequestDenied)
+            };
+            // Check the name before resolving it: an unlisted name is never looked up, so a
+            // plugin cannot use DNS queries to smuggle data out.
+            if let Err(denied) = allow.check(&host, port, &[]) {
+                return deny(denied);
+            }
             let resolved: Vec<IpAddr> = if host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
                 Vec::new()
             } else {
@@ -48,8 +57,7 @@ impl WasiHttpHooks for HttpPolicy {
                 }
             };
             if let Err(denied) = allow.check(&host, port, &resolved) {
-                let _ = log.line(Level::Error, Stream::Log, &format!("http request denied: {denied}"));
-                return Err(Error::HttpRequestDenied);
+                return deny(denied);
             }
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as ResponseFuture))

@@ -1,0 +1,172 @@
+//! Committing a work tree and pushing it: `git add -A`, a commit with the given identity when
+//! anything changed, `git push <url> HEAD:refs/heads/<branch>` without force.
+//!
+//! The work tree (and its `.git`) may have been written by a plugin, so it is not trusted: a
+//! `.git` that is a symlink or file, that contains symlinks, or that borrows another
+//! repository's objects (`commondir`, `objects/info/alternates`) is refused, and `.git/config` is
+//! replaced by a minimal one before git reads it. That takes away filter drivers, credential
+//! helpers, `url.*.insteadOf`, proxies, `core.worktree`, includes and every other way a planted
+//! config could run a program next to the token or send it elsewhere; hooks are off through
+//! command-scope config and `--no-verify`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::run::{Git, Net};
+use super::{GitAuth, GitError, PushRequest, validate};
+
+/// Commits every change in `req.repo_dir` (additions, edits, deletions) as `req.author_*` and
+/// pushes it to `req.branch` on `req.remote_url`, returning the new commit id, or `None` (and
+/// no commit, no push) when nothing changed.
+///
+/// The push is a plain fast-forward push: a branch that moved on the remote is an error, never
+/// overwritten. `.git/config` is rewritten to a minimal one (with `origin` set to
+/// `req.remote_url`). `timeout` bounds the whole operation.
+pub async fn commit_and_push(
+    req: &PushRequest,
+    auth: Option<&GitAuth>,
+    timeout: Duration,
+) -> Result<Option<String>, GitError> {
+    let remote = validate::remote_url(&req.remote_url)?;
+    let branch = validate::branch_name(&req.branch)?;
+    validate::identity_part("author name", &req.author_name)?;
+    validate::identity_part("author email", &req.author_email)?;
+    validate::message(&req.message)?;
+    let mut git = Git::new(auth, &remote, timeout)?;
+
+    // git's own rules, before anything touches the repository.
+    let home = std::env::temp_dir();
+    let checked =
+        git.run_any("check-ref-format", &home, Net::Local, &["check-ref-format", "--branch", branch], None).await?;
+    if checked.code != Some(0) || checked.stdout.trim() != branch {
+        return Err(GitError::InvalidRef(format!("{branch:?}: not a valid branch name (git check-ref-format --branch)")));
+    }
+
+    let repo = inspect_repo(&req.repo_dir).await?;
+    let git_dir = repo.join(".git");
+    let object_format = git
+        .run_any(
+            "config",
+            &repo,
+            Net::Local,
+            &["config", "--file", &git_dir.join("config").to_string_lossy(), "--get", "extensions.objectformat"],
+            None,
+        )
+        .await?
+        .stdout
+        .trim()
+        .to_ascii_lowercase();
+    write_clean_config(&git_dir, &remote.url, &object_format).await?;
+
+    git.set_env("GIT_DIR", &git_dir);
+    git.set_env("GIT_WORK_TREE", &repo);
+    git.set_env("GIT_AUTHOR_NAME", &req.author_name);
+    git.set_env("GIT_AUTHOR_EMAIL", &req.author_email);
+    git.set_env("GIT_COMMITTER_NAME", &req.author_name);
+    git.set_env("GIT_COMMITTER_EMAIL", &req.author_email);
+    git.set_config("safe.directory", repo.to_string_lossy());
+
+    git.run("add", &repo, Net::Local, &["add", "-A"]).await?;
+    let diff = git.run_any("diff", &repo, Net::Local, &["diff", "--cached", "--quiet"], None).await?;
+    match diff.code {
+        Some(0) => {
+            tracing::debug!(repo = %repo.display(), "nothing to commit");
+            return Ok(None);
+        }
+        Some(1) => {}
+        _ => return git.check("diff", diff).map(|_| None),
+    }
+    git.run_with_stdin(
+        "commit",
+        &repo,
+        &["commit", "-q", "--no-verify", "--no-gpg-sign", "-F", "-"],
+        req.message.clone().into_bytes(),
+    )
+    .await?;
+    let commit = git.run("rev-parse", &repo, Net::Local, &["rev-parse", "--verify", "HEAD"]).await?.stdout;
+    let commit = commit.trim().to_owned();
+    let refspec = format!("HEAD:refs/heads/{branch}");
+    git.run("push", &repo, Net::Remote, &["push", "-q", "--no-verify", "--", &remote.url, &refspec]).await?;
+    tracing::info!(url = %remote.url, %branch, %commit, "pushed");
+    Ok(Some(commit))
+}
+
+/// Resolves `repo_dir` and checks that its `.git` is a plain directory of this repository only.
+async fn inspect_repo(repo_dir: &Path) -> Result<PathBuf, GitError> {
+    let repo = tokio::fs::canonicalize(repo_dir)
+        .await
+        .map_err(|source| GitError::Io { what: format!("resolving {}", repo_dir.display()), source })?;
+    let git_dir = repo.join(".git");
+    let scan = git_dir.clone();
+    let problem = tokio::task::spawn_blocking(move || find_unsafe(&scan))
+        .await
+        .map_err(|e| GitError::Io { what: "scanning .git".into(), source: std::io::Error::other(e) })?
+        .map_err(|source| GitError::Io { what: format!("scanning {}", git_dir.display()), source })?;
+    if let Some(problem) = problem {
+        return Err(GitError::InvalidRequest(format!("refusing to push from {}: {problem}", repo.display())));
+    }
+    Ok(repo)
+}
+
+/// Why `git_dir` is not a self-contained repository directory, if it is not.
+fn find_unsafe(git_dir: &Path) -> std::io::Result<Option<String>> {
+    let meta = match std::fs::symlink_metadata(git_dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some("it has no .git directory".into())),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_dir() {
+        return Ok(Some(".git is a symlink or a file, not a directory".into()));
+    }
+    for borrowed in ["commondir", "objects/info/alternates"] {
+        if std::fs::symlink_metadata(git_dir.join(borrowed)).is_ok() {
+            return Ok(Some(format!(".git/{borrowed} points git at another repository")));
+        }
+    }
+    let mut stack = vec![git_dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_symlink() {
+                let path = entry.path();
+                let rel = path.strip_prefix(git_dir).unwrap_or(&path);
+                return Ok(Some(format!(".git/{} is a symlink", rel.display())));
+            }
+            if kind.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Replaces `.git/config` with a minimal one: core settings, the object format, and `origin`.
+async fn write_clean_config(git_dir: &Path, url: &str, object_format: &str) -> Result<(), GitError> {
+    let path = git_dir.join("config");
+    let io = |what: &'static str| {
+        let path = path.clone();
+        move |source| GitError::Io { what: format!("{what} {}", path.display()), source }
+    };
+    let (version, extensions) = match object_format {
+        "sha256" => (1, "[extensions]\n\tobjectformat = sha256\n"),
+        _ => (0, ""),
+    };
+    // The URL has no whitespace, control characters or backslashes (validated); quoting keeps
+    // `;` from starting a comment.
+    let url = url.replace('"', "\\\"");
+    let text = format!(
+        "[core]\n\trepositoryformatversion = {version}\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n\
+         {extensions}[remote \"origin\"]\n\turl = \"{url}\"\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n"
+    );
+    match tokio::fs::remove_file(&path).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("removing")(e)),
+    }
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    let mut file = options.open(&path).await.map_err(io("creating"))?;
+    tokio::io::AsyncWriteExt::write_all(&mut file, text.as_bytes()).await.map_err(io("writing"))?;
+    Ok(())
+}

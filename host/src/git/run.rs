@@ -1,0 +1,335 @@
+//! Running one git process for an operation: the scrubbed environment, the command-scope config
+//! that disables hooks and helpers, the token header for network steps only, the shared
+//! deadline with process-group kill, and turning failures into masked [`GitError`]s.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::GitError;
+use super::auth::{GitAuth, mask};
+use super::validate::RemoteUrl;
+
+/// Bytes kept of a git process's stdout; the rest is read and dropped.
+const MAX_STDOUT: usize = 1 << 20;
+/// Bytes kept of a git process's stderr; the rest is read and dropped.
+const MAX_STDERR: usize = 64 << 10;
+
+/// Config every git process gets in command scope, which beats repository config: no hooks, no
+/// fsmonitor command, no credential helpers, no background gc or maintenance that could outlive
+/// the process group, no submodules, no signing, no credentials in URLs.
+const HARDENING: &[(&str, &str)] = &[
+    ("core.hooksPath", "/dev/null"),
+    ("core.fsmonitor", "false"),
+    ("credential.helper", ""),
+    ("gc.auto", "0"),
+    ("maintenance.auto", "false"),
+    ("fetch.recurseSubmodules", "false"),
+    ("push.recurseSubmodules", "no"),
+    ("submodule.recurse", "false"),
+    ("commit.gpgSign", "false"),
+    ("transfer.credentialsInUrl", "die"),
+    ("advice.detachedHead", "false"),
+    ("init.defaultBranch", "main"),
+];
+
+/// What a finished git process left.
+#[derive(Debug)]
+pub(super) struct Output {
+    /// Exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// Stdout, bounded, lossily decoded.
+    pub stdout: String,
+    /// Stderr, bounded, lossily decoded, with secrets masked.
+    pub stderr: String,
+}
+
+/// Runs the git processes of one operation, all under one deadline.
+pub(super) struct Git {
+    /// Private empty `HOME`, removed when the operation ends.
+    home: tempfile::TempDir,
+    /// The `Authorization` header line and the origin it is scoped to, for network steps.
+    header: Option<(String, String)>,
+    /// Strings masked out of everything git prints.
+    secrets: Vec<String>,
+    /// Extra environment for every process (identity, `GIT_DIR`, ...).
+    env: Vec<(String, OsString)>,
+    /// Extra command-scope config for every process (`safe.directory`).
+    config: Vec<(String, String)>,
+    /// When the operation's time is up.
+    deadline: Instant,
+    /// The operation's whole time limit, for the error message.
+    timeout: Duration,
+}
+
+/// Whether a step talks to the remote (and so gets the token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Net {
+    /// Local only: no token in its environment.
+    Local,
+    /// Fetch or push: the token header goes in its environment.
+    Remote,
+}
+
+impl Git {
+    /// Prepares an operation against `remote` with `auth`, lasting at most `timeout`.
+    pub(super) fn new(auth: Option<&GitAuth>, remote: &RemoteUrl, timeout: Duration) -> Result<Git, GitError> {
+        if let Some(auth) = auth {
+            auth.check().map_err(GitError::InvalidRequest)?;
+            if remote.origin.starts_with("http://") && !is_loopback(&remote.origin) {
+                tracing::warn!(origin = %remote.origin, "sending a git token over plain http");
+            }
+        }
+        let home = tempfile::Builder::new()
+            .prefix("powernode-git-home-")
+            .tempdir()
+            .map_err(|source| GitError::Io { what: "creating a private HOME for git".into(), source })?;
+        Ok(Git {
+            home,
+            header: auth.map(|a| (a.header(), remote.origin.clone())),
+            secrets: auth.map(GitAuth::secrets).unwrap_or_default(),
+            env: Vec::new(),
+            config: Vec::new(),
+            deadline: Instant::now() + timeout,
+            timeout,
+        })
+    }
+
+    /// Adds an environment variable for every later process.
+    pub(super) fn set_env(&mut self, key: &str, value: impl Into<OsString>) {
+        self.env.push((key.to_owned(), value.into()));
+    }
+
+    /// Adds a command-scope config entry for every later process.
+    pub(super) fn set_config(&mut self, key: &str, value: impl Into<String>) {
+        self.config.push((key.to_owned(), value.into()));
+    }
+
+    /// Whether a token is sent on network steps.
+    pub(super) fn has_token(&self) -> bool {
+        self.header.is_some()
+    }
+
+    /// Runs git and fails unless it exits 0.
+    pub(super) async fn run(&self, step: &str, cwd: &Path, net: Net, args: &[&str]) -> Result<Output, GitError> {
+        let out = self.run_any(step, cwd, net, args, None).await?;
+        self.check(step, out)
+    }
+
+    /// Runs git with `stdin` fed to it and fails unless it exits 0.
+    pub(super) async fn run_with_stdin(
+        &self,
+        step: &str,
+        cwd: &Path,
+        args: &[&str],
+        stdin: Vec<u8>,
+    ) -> Result<Output, GitError> {
+        let out = self.run_any(step, cwd, Net::Local, args, Some(stdin)).await?;
+        self.check(step, out)
+    }
+
+    /// Turns a non-zero exit into an [`GitError::Auth`] or [`GitError::Command`].
+    pub(super) fn check(&self, step: &str, out: Output) -> Result<Output, GitError> {
+        if out.code == Some(0) {
+            return Ok(out);
+        }
+        tracing::debug!(step, code = ?out.code, stderr = %out.stderr, "git failed");
+        if is_auth_failure(&out.stderr) {
+            return Err(GitError::Auth { step: step.into(), stderr: out.stderr, with_token: self.has_token() });
+        }
+        Err(GitError::Command { step: step.into(), stderr: out.stderr, code: out.code })
+    }
+
+    /// Runs git to completion, whatever its exit code; `Err` only for spawn failure or timeout.
+    pub(super) async fn run_any(
+        &self,
+        step: &str,
+        cwd: &Path,
+        net: Net,
+        args: &[&str],
+        stdin: Option<Vec<u8>>,
+    ) -> Result<Output, GitError> {
+        let timeout = || GitError::Timeout { step: step.into(), after: self.timeout };
+        if Instant::now() >= self.deadline {
+            return Err(timeout());
+        }
+        tracing::debug!(step, ?args, cwd = %cwd.display(), "running git");
+        let mut cmd = tokio::process::Command::new("git");
+        cmd.args(args)
+            .current_dir(cwd)
+            .env_clear()
+            .envs(self.environment(net))
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child =
+            cmd.spawn().map_err(|source| GitError::Io { what: format!("spawning `git` for {step}"), source })?;
+        let pgid = child.id().and_then(|id| i32::try_from(id).ok()).map(nix::unistd::Pid::from_raw);
+        let mut stdin_pipe = child.stdin.take();
+        let stdout_pipe = child.stdout.take();
+        let stderr_pipe = child.stderr.take();
+        let finished = tokio::time::timeout_at(self.deadline, async {
+            let feed = async {
+                if let (Some(pipe), Some(data)) = (stdin_pipe.as_mut(), stdin) {
+                    // A process that exits without reading its input is not an error here.
+                    let _ = pipe.write_all(&data).await;
+                }
+                drop(stdin_pipe);
+            };
+            let (status, stdout, stderr, ()) = tokio::join!(
+                child.wait(),
+                read_bounded(stdout_pipe, MAX_STDOUT),
+                read_bounded(stderr_pipe, MAX_STDERR),
+                feed
+            );
+            (status, stdout, stderr)
+        })
+        .await;
+        match finished {
+            Ok((status, stdout, stderr)) => {
+                let status = status.map_err(|source| GitError::Io { what: format!("waiting for git {step}"), source })?;
+                Ok(Output {
+                    code: status.code(),
+                    stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                    stderr: mask(String::from_utf8_lossy(&stderr).trim_end(), &self.secrets),
+                })
+            }
+            Err(_) => {
+                // The leader is not reaped yet, so the group id cannot have been reused.
+                if let Some(pgid) = pgid {
+                    let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+                }
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                tracing::warn!(step, after = ?self.timeout, "git timed out and was killed");
+                Err(timeout())
+            }
+        }
+    }
+
+    /// The whole environment of a git process: nothing inherited but `PATH`.
+    fn environment(&self, net: Net) -> Vec<(String, OsString)> {
+        let home: PathBuf = self.home.path().to_owned();
+        let mut env: Vec<(String, OsString)> = vec![
+            ("PATH".into(), std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into())),
+            ("HOME".into(), home.clone().into()),
+            ("XDG_CONFIG_HOME".into(), home.join(".config").into()),
+            ("LC_ALL".into(), "C".into()),
+            ("LANG".into(), "C".into()),
+            ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
+            ("GIT_CONFIG_GLOBAL".into(), "/dev/null".into()),
+            ("GIT_TERMINAL_PROMPT".into(), "0".into()),
+            // Set (so `core.askPass` and `SSH_ASKPASS` are never consulted) and useless.
+            ("GIT_ASKPASS".into(), "/bin/false".into()),
+            ("GIT_EDITOR".into(), ":".into()),
+            ("GIT_PAGER".into(), "cat".into()),
+            ("GIT_ADVICE".into(), "0".into()),
+            ("GIT_ALLOW_PROTOCOL".into(), "http:https".into()),
+            ("GIT_PROTOCOL_FROM_USER".into(), "0".into()),
+        ];
+        env.extend(self.env.iter().cloned());
+        let mut config: Vec<(String, String)> =
+            HARDENING.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        config.extend(self.config.iter().cloned());
+        if let (Net::Remote, Some((header, origin))) = (net, &self.header) {
+            // Scoped to the remote's origin: should anything rewrite the URL to another host
+            // (`url.*.insteadOf`), the header is not sent there.
+            config.push((format!("http.{origin}.extraHeader"), header.clone()));
+        }
+        env.push(("GIT_CONFIG_COUNT".into(), config.len().to_string().into()));
+        for (i, (key, value)) in config.into_iter().enumerate() {
+            env.push((format!("GIT_CONFIG_KEY_{i}"), key.into()));
+            env.push((format!("GIT_CONFIG_VALUE_{i}"), value.into()));
+        }
+        env
+    }
+}
+
+/// Whether git's stderr says the server refused (or wanted) credentials.
+fn is_auth_failure(stderr: &str) -> bool {
+    const NEEDLES: &[&str] = &[
+        "Authentication failed",
+        "could not read Username",
+        "could not read Password",
+        "terminal prompts disabled",
+        "returned error: 401",
+        "returned error: 403",
+        "HTTP Basic: Access denied",
+        "Invalid username or password",
+        "Invalid username or token",
+        "Write access to repository not granted",
+    ];
+    NEEDLES.iter().any(|n| stderr.contains(n)) || (stderr.contains("Permission to ") && stderr.contains(" denied"))
+}
+
+fn is_loopback(origin: &str) -> bool {
+    let host = origin.trim_start_matches("http://").trim_end_matches('/');
+    host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
+}
+
+async fn read_bounded(pipe: Option<impl AsyncRead + Unpin>, max: usize) -> Vec<u8> {
+    let Some(mut pipe) = pipe else { return Vec::new() };
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = pipe.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let room = max.saturating_sub(kept.len());
+        kept.extend_from_slice(&buf[..n.min(room)]);
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote() -> RemoteUrl {
+        super::super::validate::remote_url("http://127.0.0.1:9/r.git").unwrap()
+    }
+
+    #[tokio::test]
+    async fn token_only_in_the_environment_of_network_steps() {
+        let auth = GitAuth::github("tok-123");
+        let git = Git::new(Some(&auth), &remote(), Duration::from_secs(5)).unwrap();
+        let local = git.environment(Net::Local);
+        let net = git.environment(Net::Remote);
+        let has = |env: &[(String, OsString)]| env.iter().any(|(_, v)| v.to_string_lossy().contains(&auth.header()));
+        assert!(!has(&local));
+        assert!(has(&net));
+        assert!(net.iter().any(|(k, v)| k.starts_with("GIT_CONFIG_KEY_") && v == "http.http://127.0.0.1:9/.extraHeader"));
+    }
+
+    #[tokio::test]
+    async fn environment_is_scrubbed() {
+        let git = Git::new(None, &remote(), Duration::from_secs(5)).unwrap();
+        let out = git.run("var", Path::new("/"), Net::Local, &["var", "-l"]).await.unwrap();
+        assert!(out.stdout.contains("core.hookspath=/dev/null"), "{}", out.stdout);
+        let env = git.environment(Net::Local);
+        assert!(env.iter().all(|(k, _)| k != "CARGO" && k != "USER"));
+    }
+
+    #[tokio::test]
+    async fn deadline_kills_the_process_group() {
+        let git = Git::new(None, &remote(), Duration::from_millis(300)).unwrap();
+        let started = std::time::Instant::now();
+        // `git -c alias.x='!sleep 30' x` runs a shell, which must die with the group.
+        let err = git.run("alias", Path::new("/"), Net::Local, &["-c", "alias.s=!sleep 30", "s"]).await.unwrap_err();
+        assert!(matches!(err, GitError::Timeout { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn missing_directory_is_an_io_error() {
+        let git = Git::new(None, &remote(), Duration::from_secs(5)).unwrap();
+        let err = git.run("status", Path::new("/nonexistent/dir"), Net::Local, &["status"]).await.unwrap_err();
+        assert!(matches!(err, GitError::Io { .. }), "{err}");
+    }
+}

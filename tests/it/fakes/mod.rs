@@ -1,0 +1,91 @@
+//! Fake forges: real HTTP servers on loopback that answer as the real forge does and record
+//! every request (method, path with query, headers, JSON body) so tests can assert on them.
+//! Each forge's routes live in their own file; this module only serves and records.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+
+/// One request as the fake received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// Path and query, exactly as sent (`/repos/o/r/issues/1/comments?per_page=100`).
+    pub path: String,
+    /// Header names lower-cased.
+    pub headers: BTreeMap<String, String>,
+    /// The body parsed as JSON, when it is JSON.
+    pub body: Option<serde_json::Value>,
+}
+
+impl Recorded {
+    /// A header's value, if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+}
+
+/// A running fake forge.
+pub struct FakeServer {
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub base_url: String,
+    log: Arc<Mutex<Vec<Recorded>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeServer {
+    /// Serves `router` on a fresh loopback port, recording every request.
+    pub async fn start(router: Router) -> FakeServer {
+        let log: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let recorder = log.clone();
+        let app = router.layer(middleware::from_fn(move |req: Request, next: Next| {
+            let log = recorder.clone();
+            async move { record(log, req, next).await }
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        FakeServer { base_url, log, task }
+    }
+
+    /// Every request so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The last request.
+    pub fn last(&self) -> Recorded {
+        self.requests().pop().expect("the fake received no request")
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn record(log: Arc<Mutex<Vec<Recorded>>>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = to_bytes(body, 64 << 20).await.unwrap_or_default();
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("<binary>").to_string()))
+        .collect();
+    log.lock().unwrap().push(Recorded {
+        method: parts.method.to_string(),
+        path: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+        headers,
+        body: serde_json::from_slice(&bytes).ok(),
+    });
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::policy::{GrantConfig, Grants, PolicyError};
 use crate::provider::ForgeKind;
 use crate::runtime::{LogLimits, RuntimeConfig};
+pub use crate::secret::Secret;
 
 /// The whole config file. Its `Debug` shows secret names, never values.
 #[derive(Clone, Deserialize)]
@@ -38,29 +39,6 @@ impl std::fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("sources", &self.sources)
             .finish()
-    }
-}
-
-/// A value that must never be printed: tokens and webhook secrets.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// A secret holding `value`.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
     }
 }
 

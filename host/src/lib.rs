@@ -11,6 +11,7 @@ pub mod policy;
 pub mod provider;
 pub mod runner;
 pub mod runtime;
+pub mod secret;
 pub mod services;
 pub mod store;
 pub mod workspace;

@@ -53,6 +53,8 @@ pub struct TriggerContext {
     pub comment_id: Option<u64>,
     /// Who caused the event.
     pub sender: Option<String>,
+    /// Whether the event concerns a pull request (also comments on one).
+    pub is_pull_request: bool,
     /// Whether a pull request's head is in a fork (secrets are withheld).
     pub is_fork: bool,
     /// The repository.
@@ -77,6 +79,7 @@ impl Default for TriggerContext {
             comment_body: None,
             comment_id: None,
             sender: None,
+            is_pull_request: false,
             is_fork: false,
             repository: Repository::default(),
         }

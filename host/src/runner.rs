@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -10,6 +11,7 @@ use serde_json::Value;
 use crate::catalog::{Catalog, CatalogError};
 use crate::model::TriggerContext;
 use crate::pipeline::{Pipeline, RenderContext, RenderError, StepDef, StepOutputs, render_config};
+use crate::provider::RepoBinding;
 use crate::runtime::{LogLine, StepFailure, StepInput, StepSuccess};
 
 /// One run to do.
@@ -23,6 +25,8 @@ pub struct RunRequest {
     pub secrets: BTreeMap<String, String>,
     /// The workspace every step shares.
     pub workspace: PathBuf,
+    /// The forge and repository the run acts on, if any.
+    pub forge: Option<Arc<RepoBinding>>,
 }
 
 /// Why a step did not succeed.
@@ -149,6 +153,7 @@ async fn run_step(
         workspace: req.workspace.clone(),
         timeout: step.timeout(),
         secrets: mask.to_vec(),
+        forge: req.forge.clone(),
     };
     let report = catalog.runtime().run(&plugin, input).await;
     StepResult {
@@ -222,6 +227,7 @@ mod tests {
             comment_body: Some("c".into()),
             comment_id: Some(9),
             sender: Some("alice".into()),
+            is_pull_request: true,
             is_fork: false,
             repository: crate::model::Repository {
                 full_name: "org/repo".into(),

@@ -41,6 +41,7 @@ fn step_start(c: &mut Criterion) {
         workspace: workspace.path().to_path_buf(),
         timeout: Duration::from_secs(60),
         secrets: vec!["not-in-the-output".into()],
+        forge: None,
     };
 
     let mut group = c.benchmark_group("step_start");

@@ -60,6 +60,7 @@ impl Harness {
             workspace: self.workspace.path().to_path_buf(),
             timeout,
             secrets: Vec::new(),
+            forge: None,
         };
         self.runtime.run(plugin, input).await
     }

@@ -58,6 +58,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         trigger,
         secrets: host.config.secrets.clone(),
         workspace,
+        forge: None,
     };
     let summary = run_pipeline(&host.catalog, &pipeline, req, |event| match event {
         RunEvent::Started(step) => println!("▶ {} ({})", step.name, step.step_type),

@@ -31,13 +31,21 @@ enum Scheme {
 impl GitAuth {
     /// `Authorization: Basic base64(user:token)`: the form git over HTTPS takes on most forges.
     pub fn basic(user: impl Into<String>, token: impl Into<String>) -> Self {
-        GitAuth { scheme: Scheme::Basic, user: user.into(), token: token.into() }
+        GitAuth {
+            scheme: Scheme::Basic,
+            user: user.into(),
+            token: token.into(),
+        }
     }
 
     /// `Authorization: Bearer <token>`: for servers that take OAuth bearer tokens on git HTTP
     /// (Azure DevOps); GitHub and GitLab refuse it there.
     pub fn bearer(token: impl Into<String>) -> Self {
-        GitAuth { scheme: Scheme::Bearer, user: String::new(), token: token.into() }
+        GitAuth {
+            scheme: Scheme::Bearer,
+            user: String::new(),
+            token: token.into(),
+        }
     }
 
     /// GitHub (and GitHub Enterprise): Basic `x-access-token:<token>`, which works for classic and
@@ -163,8 +171,14 @@ mod tests {
 
     #[test]
     fn headers_per_forge() {
-        assert_eq!(GitAuth::github("t0k").header(), format!("Authorization: Basic {}", base64(b"x-access-token:t0k")));
-        assert_eq!(GitAuth::gitlab("t0k").header(), format!("Authorization: Basic {}", base64(b"oauth2:t0k")));
+        assert_eq!(
+            GitAuth::github("t0k").header(),
+            format!("Authorization: Basic {}", base64(b"x-access-token:t0k"))
+        );
+        assert_eq!(
+            GitAuth::gitlab("t0k").header(),
+            format!("Authorization: Basic {}", base64(b"oauth2:t0k"))
+        );
         assert_eq!(GitAuth::bearer("t0k").header(), "Authorization: Bearer t0k");
         assert_eq!(GitAuth::basic("u", "p").header(), "Authorization: Basic dTpw");
     }
@@ -190,7 +204,11 @@ mod tests {
     fn mask_removes_every_form_of_the_secret() {
         let a = GitAuth::github("s3cr3t-token");
         let secrets = a.secrets();
-        let text = format!("{} | {} | s3cr3t-token | x-access-token:s3cr3t-token", a.header(), a.header_value());
+        let text = format!(
+            "{} | {} | s3cr3t-token | x-access-token:s3cr3t-token",
+            a.header(),
+            a.header_value()
+        );
         let masked = mask(&text, &secrets);
         assert!(!masked.contains("s3cr3t"), "{masked}");
         assert!(!masked.contains(&base64(b"x-access-token:s3cr3t-token")), "{masked}");

@@ -19,7 +19,9 @@ pub async fn clone(req: &CloneRequest, auth: Option<&GitAuth>, timeout: Duration
     let git_ref = req.git_ref.as_deref().map(validate::ref_name).transpose()?;
     let sha = req.sha.as_deref().map(validate::sha).transpose()?;
     if req.depth == Some(0) {
-        return Err(GitError::InvalidRequest("depth must be at least 1 (None fetches the whole history)".into()));
+        return Err(GitError::InvalidRequest(
+            "depth must be at least 1 (None fetches the whole history)".into(),
+        ));
     }
     let mut git = Git::new(auth, &remote, timeout)?;
     let dest = prepare_dest(&req.dest).await?;
@@ -27,8 +29,10 @@ pub async fn clone(req: &CloneRequest, auth: Option<&GitAuth>, timeout: Duration
     let depth = req.depth.map(|d| format!("--depth={d}"));
 
     // An empty template: no sample hooks, nothing else from the host's git installation.
-    git.run("init", &dest, Net::Local, &["init", "-q", "--template=", "."]).await?;
-    git.run("remote", &dest, Net::Local, &["remote", "add", "origin", &remote.url]).await?;
+    git.run("init", &dest, Net::Local, &["init", "-q", "--template=", "."])
+        .await?;
+    git.run("remote", &dest, Net::Local, &["remote", "add", "origin", &remote.url])
+        .await?;
 
     let checkout = match (&sha, git_ref) {
         (Some(sha), git_ref) => {
@@ -43,11 +47,14 @@ pub async fn clone(req: &CloneRequest, auth: Option<&GitAuth>, timeout: Duration
                     match git_ref {
                         Some(r) => fetch(&git, &dest, None, r).await?,
                         None => {
-                            git.run("fetch", &dest, Net::Remote, &["fetch", "-q", "--tags", "origin"]).await?;
+                            git.run("fetch", &dest, Net::Remote, &["fetch", "-q", "--tags", "origin"])
+                                .await?;
                         }
                     }
                     let object = format!("{sha}^{{commit}}");
-                    let found = git.run_any("cat-file", &dest, Net::Local, &["cat-file", "-e", &object], None).await?;
+                    let found = git
+                        .run_any("cat-file", &dest, Net::Local, &["cat-file", "-e", &object], None)
+                        .await?;
                     if found.code != Some(0) {
                         return Err(GitError::Command {
                             step: "checkout".into(),
@@ -73,8 +80,21 @@ pub async fn clone(req: &CloneRequest, auth: Option<&GitAuth>, timeout: Duration
             "FETCH_HEAD".to_owned()
         }
     };
-    git.run("checkout", &dest, Net::Local, &["checkout", "-q", "--detach", &checkout]).await?;
-    let head = git.run("rev-parse", &dest, Net::Local, &["rev-parse", "--verify", "HEAD^{commit}"]).await?;
+    git.run(
+        "checkout",
+        &dest,
+        Net::Local,
+        &["checkout", "-q", "--detach", &checkout],
+    )
+    .await?;
+    let head = git
+        .run(
+            "rev-parse",
+            &dest,
+            Net::Local,
+            &["rev-parse", "--verify", "HEAD^{commit}"],
+        )
+        .await?;
     let head = head.stdout.trim().to_owned();
     if let Some(sha) = &sha
         && &head != sha

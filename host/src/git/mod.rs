@@ -122,7 +122,12 @@ fn exit_suffix(code: Option<i32>) -> String {
 fn hint(stderr: &str) -> &'static str {
     const HINTS: &[(&[&str], &str)] = &[
         (
-            &["[rejected]", "non-fast-forward", "fetch first", "failed to push some refs"],
+            &[
+                "[rejected]",
+                "non-fast-forward",
+                "fetch first",
+                "failed to push some refs",
+            ],
             " (hint: the remote branch has commits that this one lacks; Powernode never force-pushes, so push to a new branch or rebase first)",
         ),
         (
@@ -134,11 +139,21 @@ fn hint(stderr: &str) -> &'static str {
             " (hint: the commit does not exist on the remote, or is not reachable from the given ref)",
         ),
         (
-            &["Repository not found", "returned error: 404", "does not appear to be a git repository"],
+            &[
+                "Repository not found",
+                "' not found",
+                "returned error: 404",
+                "does not appear to be a git repository",
+            ],
             " (hint: no repository at this URL, or the token cannot see it)",
         ),
         (
-            &["Could not resolve host", "Failed to connect", "Connection refused", "Couldn't connect"],
+            &[
+                "Could not resolve host",
+                "Failed to connect",
+                "Connection refused",
+                "Couldn't connect",
+            ],
             " (hint: the git server could not be reached)",
         ),
         (
@@ -174,9 +189,17 @@ mod tests {
 
     #[test]
     fn auth_errors_say_the_token_was_refused() {
-        let e = GitError::Auth { step: "fetch".into(), stderr: "fatal: Authentication failed".into(), with_token: true };
+        let e = GitError::Auth {
+            step: "fetch".into(),
+            stderr: "fatal: Authentication failed".into(),
+            with_token: true,
+        };
         assert!(e.to_string().contains("refused the token"));
-        let e = GitError::Auth { step: "fetch".into(), stderr: String::new(), with_token: false };
+        let e = GitError::Auth {
+            step: "fetch".into(),
+            stderr: String::new(),
+            with_token: false,
+        };
         assert!(e.to_string().contains("no token was given"));
     }
 }

@@ -34,12 +34,21 @@ pub async fn commit_and_push(
     validate::message(&req.message)?;
     let mut git = Git::new(auth, &remote, timeout)?;
 
-    // git's own rules, before anything touches the repository.
-    let home = std::env::temp_dir();
-    let checked =
-        git.run_any("check-ref-format", &home, Net::Local, &["check-ref-format", "--branch", branch], None).await?;
+    // git's own rules, before anything touches the repository. Run outside any repository.
+    let scratch = git.scratch_dir().to_owned();
+    let checked = git
+        .run_any(
+            "check-ref-format",
+            &scratch,
+            Net::Local,
+            &["check-ref-format", "--branch", branch],
+            None,
+        )
+        .await?;
     if checked.code != Some(0) || checked.stdout.trim() != branch {
-        return Err(GitError::InvalidRef(format!("{branch:?}: not a valid branch name (git check-ref-format --branch)")));
+        return Err(GitError::InvalidRef(format!(
+            "{branch:?}: not a valid branch name (git check-ref-format --branch)"
+        )));
     }
 
     let repo = inspect_repo(&req.repo_dir).await?;
@@ -47,9 +56,15 @@ pub async fn commit_and_push(
     let object_format = git
         .run_any(
             "config",
-            &repo,
+            &scratch,
             Net::Local,
-            &["config", "--file", &git_dir.join("config").to_string_lossy(), "--get", "extensions.objectformat"],
+            &[
+                "config",
+                "--file",
+                &git_dir.join("config").to_string_lossy(),
+                "--get",
+                "extensions.objectformat",
+            ],
             None,
         )
         .await?
@@ -67,7 +82,9 @@ pub async fn commit_and_push(
     git.set_config("safe.directory", repo.to_string_lossy());
 
     git.run("add", &repo, Net::Local, &["add", "-A"]).await?;
-    let diff = git.run_any("diff", &repo, Net::Local, &["diff", "--cached", "--quiet"], None).await?;
+    let diff = git
+        .run_any("diff", &repo, Net::Local, &["diff", "--cached", "--quiet"], None)
+        .await?;
     match diff.code {
         Some(0) => {
             tracing::debug!(repo = %repo.display(), "nothing to commit");
@@ -83,27 +100,46 @@ pub async fn commit_and_push(
         req.message.clone().into_bytes(),
     )
     .await?;
-    let commit = git.run("rev-parse", &repo, Net::Local, &["rev-parse", "--verify", "HEAD"]).await?.stdout;
+    let commit = git
+        .run("rev-parse", &repo, Net::Local, &["rev-parse", "--verify", "HEAD"])
+        .await?
+        .stdout;
     let commit = commit.trim().to_owned();
     let refspec = format!("HEAD:refs/heads/{branch}");
-    git.run("push", &repo, Net::Remote, &["push", "-q", "--no-verify", "--", &remote.url, &refspec]).await?;
+    git.run(
+        "push",
+        &repo,
+        Net::Remote,
+        &["push", "-q", "--no-verify", "--", &remote.url, &refspec],
+    )
+    .await?;
     tracing::info!(url = %remote.url, %branch, %commit, "pushed");
     Ok(Some(commit))
 }
 
 /// Resolves `repo_dir` and checks that its `.git` is a plain directory of this repository only.
 async fn inspect_repo(repo_dir: &Path) -> Result<PathBuf, GitError> {
-    let repo = tokio::fs::canonicalize(repo_dir)
-        .await
-        .map_err(|source| GitError::Io { what: format!("resolving {}", repo_dir.display()), source })?;
+    let repo = tokio::fs::canonicalize(repo_dir).await.map_err(|source| GitError::Io {
+        what: format!("resolving {}", repo_dir.display()),
+        source,
+    })?;
     let git_dir = repo.join(".git");
     let scan = git_dir.clone();
     let problem = tokio::task::spawn_blocking(move || find_unsafe(&scan))
         .await
-        .map_err(|e| GitError::Io { what: "scanning .git".into(), source: std::io::Error::other(e) })?
-        .map_err(|source| GitError::Io { what: format!("scanning {}", git_dir.display()), source })?;
+        .map_err(|e| GitError::Io {
+            what: "scanning .git".into(),
+            source: std::io::Error::other(e),
+        })?
+        .map_err(|source| GitError::Io {
+            what: format!("scanning {}", git_dir.display()),
+            source,
+        })?;
     if let Some(problem) = problem {
-        return Err(GitError::InvalidRequest(format!("refusing to push from {}: {problem}", repo.display())));
+        return Err(GitError::InvalidRequest(format!(
+            "refusing to push from {}: {problem}",
+            repo.display()
+        )));
     }
     Ok(repo)
 }
@@ -146,7 +182,10 @@ async fn write_clean_config(git_dir: &Path, url: &str, object_format: &str) -> R
     let path = git_dir.join("config");
     let io = |what: &'static str| {
         let path = path.clone();
-        move |source| GitError::Io { what: format!("{what} {}", path.display()), source }
+        move |source| GitError::Io {
+            what: format!("{what} {}", path.display()),
+            source,
+        }
     };
     let (version, extensions) = match object_format {
         "sha256" => (1, "[extensions]\n\tobjectformat = sha256\n"),
@@ -167,6 +206,8 @@ async fn write_clean_config(git_dir: &Path, url: &str, object_format: &str) -> R
     let mut options = tokio::fs::OpenOptions::new();
     options.write(true).create_new(true);
     let mut file = options.open(&path).await.map_err(io("creating"))?;
-    tokio::io::AsyncWriteExt::write_all(&mut file, text.as_bytes()).await.map_err(io("writing"))?;
+    tokio::io::AsyncWriteExt::write_all(&mut file, text.as_bytes())
+        .await
+        .map_err(io("writing"))?;
     Ok(())
 }

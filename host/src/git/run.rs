@@ -87,7 +87,10 @@ impl Git {
         let home = tempfile::Builder::new()
             .prefix("powernode-git-home-")
             .tempdir()
-            .map_err(|source| GitError::Io { what: "creating a private HOME for git".into(), source })?;
+            .map_err(|source| GitError::Io {
+                what: "creating a private HOME for git".into(),
+                source,
+            })?;
         Ok(Git {
             home,
             header: auth.map(|a| (a.header(), remote.origin.clone())),
@@ -107,6 +110,11 @@ impl Git {
     /// Adds a command-scope config entry for every later process.
     pub(super) fn set_config(&mut self, key: &str, value: impl Into<String>) {
         self.config.push((key.to_owned(), value.into()));
+    }
+
+    /// A private empty directory outside any repository, to run git where no repository is wanted.
+    pub(super) fn scratch_dir(&self) -> &Path {
+        self.home.path()
     }
 
     /// Whether a token is sent on network steps.
@@ -139,9 +147,17 @@ impl Git {
         }
         tracing::debug!(step, code = ?out.code, stderr = %out.stderr, "git failed");
         if is_auth_failure(&out.stderr) {
-            return Err(GitError::Auth { step: step.into(), stderr: out.stderr, with_token: self.has_token() });
+            return Err(GitError::Auth {
+                step: step.into(),
+                stderr: out.stderr,
+                with_token: self.has_token(),
+            });
         }
-        Err(GitError::Command { step: step.into(), stderr: out.stderr, code: out.code })
+        Err(GitError::Command {
+            step: step.into(),
+            stderr: out.stderr,
+            code: out.code,
+        })
     }
 
     /// Runs git to completion, whatever its exit code; `Err` only for spawn failure or timeout.
@@ -153,7 +169,10 @@ impl Git {
         args: &[&str],
         stdin: Option<Vec<u8>>,
     ) -> Result<Output, GitError> {
-        let timeout = || GitError::Timeout { step: step.into(), after: self.timeout };
+        let timeout = || GitError::Timeout {
+            step: step.into(),
+            after: self.timeout,
+        };
         if Instant::now() >= self.deadline {
             return Err(timeout());
         }
@@ -168,9 +187,14 @@ impl Git {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child =
-            cmd.spawn().map_err(|source| GitError::Io { what: format!("spawning `git` for {step}"), source })?;
-        let pgid = child.id().and_then(|id| i32::try_from(id).ok()).map(nix::unistd::Pid::from_raw);
+        let mut child = cmd.spawn().map_err(|source| GitError::Io {
+            what: format!("spawning `git` for {step}"),
+            source,
+        })?;
+        let pgid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(nix::unistd::Pid::from_raw);
         let mut stdin_pipe = child.stdin.take();
         let stdout_pipe = child.stdout.take();
         let stderr_pipe = child.stderr.take();
@@ -193,7 +217,10 @@ impl Git {
         .await;
         match finished {
             Ok((status, stdout, stderr)) => {
-                let status = status.map_err(|source| GitError::Io { what: format!("waiting for git {step}"), source })?;
+                let status = status.map_err(|source| GitError::Io {
+                    what: format!("waiting for git {step}"),
+                    source,
+                })?;
                 Ok(Output {
                     code: status.code(),
                     stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -217,7 +244,10 @@ impl Git {
     fn environment(&self, net: Net) -> Vec<(String, OsString)> {
         let home: PathBuf = self.home.path().to_owned();
         let mut env: Vec<(String, OsString)> = vec![
-            ("PATH".into(), std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into())),
+            (
+                "PATH".into(),
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+            ),
             ("HOME".into(), home.clone().into()),
             ("XDG_CONFIG_HOME".into(), home.join(".config").into()),
             ("LC_ALL".into(), "C".into()),
@@ -225,8 +255,9 @@ impl Git {
             ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
             ("GIT_CONFIG_GLOBAL".into(), "/dev/null".into()),
             ("GIT_TERMINAL_PROMPT".into(), "0".into()),
-            // Set (so `core.askPass` and `SSH_ASKPASS` are never consulted) and useless.
-            ("GIT_ASKPASS".into(), "/bin/false".into()),
+            // Set but empty: git skips askpass altogether (and never consults `core.askPass` or
+            // `SSH_ASKPASS`), then finds prompts disabled and fails.
+            ("GIT_ASKPASS".into(), "".into()),
             ("GIT_EDITOR".into(), ":".into()),
             ("GIT_PAGER".into(), "cat".into()),
             ("GIT_ADVICE".into(), "0".into()),
@@ -234,8 +265,10 @@ impl Git {
             ("GIT_PROTOCOL_FROM_USER".into(), "0".into()),
         ];
         env.extend(self.env.iter().cloned());
-        let mut config: Vec<(String, String)> =
-            HARDENING.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let mut config: Vec<(String, String)> = HARDENING
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         config.extend(self.config.iter().cloned());
         if let (Net::Remote, Some((header, origin))) = (net, &self.header) {
             // Scoped to the remote's origin: should anything rewrite the URL to another host
@@ -304,13 +337,19 @@ mod tests {
         let has = |env: &[(String, OsString)]| env.iter().any(|(_, v)| v.to_string_lossy().contains(&auth.header()));
         assert!(!has(&local));
         assert!(has(&net));
-        assert!(net.iter().any(|(k, v)| k.starts_with("GIT_CONFIG_KEY_") && v == "http.http://127.0.0.1:9/.extraHeader"));
+        assert!(
+            net.iter()
+                .any(|(k, v)| k.starts_with("GIT_CONFIG_KEY_") && v == "http.http://127.0.0.1:9/.extraHeader")
+        );
     }
 
     #[tokio::test]
     async fn environment_is_scrubbed() {
         let git = Git::new(None, &remote(), Duration::from_secs(5)).unwrap();
-        let out = git.run("var", Path::new("/"), Net::Local, &["var", "-l"]).await.unwrap();
+        let out = git
+            .run("var", Path::new("/"), Net::Local, &["var", "-l"])
+            .await
+            .unwrap();
         assert!(out.stdout.contains("core.hookspath=/dev/null"), "{}", out.stdout);
         let env = git.environment(Net::Local);
         assert!(env.iter().all(|(k, _)| k != "CARGO" && k != "USER"));
@@ -321,7 +360,10 @@ mod tests {
         let git = Git::new(None, &remote(), Duration::from_millis(300)).unwrap();
         let started = std::time::Instant::now();
         // `git -c alias.x='!sleep 30' x` runs a shell, which must die with the group.
-        let err = git.run("alias", Path::new("/"), Net::Local, &["-c", "alias.s=!sleep 30", "s"]).await.unwrap_err();
+        let err = git
+            .run("alias", Path::new("/"), Net::Local, &["-c", "alias.s=!sleep 30", "s"])
+            .await
+            .unwrap_err();
         assert!(matches!(err, GitError::Timeout { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
     }
@@ -329,7 +371,10 @@ mod tests {
     #[tokio::test]
     async fn missing_directory_is_an_io_error() {
         let git = Git::new(None, &remote(), Duration::from_secs(5)).unwrap();
-        let err = git.run("status", Path::new("/nonexistent/dir"), Net::Local, &["status"]).await.unwrap_err();
+        let err = git
+            .run("status", Path::new("/nonexistent/dir"), Net::Local, &["status"])
+            .await
+            .unwrap_err();
         assert!(matches!(err, GitError::Io { .. }), "{err}");
     }
 }

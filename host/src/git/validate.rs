@@ -39,7 +39,11 @@ pub(super) fn remote_url(url: &str) -> Result<RemoteUrl, GitError> {
     if host.is_empty() {
         return bad("the URL has no host");
     }
-    if let Some(port) = authority.rsplit_once(']').map_or(authority, |(_, p)| p).split_once(':').map(|(_, p)| p)
+    if let Some(port) = authority
+        .rsplit_once(']')
+        .map_or(authority, |(_, p)| p)
+        .split_once(':')
+        .map(|(_, p)| p)
         && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
     {
         return bad("the URL's port is not a number");
@@ -47,7 +51,10 @@ pub(super) fn remote_url(url: &str) -> Result<RemoteUrl, GitError> {
     if rest.len() <= authority.len() + 1 {
         return bad("the URL has no repository path");
     }
-    Ok(RemoteUrl { url: url.to_owned(), origin: format!("{scheme}://{}/", authority.to_ascii_lowercase()) })
+    Ok(RemoteUrl {
+        url: url.to_owned(),
+        origin: format!("{scheme}://{}/", authority.to_ascii_lowercase()),
+    })
 }
 
 /// The URL for an error message, with anything between `://` and `@` masked: a URL refused for
@@ -72,7 +79,10 @@ pub(super) fn ref_name(name: &str) -> Result<&str, GitError> {
     if name.starts_with('-') {
         return bad("starts with '-'");
     }
-    if name.chars().any(|c| c.is_control() || c == ' ' || "~^:?*[\\".contains(c)) {
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == ' ' || "~^:?*[\\".contains(c))
+    {
         return bad("contains a space, a control character or one of ~ ^ : ? * [ \\");
     }
     if name.contains("..") || name.contains("@{") || name.contains("//") || name == "@" {
@@ -81,7 +91,10 @@ pub(super) fn ref_name(name: &str) -> Result<&str, GitError> {
     if name.starts_with('/') || name.ends_with('/') || name.ends_with('.') {
         return bad("starts or ends with '/' or ends with '.'");
     }
-    if name.split('/').any(|part| part.starts_with('.') || part.ends_with(".lock")) {
+    if name
+        .split('/')
+        .any(|part| part.starts_with('.') || part.ends_with(".lock"))
+    {
         return bad("a component starts with '.' or ends with '.lock'");
     }
     Ok(name)
@@ -103,7 +116,9 @@ pub(super) fn sha(sha: &str) -> Result<String, GitError> {
     if (sha.len() == 40 || sha.len() == 64) && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(sha.to_ascii_lowercase())
     } else {
-        Err(GitError::InvalidRef(format!("{sha:?}: a commit id must be 40 (or 64) hexadecimal digits")))
+        Err(GitError::InvalidRef(format!(
+            "{sha:?}: a commit id must be 40 (or 64) hexadecimal digits"
+        )))
     }
 }
 
@@ -121,7 +136,9 @@ pub(super) fn identity_part(what: &str, value: &str) -> Result<(), GitError> {
 /// Checks a commit message: not blank, no NUL bytes.
 pub(super) fn message(message: &str) -> Result<(), GitError> {
     if message.trim().is_empty() || message.contains('\0') {
-        return Err(GitError::InvalidRequest("the commit message must be non-blank and contain no NUL".into()));
+        return Err(GitError::InvalidRequest(
+            "the commit message must be non-blank and contain no NUL".into(),
+        ));
     }
     Ok(())
 }
@@ -134,7 +151,10 @@ mod tests {
     fn urls() {
         let ok = remote_url("https://GitHub.com/o/r.git").unwrap();
         assert_eq!(ok.origin, "https://github.com/");
-        assert_eq!(remote_url("http://127.0.0.1:8080/r.git").unwrap().origin, "http://127.0.0.1:8080/");
+        assert_eq!(
+            remote_url("http://127.0.0.1:8080/r.git").unwrap().origin,
+            "http://127.0.0.1:8080/"
+        );
         assert_eq!(remote_url("http://[::1]:81/r").unwrap().origin, "http://[::1]:81/");
         for bad in [
             "ssh://git@github.com/o/r.git",
@@ -156,7 +176,10 @@ mod tests {
 
     #[test]
     fn urls_with_credentials_are_refused_without_echoing_them() {
-        for url in ["https://user:hunter2@github.com/o/r.git", "https://hunter2@github.com/o/r.git"] {
+        for url in [
+            "https://user:hunter2@github.com/o/r.git",
+            "https://hunter2@github.com/o/r.git",
+        ] {
             let e = remote_url(url).unwrap_err().to_string();
             assert!(e.contains("credentials"), "{e}");
             assert!(!e.contains("hunter2"), "{e}");
@@ -165,12 +188,40 @@ mod tests {
 
     #[test]
     fn refs() {
-        for ok in ["main", "v1.2.3", "refs/heads/feature/x", "refs/tags/v1", "HEAD", "a-b_c"] {
+        for ok in [
+            "main",
+            "v1.2.3",
+            "refs/heads/feature/x",
+            "refs/tags/v1",
+            "HEAD",
+            "a-b_c",
+        ] {
             assert!(ref_name(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "-b", "--upload-pack=evil", "a..b", "a b", "a~1", "a^", "a:b", "x?", "x*", "[x", "a\\b", "@{-1}", "@",
-            "a//b", "/a", "a/", "a.", ".a", "a/.b", "a.lock", "a/b.lock/c", "a\u{7f}",
+            "",
+            "-b",
+            "--upload-pack=evil",
+            "a..b",
+            "a b",
+            "a~1",
+            "a^",
+            "a:b",
+            "x?",
+            "x*",
+            "[x",
+            "a\\b",
+            "@{-1}",
+            "@",
+            "a//b",
+            "/a",
+            "a/",
+            "a.",
+            ".a",
+            "a/.b",
+            "a.lock",
+            "a/b.lock/c",
+            "a\u{7f}",
         ] {
             assert!(matches!(ref_name(bad), Err(GitError::InvalidRef(_))), "{bad:?}");
         }

@@ -5,10 +5,12 @@
 //! [`ForgeError`] with the forge's own message. Callers name the repository by its full
 //! name (`owner/name`, or a GitLab namespace path); clients encode it as the forge wants.
 
+pub mod binding;
 pub mod comments;
 mod error;
 pub mod http;
 
+pub use binding::RepoBinding;
 pub use error::ForgeError;
 
 use std::time::Duration;

@@ -13,4 +13,4 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::exports::powernode::step::handler::{StepContext, StepError};
-pub use self::powernode::step::types::{ProviderError, Repository, Trigger};
+pub use self::powernode::step::types::{ProviderError, RateLimit, Repository, Trigger};

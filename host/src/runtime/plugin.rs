@@ -164,6 +164,8 @@ impl Runtime {
             repository: String::new(),
             workspace: scratch.path().to_path_buf(),
             deadline: Instant::now() + DESCRIBE_TIMEOUT,
+            forge: None,
+            trigger_is_issue: false,
         };
         let log = super::log::StepLog::new(self.config.log_limits, &[]);
         let mut store = self.new_store(scope, grant.clone(), log).map_err(|e| e.to_string())?;

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -17,6 +18,7 @@ use super::stdio::LogPipe;
 use super::{Plugin, Runtime};
 use crate::model::TriggerContext;
 use crate::policy::Grant;
+use crate::provider::RepoBinding;
 
 /// Everything one step run needs.
 #[derive(Debug, Clone)]
@@ -37,6 +39,9 @@ pub struct StepInput {
     pub timeout: Duration,
     /// Values masked in the step log.
     pub secrets: Vec<String>,
+    /// The forge and repository `provider` and `git` calls act on; none for local runs
+    /// without a source.
+    pub forge: Option<Arc<RepoBinding>>,
 }
 
 /// A step that succeeded.
@@ -130,6 +135,8 @@ impl Runtime {
             repository: input.trigger.repository.full_name.clone(),
             workspace: input.workspace.clone(),
             deadline: Instant::now() + input.timeout,
+            forge: input.forge.clone(),
+            trigger_is_issue: input.trigger.event == "issue_comment" && !input.trigger.is_pull_request,
         };
         let outcome = match self.new_store(scope, plugin.grant.clone(), log.clone()) {
             Err(e) => Err(StepFailure::Trap(format!("cannot set up the step: {e:#}"))),
@@ -225,6 +232,7 @@ fn wit_context(input: &StepInput) -> StepContext {
             comment_body: t.comment_body.clone(),
             comment_id: t.comment_id,
             sender: t.sender.clone(),
+            is_pull_request: t.is_pull_request,
             is_fork: t.is_fork,
         },
         config: input.config.to_string(),

@@ -13,10 +13,11 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::host::http::HttpPolicy;
 use super::log::StepLog;
 use crate::policy::{Capability, Grant};
+use crate::provider::RepoBinding;
 use crate::services::Services;
 
 /// Who is running, where: the scope every host call acts in.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StepScope {
     /// The run's id.
     pub run_id: String,
@@ -28,6 +29,10 @@ pub struct StepScope {
     pub workspace: PathBuf,
     /// When the step must be done; host calls (process) are cut off there too.
     pub deadline: Instant,
+    /// The run's forge binding, if it has one.
+    pub forge: Option<Arc<RepoBinding>>,
+    /// Whether comments go to an issue (GitLab issue notes) rather than a merge request.
+    pub trigger_is_issue: bool,
 }
 
 /// The data of one step's `Store`.

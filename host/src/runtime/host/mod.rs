@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod forge;
+mod git;
 pub mod http;
 mod kv;
 mod log;

@@ -1,0 +1,82 @@
+//! A forge connection bound to one repository: what a run's `provider` and `git` calls act
+//! on, with the host's credentials. The bot login and repository facts are fetched once.
+
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+use super::{Comment, Forge, ForgeError, ForgeKind, RepositoryInfo, Thread, comments};
+use crate::secret::Secret;
+
+/// One repository on one forge, as a run sees it.
+pub struct RepoBinding {
+    forge: Arc<dyn Forge>,
+    repo: String,
+    token: Secret,
+    bot_login: OnceCell<String>,
+    info: OnceCell<RepositoryInfo>,
+}
+
+impl std::fmt::Debug for RepoBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepoBinding")
+            .field("kind", &self.forge.kind())
+            .field("repo", &self.repo)
+            .finish()
+    }
+}
+
+impl RepoBinding {
+    /// Binds `forge` to `repo` (full name). `bot_login` is our account; asked from the forge
+    /// on first need when not configured. `token` is what git authenticates with.
+    pub fn new(forge: Arc<dyn Forge>, repo: &str, bot_login: Option<String>, token: Secret) -> Self {
+        RepoBinding {
+            forge,
+            repo: repo.to_string(),
+            token,
+            bot_login: bot_login.map(OnceCell::from).unwrap_or_default(),
+            info: OnceCell::new(),
+        }
+    }
+
+    /// The forge client.
+    pub fn forge(&self) -> &dyn Forge {
+        self.forge.as_ref()
+    }
+
+    /// Which forge.
+    pub fn kind(&self) -> ForgeKind {
+        self.forge.kind()
+    }
+
+    /// The repository's full name.
+    pub fn repo(&self) -> &str {
+        &self.repo
+    }
+
+    /// The token, for git's HTTP header only.
+    pub fn token(&self) -> &Secret {
+        &self.token
+    }
+
+    /// Clone URL and default branch, fetched once.
+    pub async fn repository(&self) -> Result<&RepositoryInfo, ForgeError> {
+        self.info
+            .get_or_try_init(|| self.forge.get_repository(&self.repo))
+            .await
+    }
+
+    /// Our bot's login, configured or fetched once.
+    pub async fn bot_login(&self) -> Result<&str, ForgeError> {
+        self.bot_login
+            .get_or_try_init(|| self.forge.current_user())
+            .await
+            .map(String::as_str)
+    }
+
+    /// The comment carrying `marker`, created once and then edited in place.
+    pub async fn upsert_comment(&self, thread: Thread, marker: &str, body: &str) -> Result<Comment, ForgeError> {
+        let bot = self.bot_login().await?.to_string();
+        comments::upsert(self.forge(), &self.repo, thread, marker, body, &bot).await
+    }
+}

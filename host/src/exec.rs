@@ -1,6 +1,7 @@
 //! Running a program for the `process` interface: in the workspace, with only the
 //! environment asked for, bounded output, and the whole process group killed on timeout.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -16,8 +17,8 @@ pub struct ExecRequest {
     pub args: Vec<String>,
     /// Working directory, already confined to the workspace.
     pub cwd: PathBuf,
-    /// The child's environment besides PATH and HOME.
-    pub env: Vec<(String, String)>,
+    /// The child's environment besides PATH and HOME (which it may override).
+    pub env: Vec<(String, OsString)>,
     /// Killed after this long.
     pub timeout: Duration,
     /// Fed to stdin, then closed.

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod exec;
+pub mod git;
 pub mod model;
 pub mod pipeline;
 pub mod policy;

@@ -39,6 +39,30 @@ pub fn resolve(workspace: &Path, rel: &str) -> Result<PathBuf, PathError> {
     Ok(full)
 }
 
+/// Resolves `rel` inside `workspace` for something about to be created there: the path
+/// need not exist, but whatever part of it exists must stay inside the workspace.
+pub fn resolve_new(workspace: &Path, rel: &str) -> Result<PathBuf, PathError> {
+    let rel_path = Path::new(rel.strip_prefix("/workspace/").unwrap_or(rel));
+    if rel_path
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(PathError::NotRelative(rel.into()));
+    }
+    let root = workspace
+        .canonicalize()
+        .map_err(|e| PathError::Io(workspace.display().to_string(), e.to_string()))?;
+    let full = root.join(rel_path);
+    let existing = full.ancestors().find(|p| p.exists()).unwrap_or(&root);
+    let existing = existing
+        .canonicalize()
+        .map_err(|e| PathError::Io(rel.into(), e.to_string()))?;
+    if !existing.starts_with(&root) {
+        return Err(PathError::Escapes(rel.into()));
+    }
+    Ok(full)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,8 @@
 
 mod builtins;
 mod catalog;
+mod git;
+mod git_server;
 mod grants;
 mod harness;
 mod python;

@@ -164,27 +164,34 @@ fn pong_server() -> u16 {
     port
 }
 
+/// Runs the `http-get` guest allowed to reach only `allow`, fetching `url`.
+async fn http_get(h: &Harness, allow: &str, url: String) -> powernode::runtime::StepReport {
+    let grant = GrantConfig {
+        interfaces: vec![],
+        http: vec![allow.to_string()],
+    };
+    let p = h.load_ok(powernode_tests::HTTP_GET, "http_get", grant).await;
+    h.run(&p, json!({ "url": url }), Duration::from_secs(30)).await
+}
+
+fn assert_denied(report: &powernode::runtime::StepReport, reason: &str) {
+    assert!(
+        matches!(&report.outcome, Err(StepFailure::Failed(m)) if m.contains("HttpRequestDenied")),
+        "expected the request to be denied, got {:?}",
+        report.outcome
+    );
+    assert!(log_text(report).contains(reason), "{}", log_text(report));
+}
+
 #[tokio::test]
 async fn http_to_a_host_not_allowed_is_denied() {
     let port = pong_server();
     let h = Harness::new();
-    let grant = GrantConfig {
-        interfaces: vec![],
-        http: vec!["api.example.com".into()],
-    };
-    let p = h.load_ok(powernode_tests::HTTP_GET, "http_get", grant).await;
-    let report = h
-        .run(
-            &p,
-            json!({"url": format!("http://127.0.0.1:{port}/ping")}),
-            Duration::from_secs(30),
-        )
-        .await;
-    match &report.outcome {
-        Err(StepFailure::Failed(m)) => assert!(m.contains("HttpRequestDenied"), "{m}"),
-        other => panic!("expected the request to be denied, got {other:?}"),
-    }
-    assert!(log_text(&report).contains(&format!("`127.0.0.1:{port}` is not in this plugin's http allow-list")));
+    let report = http_get(&h, "api.example.com", format!("http://127.0.0.1:{port}/ping")).await;
+    assert_denied(
+        &report,
+        &format!("`127.0.0.1:{port}` is not in this plugin's http allow-list"),
+    );
     h.assert_still_works().await;
 }
 
@@ -192,46 +199,20 @@ async fn http_to_a_host_not_allowed_is_denied() {
 async fn loopback_listed_by_name_is_still_denied() {
     let port = pong_server();
     let h = Harness::new();
-    let grant = GrantConfig {
-        interfaces: vec![],
-        http: vec!["localhost".into()],
-    };
-    let p = h.load_ok(powernode_tests::HTTP_GET, "http_get", grant).await;
-    let report = h
-        .run(
-            &p,
-            json!({"url": format!("http://localhost:{port}/ping")}),
-            Duration::from_secs(30),
-        )
-        .await;
-    assert!(
-        matches!(&report.outcome, Err(StepFailure::Failed(m)) if m.contains("HttpRequestDenied")),
-        "{:?}",
-        report.outcome
-    );
-    assert!(
-        log_text(&report).contains("a loopback, link-local or private address"),
-        "{}",
-        log_text(&report)
-    );
+    let report = http_get(&h, "localhost", format!("http://localhost:{port}/ping")).await;
+    assert_denied(&report, "a loopback, link-local or private address");
 }
 
 #[tokio::test]
 async fn http_to_an_explicitly_listed_loopback_address_works() {
     let port = pong_server();
     let h = Harness::new();
-    let grant = GrantConfig {
-        interfaces: vec![],
-        http: vec![format!("127.0.0.1:{port}")],
-    };
-    let p = h.load_ok(powernode_tests::HTTP_GET, "http_get", grant).await;
-    let report = h
-        .run(
-            &p,
-            json!({"url": format!("http://127.0.0.1:{port}/ping")}),
-            Duration::from_secs(30),
-        )
-        .await;
+    let report = http_get(
+        &h,
+        &format!("127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{port}/ping"),
+    )
+    .await;
     let out = report.outcome.unwrap_or_else(|e| panic!("{e}"));
     assert!(out.raw_output.contains("pong"), "{}", out.raw_output);
 }

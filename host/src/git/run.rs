@@ -4,20 +4,17 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::GitError;
 use super::auth::{GitAuth, mask};
 use super::validate::RemoteUrl;
+use crate::exec::{self, ExecRequest};
 
-/// Bytes kept of a git process's stdout; the rest is read and dropped.
-const MAX_STDOUT: usize = 1 << 20;
-/// Bytes kept of a git process's stderr; the rest is read and dropped.
-const MAX_STDERR: usize = 64 << 10;
+/// Bytes kept of each of a git process's stdout and stderr; the rest is read and dropped.
+const MAX_OUTPUT: usize = 1 << 20;
 
 /// Config every git process gets in command scope, which beats repository config: no hooks, no
 /// fsmonitor command, no credential helpers, no background gc or maintenance that could outlive
@@ -177,67 +174,28 @@ impl Git {
             return Err(timeout());
         }
         tracing::debug!(step, ?args, cwd = %cwd.display(), "running git");
-        let mut cmd = tokio::process::Command::new("git");
-        cmd.args(args)
-            .current_dir(cwd)
-            .env_clear()
-            .envs(self.environment(net))
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|source| GitError::Io {
+        let request = ExecRequest {
+            program: "git".into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            cwd: cwd.to_path_buf(),
+            env: self.environment(net),
+            timeout: self.deadline.saturating_duration_since(Instant::now()),
+            stdin,
+            max_output: MAX_OUTPUT,
+        };
+        let out = exec::run(request).await.map_err(|source| GitError::Io {
             what: format!("spawning `git` for {step}"),
             source,
         })?;
-        let pgid = child
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .map(nix::unistd::Pid::from_raw);
-        let mut stdin_pipe = child.stdin.take();
-        let stdout_pipe = child.stdout.take();
-        let stderr_pipe = child.stderr.take();
-        let finished = tokio::time::timeout_at(self.deadline, async {
-            let feed = async {
-                if let (Some(pipe), Some(data)) = (stdin_pipe.as_mut(), stdin) {
-                    // A process that exits without reading its input is not an error here.
-                    let _ = pipe.write_all(&data).await;
-                }
-                drop(stdin_pipe);
-            };
-            let (status, stdout, stderr, ()) = tokio::join!(
-                child.wait(),
-                read_bounded(stdout_pipe, MAX_STDOUT),
-                read_bounded(stderr_pipe, MAX_STDERR),
-                feed
-            );
-            (status, stdout, stderr)
-        })
-        .await;
-        match finished {
-            Ok((status, stdout, stderr)) => {
-                let status = status.map_err(|source| GitError::Io {
-                    what: format!("waiting for git {step}"),
-                    source,
-                })?;
-                Ok(Output {
-                    code: status.code(),
-                    stdout: String::from_utf8_lossy(&stdout).into_owned(),
-                    stderr: mask(String::from_utf8_lossy(&stderr).trim_end(), &self.secrets),
-                })
-            }
-            Err(_) => {
-                // The leader is not reaped yet, so the group id cannot have been reused.
-                if let Some(pgid) = pgid {
-                    let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-                }
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-                tracing::warn!(step, after = ?self.timeout, "git timed out and was killed");
-                Err(timeout())
-            }
+        if out.timed_out {
+            tracing::warn!(step, after = ?self.timeout, "git timed out and was killed");
+            return Err(timeout());
         }
+        Ok(Output {
+            code: out.exit_code,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: mask(String::from_utf8_lossy(&out.stderr).trim_end(), &self.secrets),
+        })
     }
 
     /// The whole environment of a git process: nothing inherited but `PATH`.
@@ -304,20 +262,6 @@ fn is_auth_failure(stderr: &str) -> bool {
 fn is_loopback(origin: &str) -> bool {
     let host = origin.trim_start_matches("http://").trim_end_matches('/');
     host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
-}
-
-async fn read_bounded(pipe: Option<impl AsyncRead + Unpin>, max: usize) -> Vec<u8> {
-    let Some(mut pipe) = pipe else { return Vec::new() };
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = pipe.read(&mut buf).await {
-        if n == 0 {
-            break;
-        }
-        let room = max.saturating_sub(kept.len());
-        kept.extend_from_slice(&buf[..n.min(room)]);
-    }
-    kept
 }
 
 #[cfg(test)]

@@ -1,19 +1,87 @@
-//! `powernode:step/git` → real `git` on the run's repository, authenticated by the host.
+//! `powernode:step/git` → real `git` on the run's repository, authenticated by the host
+//! with the forge token (as an HTTP header; the plugin never sees it).
 
+use std::time::Instant;
+
+use crate::git::{self as domain, CloneRequest, GitAuth, PushRequest};
 use crate::policy::Capability;
+use crate::provider::{ForgeKind, RepoBinding};
 use crate::runtime::bindings::powernode::step::git::{self, CloneOptions, PushOptions};
 use crate::runtime::state::StepState;
+use crate::workspace;
 
 use super::forge::NO_FORGE;
 
+const DEFAULT_AUTHOR: (&str, &str) = ("Powernode", "powernode@localhost");
+
+type GResult<T> = wasmtime::Result<Result<T, String>>;
+
+fn auth(b: &RepoBinding) -> GitAuth {
+    let token = b.token().expose();
+    match b.kind() {
+        ForgeKind::Github => GitAuth::github(token),
+        ForgeKind::Gitlab => GitAuth::gitlab(token),
+        ForgeKind::Gitea | ForgeKind::Forgejo => GitAuth::gitea(token),
+    }
+}
+
+/// The run's binding and its clone URL.
+async fn target(forge: Option<std::sync::Arc<RepoBinding>>) -> Result<(std::sync::Arc<RepoBinding>, String), String> {
+    let b = forge.ok_or_else(|| NO_FORGE.to_string())?;
+    let url = b
+        .repository()
+        .await
+        .map_err(|e| format!("cannot look up the repository: {e}"))?
+        .clone_url
+        .clone();
+    Ok((b, url))
+}
+
 impl git::Host for StepState {
-    async fn clone(&mut self, _opts: CloneOptions) -> wasmtime::Result<Result<String, String>> {
+    async fn clone(&mut self, opts: CloneOptions) -> GResult<String> {
         self.require(Capability::Git)?;
-        Ok(Err(NO_FORGE.into()))
+        let (b, url) = match target(self.scope.forge.clone()).await {
+            Ok(t) => t,
+            Err(e) => return Ok(Err(e)),
+        };
+        let dest = match workspace::resolve_new(&self.scope.workspace, opts.path.as_deref().unwrap_or(".")) {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let req = CloneRequest {
+            url,
+            dest,
+            git_ref: opts.git_ref,
+            sha: opts.sha,
+            depth: opts.depth,
+        };
+        let left = self.scope.deadline.saturating_duration_since(Instant::now());
+        Ok(domain::clone(&req, Some(&auth(&b)), left)
+            .await
+            .map_err(|e| e.to_string()))
     }
 
-    async fn commit_and_push(&mut self, _opts: PushOptions) -> wasmtime::Result<Result<Option<String>, String>> {
+    async fn commit_and_push(&mut self, opts: PushOptions) -> GResult<Option<String>> {
         self.require(Capability::Git)?;
-        Ok(Err(NO_FORGE.into()))
+        let (b, url) = match target(self.scope.forge.clone()).await {
+            Ok(t) => t,
+            Err(e) => return Ok(Err(e)),
+        };
+        let repo_dir = match workspace::resolve(&self.scope.workspace, opts.path.as_deref().unwrap_or(".")) {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let req = PushRequest {
+            repo_dir,
+            remote_url: url,
+            branch: opts.branch,
+            message: opts.message,
+            author_name: opts.author_name.unwrap_or_else(|| DEFAULT_AUTHOR.0.into()),
+            author_email: opts.author_email.unwrap_or_else(|| DEFAULT_AUTHOR.1.into()),
+        };
+        let left = self.scope.deadline.saturating_duration_since(Instant::now());
+        Ok(domain::commit_and_push(&req, Some(&auth(&b)), left)
+            .await
+            .map_err(|e| e.to_string()))
     }
 }

@@ -25,7 +25,7 @@ impl Host for StepState {
             program: cmd.program.clone(),
             args: cmd.args,
             cwd,
-            env: cmd.env,
+            env: cmd.env.into_iter().map(|(k, v)| (k, v.into())).collect(),
             timeout,
             stdin: cmd.stdin,
             max_output: MAX_OUTPUT,

@@ -94,7 +94,9 @@ pub async fn run_pipeline(
         outputs: BTreeMap::new(),
         withhold_secrets: req.trigger.is_fork,
     };
-    let mask: Vec<String> = req.secrets.values().cloned().collect();
+    // Step logs never show a secret or the forge token, even if a plugin echoes one.
+    let mut mask: Vec<String> = req.secrets.values().cloned().collect();
+    mask.extend(req.forge.iter().map(|f| f.token().expose().to_string()));
     let mut steps = Vec::new();
     for step in &pipeline.steps {
         on_event(RunEvent::Started(step));

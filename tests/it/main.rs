@@ -3,6 +3,10 @@
 
 mod builtins;
 mod catalog;
+mod fakes;
+mod forge_gitea;
+mod forge_github;
+mod forge_gitlab;
 mod git;
 mod git_server;
 mod grants;

@@ -2,10 +2,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 
 use crate::model::TriggerContext;
+use crate::provider::connect::bind;
 use crate::runner::{RunEvent, RunRequest, run_pipeline};
 use crate::runtime::{Level, mask_secrets};
 
@@ -26,12 +28,16 @@ pub struct RunArgs {
     /// Use this directory as the workspace instead of a fresh temporary one.
     #[arg(long)]
     workspace: Option<PathBuf>,
+    /// Act on a real forge: the id of a `[[sources]]` entry of the config. The repository
+    /// is the event's `repository.full_name`.
+    #[arg(long, requires = "config")]
+    source: Option<String>,
 }
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let host = Host::open(args.config.as_deref())?;
     let pipeline = load_pipeline(&args.pipeline, Some(&host.config.secrets), &host.catalog.step_types())?;
-    let trigger: TriggerContext = match &args.event {
+    let mut trigger: TriggerContext = match &args.event {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
             serde_json::from_str(&text).with_context(|| format!("`{}` is not a valid event", path.display()))?
@@ -49,8 +55,25 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             temp.path().to_path_buf()
         }
     };
+    let mut secrets: Vec<String> = host.config.secrets.values().cloned().collect();
+    let forge = match &args.source {
+        Some(id) => {
+            let source = host.config.source(id)?;
+            let repo = trigger.repository.full_name.clone();
+            if repo.is_empty() {
+                anyhow::bail!(
+                    "--source {id} acts on the event's repository: give it in the --event file as \
+                     \"repository\": {{\"full_name\": \"owner/name\"}}"
+                );
+            }
+            let binding = bind(source, &repo)?;
+            secrets.push(binding.token().expose().to_string());
+            trigger.repository.provider = binding.kind().as_str().into();
+            Some(Arc::new(binding))
+        }
+        None => None,
+    };
     let run_id = uuid::Uuid::now_v7().to_string();
-    let secrets: Vec<String> = host.config.secrets.values().cloned().collect();
     let mask = |s: &str| mask_secrets(s, &secrets);
     println!("pipeline `{}`: run {run_id} in {}", pipeline.name, workspace.display());
     let req = RunRequest {
@@ -58,7 +81,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         trigger,
         secrets: host.config.secrets.clone(),
         workspace,
-        forge: None,
+        forge,
     };
     let summary = run_pipeline(&host.catalog, &pipeline, req, |event| match event {
         RunEvent::Started(step) => println!("▶ {} ({})", step.name, step.step_type),

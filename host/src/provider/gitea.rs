@@ -43,8 +43,17 @@ impl GiteaClient {
             return Err(ForgeError::Other(format!("GiteaClient cannot serve {}", kind.as_str())));
         }
         let root = api_url.trim_end_matches('/');
-        let base = if root.ends_with("/api/v1") { root.to_string() } else { format!("{root}/api/v1") };
-        let api = ApiClient::new(&base, (AUTHORIZATION, format!("token {token}")), HeaderMap::new(), retry)?;
+        let base = if root.ends_with("/api/v1") {
+            root.to_string()
+        } else {
+            format!("{root}/api/v1")
+        };
+        let api = ApiClient::new(
+            &base,
+            (AUTHORIZATION, format!("token {token}")),
+            HeaderMap::new(),
+            retry,
+        )?;
         Ok(GiteaClient { api, kind })
     }
 
@@ -56,7 +65,9 @@ impl GiteaClient {
                 segments.extend_from_slice(rest);
                 Ok(encode_path(&segments))
             }
-            _ => Err(ForgeError::Validation(format!("repository `{repo}` is not of the form owner/name"))),
+            _ => Err(ForgeError::Validation(format!(
+                "repository `{repo}` is not of the form owner/name"
+            ))),
         }
     }
 
@@ -84,7 +95,10 @@ impl GiteaClient {
 /// Percent-encodes each segment (a `/` inside a branch name included) and joins them.
 fn encode_path(segments: &[&str]) -> String {
     let mut url = reqwest::Url::parse("http://x/").expect("a constant URL parses");
-    url.path_segments_mut().expect("http URLs have paths").pop_if_empty().extend(segments);
+    url.path_segments_mut()
+        .expect("http URLs have paths")
+        .pop_if_empty()
+        .extend(segments);
     url.path().to_string()
 }
 
@@ -163,7 +177,12 @@ struct GiteaComment {
 
 impl From<GiteaComment> for Comment {
     fn from(c: GiteaComment) -> Comment {
-        Comment { id: c.id, body: c.body, author: c.user.map(|u| u.login).unwrap_or_default(), url: c.html_url }
+        Comment {
+            id: c.id,
+            body: c.body,
+            author: c.user.map(|u| u.login).unwrap_or_default(),
+            url: c.html_url,
+        }
     }
 }
 
@@ -174,8 +193,15 @@ impl Forge for GiteaClient {
     }
 
     async fn get_repository(&self, repo: &str) -> Result<RepositoryInfo, ForgeError> {
-        let r: GiteaRepo = self.api.json(Method::GET, &Self::repo_path(repo, &[])?, &[], None).await?;
-        Ok(RepositoryInfo { full_name: r.full_name, clone_url: r.clone_url, default_branch: r.default_branch })
+        let r: GiteaRepo = self
+            .api
+            .json(Method::GET, &Self::repo_path(repo, &[])?, &[], None)
+            .await?;
+        Ok(RepositoryInfo {
+            full_name: r.full_name,
+            clone_url: r.clone_url,
+            default_branch: r.default_branch,
+        })
     }
 
     async fn update_status(&self, repo: &str, status: &StatusUpdate) -> Result<(), ForgeError> {
@@ -189,13 +215,18 @@ impl Forge for GiteaClient {
             body.insert("target_url".into(), u.clone().into());
         }
         let path = Self::repo_path(repo, &["statuses", &status.sha])?;
-        self.api.send(Method::POST, &path, &[], Some(&Value::Object(body)), None).await?;
+        self.api
+            .send(Method::POST, &path, &[], Some(&Value::Object(body)), None)
+            .await?;
         Ok(())
     }
 
     async fn create_pull_request(&self, repo: &str, pr: &NewPullRequest) -> Result<PullRequest, ForgeError> {
         let body = json!({"title": pr.title, "head": pr.head, "base": pr.base, "body": pr.body});
-        let created: GiteaPull = self.api.json(Method::POST, &Self::repo_path(repo, &["pulls"])?, &[], Some(&body)).await?;
+        let created: GiteaPull = self
+            .api
+            .json(Method::POST, &Self::repo_path(repo, &["pulls"])?, &[], Some(&body))
+            .await?;
         Ok(created.into_pull())
     }
 
@@ -218,7 +249,11 @@ impl Forge for GiteaClient {
 
     async fn get_pull_request(&self, repo: &str, number: u64) -> Result<PullRequest, ForgeError> {
         let path = Self::repo_path(repo, &["pulls", &number.to_string()])?;
-        Ok(self.api.json::<GiteaPull>(Method::GET, &path, &[], None).await?.into_pull())
+        Ok(self
+            .api
+            .json::<GiteaPull>(Method::GET, &path, &[], None)
+            .await?
+            .into_pull())
     }
 
     async fn get_pull_request_diff(&self, repo: &str, number: u64) -> Result<String, ForgeError> {
@@ -230,7 +265,11 @@ impl Forge for GiteaClient {
     async fn post_comment(&self, repo: &str, thread: Thread, body: &str) -> Result<Comment, ForgeError> {
         let path = Self::repo_path(repo, &["issues", &thread.number().to_string(), "comments"])?;
         let body = json!({"body": comments::truncate_body(body, self.comment_limit())});
-        Ok(self.api.json::<GiteaComment>(Method::POST, &path, &[], Some(&body)).await?.into())
+        Ok(self
+            .api
+            .json::<GiteaComment>(Method::POST, &path, &[], Some(&body))
+            .await?
+            .into())
     }
 
     async fn list_comments(&self, repo: &str, thread: Thread) -> Result<Vec<Comment>, ForgeError> {
@@ -249,7 +288,11 @@ impl Forge for GiteaClient {
     ) -> Result<Comment, ForgeError> {
         let path = Self::repo_path(repo, &["issues", "comments", &comment_id.to_string()])?;
         let body = json!({"body": comments::truncate_body(body, self.comment_limit())});
-        Ok(self.api.json::<GiteaComment>(Method::PATCH, &path, &[], Some(&body)).await?.into())
+        Ok(self
+            .api
+            .json::<GiteaComment>(Method::PATCH, &path, &[], Some(&body))
+            .await?
+            .into())
     }
 
     async fn trigger_workflow(
@@ -260,7 +303,10 @@ impl Forge for GiteaClient {
         inputs: &[(String, String)],
     ) -> Result<(), ForgeError> {
         let path = Self::repo_path(repo, &["actions", "workflows", workflow, "dispatches"])?;
-        let inputs: Map<String, Value> = inputs.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
+        let inputs: Map<String, Value> = inputs
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+            .collect();
         let body = json!({"ref": git_ref, "inputs": inputs});
         // Gitea answers 204; Forgejo 201 or 204; both are 2xx, which is all `send` returns.
         self.api.send(Method::POST, &path, &[], Some(&body), None).await?;

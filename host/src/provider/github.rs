@@ -45,8 +45,16 @@ impl GithubClient {
         }
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(MEDIA_JSON));
-        headers.insert(HeaderName::from_static("x-github-api-version"), HeaderValue::from_static(API_VERSION));
-        let api = ApiClient::new(api_url, (AUTHORIZATION, format!("Bearer {}", token.trim())), headers, retry)?;
+        headers.insert(
+            HeaderName::from_static("x-github-api-version"),
+            HeaderValue::from_static(API_VERSION),
+        );
+        let api = ApiClient::new(
+            api_url,
+            (AUTHORIZATION, format!("Bearer {}", token.trim())),
+            headers,
+            retry,
+        )?;
         Ok(GithubClient { api })
     }
 
@@ -72,7 +80,9 @@ fn split_repo(repo: &str) -> Result<(&str, &str), ForgeError> {
     };
     match repo.split_once('/') {
         Some((owner, name)) if valid(owner) && valid(name) => Ok((owner, name)),
-        _ => Err(ForgeError::Validation(format!("`{repo}` is not a GitHub repository name (owner/name)"))),
+        _ => Err(ForgeError::Validation(format!(
+            "`{repo}` is not a GitHub repository name (owner/name)"
+        ))),
     }
 }
 
@@ -105,9 +115,15 @@ pub fn next_link(header: &str) -> Option<String> {
         let (target, params) = link.trim().split_once(';')?;
         let url = target.trim().strip_prefix('<')?.strip_suffix('>')?;
         let is_next = params.split(';').any(|p| {
-            let Some((key, value)) = p.split_once('=') else { return false };
+            let Some((key, value)) = p.split_once('=') else {
+                return false;
+            };
             key.trim().eq_ignore_ascii_case("rel")
-                && value.trim().trim_matches('"').split_whitespace().any(|r| r.eq_ignore_ascii_case("next"))
+                && value
+                    .trim()
+                    .trim_matches('"')
+                    .split_whitespace()
+                    .any(|r| r.eq_ignore_ascii_case("next"))
         });
         is_next.then(|| url.to_string())
     })
@@ -191,7 +207,11 @@ impl Forge for GithubClient {
 
     async fn get_repository(&self, repo: &str) -> Result<RepositoryInfo, ForgeError> {
         let r: GhRepository = self.get(&repo_path(repo)?, &[]).await?;
-        Ok(RepositoryInfo { full_name: r.full_name, clone_url: r.clone_url, default_branch: r.default_branch })
+        Ok(RepositoryInfo {
+            full_name: r.full_name,
+            clone_url: r.clone_url,
+            default_branch: r.default_branch,
+        })
     }
 
     async fn update_status(&self, repo: &str, status: &StatusUpdate) -> Result<(), ForgeError> {
@@ -208,13 +228,18 @@ impl Forge for GithubClient {
             body.insert("target_url".into(), u.clone().into());
         }
         let path = format!("{}/statuses/{}", repo_path(repo)?, segment(&status.sha));
-        self.api.send(Method::POST, &path, &[], Some(&Value::Object(body)), None).await?;
+        self.api
+            .send(Method::POST, &path, &[], Some(&Value::Object(body)), None)
+            .await?;
         Ok(())
     }
 
     async fn create_pull_request(&self, repo: &str, pr: &NewPullRequest) -> Result<PullRequest, ForgeError> {
         let body = json!({"title": pr.title, "head": pr.head, "base": pr.base, "body": pr.body});
-        match self.write::<GhPull>(Method::POST, &format!("{}/pulls", repo_path(repo)?), body).await {
+        match self
+            .write::<GhPull>(Method::POST, &format!("{}/pulls", repo_path(repo)?), body)
+            .await
+        {
             Ok(p) => Ok(p.into()),
             // 422 {"errors":[{"message":"A pull request already exists for owner:branch."}]}
             Err(ForgeError::Validation(m)) if m.to_ascii_lowercase().contains("pull request already exists") => {
@@ -228,7 +253,11 @@ impl Forge for GithubClient {
         let (owner, _) = split_repo(repo)?;
         // A bare branch name in `head` is silently ignored by GitHub: it wants `owner:branch`.
         let label = format!("{owner}:{head}");
-        let query = [("head", label.clone()), ("base", base.to_string()), ("state", "open".to_string())];
+        let query = [
+            ("head", label.clone()),
+            ("base", base.to_string()),
+            ("state", "open".to_string()),
+        ];
         let pulls: Vec<GhPull> = self.get(&format!("{}/pulls", repo_path(repo)?), &query).await?;
         Ok(pulls
             .into_iter()
@@ -253,13 +282,18 @@ impl Forge for GithubClient {
 
     async fn post_comment(&self, repo: &str, thread: Thread, body: &str) -> Result<Comment, ForgeError> {
         let path = format!("{}/issues/{}/comments", repo_path(repo)?, thread.number());
-        let c: GhComment = self.write(Method::POST, &path, json!({"body": truncate_body(body, COMMENT_LIMIT)})).await?;
+        let c: GhComment = self
+            .write(Method::POST, &path, json!({"body": truncate_body(body, COMMENT_LIMIT)}))
+            .await?;
         Ok(c.into())
     }
 
     async fn list_comments(&self, repo: &str, thread: Thread) -> Result<Vec<Comment>, ForgeError> {
         let first = format!("{}/issues/{}/comments", repo_path(repo)?, thread.number());
-        let mut resp = self.api.send(Method::GET, &first, &[("per_page", PER_PAGE.into())], None, None).await?;
+        let mut resp = self
+            .api
+            .send(Method::GET, &first, &[("per_page", PER_PAGE.into())], None, None)
+            .await?;
         let mut comments = Vec::new();
         for _ in 0..MAX_PAGES {
             comments.extend(resp.json::<Vec<GhComment>>()?.into_iter().map(Comment::from));
@@ -270,7 +304,10 @@ impl Forge for GithubClient {
             };
             resp = self.api.send(Method::GET, &next, &[], None, None).await?;
         }
-        Err(ForgeError::Transport(format!("more than {MAX_PAGES} pages of comments on {repo}#{}", thread.number())))
+        Err(ForgeError::Transport(format!(
+            "more than {MAX_PAGES} pages of comments on {repo}#{}",
+            thread.number()
+        )))
     }
 
     async fn update_comment(
@@ -281,7 +318,13 @@ impl Forge for GithubClient {
         body: &str,
     ) -> Result<Comment, ForgeError> {
         let path = format!("{}/issues/comments/{comment_id}", repo_path(repo)?);
-        let c: GhComment = self.write(Method::PATCH, &path, json!({"body": truncate_body(body, COMMENT_LIMIT)})).await?;
+        let c: GhComment = self
+            .write(
+                Method::PATCH,
+                &path,
+                json!({"body": truncate_body(body, COMMENT_LIMIT)}),
+            )
+            .await?;
         Ok(c.into())
     }
 
@@ -293,14 +336,23 @@ impl Forge for GithubClient {
         inputs: &[(String, String)],
     ) -> Result<(), ForgeError> {
         if workflow.is_empty() {
-            return Err(ForgeError::Validation("a workflow dispatch needs a workflow file name or id".into()));
+            return Err(ForgeError::Validation(
+                "a workflow dispatch needs a workflow file name or id".into(),
+            ));
         }
         let mut body = json!({ "ref": git_ref });
         if !inputs.is_empty() {
-            let inputs: Map<String, Value> = inputs.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
+            let inputs: Map<String, Value> = inputs
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                .collect();
             body["inputs"] = Value::Object(inputs);
         }
-        let path = format!("{}/actions/workflows/{}/dispatches", repo_path(repo)?, segment(workflow));
+        let path = format!(
+            "{}/actions/workflows/{}/dispatches",
+            repo_path(repo)?,
+            segment(workflow)
+        );
         // 204 No Content (200 with run details only when asked for them).
         self.api.send(Method::POST, &path, &[], Some(&body), None).await?;
         Ok(())
@@ -336,7 +388,16 @@ mod tests {
     #[test]
     fn repository_names_cannot_walk_the_api() {
         assert_eq!(repo_path("octo/hello.rs").unwrap(), "/repos/octo/hello.rs");
-        for bad in ["octo", "octo/", "/x", "octo/../user", "a/b/c", "octo/x?y", "octo/..", "octo/a b"] {
+        for bad in [
+            "octo",
+            "octo/",
+            "/x",
+            "octo/../user",
+            "a/b/c",
+            "octo/x?y",
+            "octo/..",
+            "octo/a b",
+        ] {
             assert!(matches!(repo_path(bad), Err(ForgeError::Validation(_))), "{bad}");
         }
     }

@@ -50,7 +50,9 @@ impl GitlabClient {
     /// `/projects/{url-encoded path}` followed by `rest`, each segment percent-encoded.
     fn project_path(repo: &str, rest: &[&str]) -> Result<String, ForgeError> {
         if repo.is_empty() || repo.split('/').any(str::is_empty) {
-            return Err(ForgeError::Validation(format!("project `{repo}` is not a namespace path or numeric id")));
+            return Err(ForgeError::Validation(format!(
+                "project `{repo}` is not a namespace path or numeric id"
+            )));
         }
         let mut segments = vec!["projects", repo];
         segments.extend_from_slice(rest);
@@ -76,36 +78,46 @@ impl GitlabClient {
 
     /// The notes API of a thread: merge request notes or issue notes.
     fn notes_path(repo: &str, thread: Thread, note: Option<u64>) -> Result<String, ForgeError> {
-        let kind = match thread {
-            Thread::PullRequest(_) => "merge_requests",
-            Thread::Issue(_) => "issues",
-        };
         let iid = thread.number().to_string();
         let note = note.map(|n| n.to_string());
-        let mut rest = vec![kind, iid.as_str(), "notes"];
+        let mut rest = vec![thread_kind(thread), iid.as_str(), "notes"];
         rest.extend(note.as_deref());
         Self::project_path(repo, &rest)
     }
 
+    /// A note as a [`Comment`], with its web URL.
     fn comment(&self, repo: &str, thread: Thread, note: GitlabNote) -> Comment {
-        let kind = match thread {
-            Thread::PullRequest(_) => "merge_requests",
-            Thread::Issue(_) => "issues",
-        };
         // A numeric project id gives no web path to build a link from.
         let url = if repo.bytes().all(|b| b.is_ascii_digit()) {
             String::new()
         } else {
+            let kind = thread_kind(thread);
             format!("{}/{repo}/-/{kind}/{}#note_{}", self.web_root, thread.number(), note.id)
         };
-        Comment { id: note.id, body: note.body, author: note.author.username, url }
+        Comment {
+            id: note.id,
+            body: note.body,
+            author: note.author.username,
+            url,
+        }
+    }
+}
+
+/// The path segment (API and web) of a thread's kind.
+fn thread_kind(thread: Thread) -> &'static str {
+    match thread {
+        Thread::PullRequest(_) => "merge_requests",
+        Thread::Issue(_) => "issues",
     }
 }
 
 /// Percent-encodes each segment (the `/` of a project path or branch name included) and joins them.
 fn encode_path(segments: &[&str]) -> String {
     let mut url = reqwest::Url::parse("http://x/").expect("a constant URL parses");
-    url.path_segments_mut().expect("http URLs have paths").pop_if_empty().extend(segments);
+    url.path_segments_mut()
+        .expect("http URLs have paths")
+        .pop_if_empty()
+        .extend(segments);
     url.path().to_string()
 }
 
@@ -133,7 +145,10 @@ fn already_there(state: &str, message: &str) -> bool {
 
 /// A branch or tag name as GitLab's pipeline API wants it (no `refs/heads/`, `refs/tags/`).
 fn short_ref(git_ref: &str) -> &str {
-    git_ref.strip_prefix("refs/heads/").or_else(|| git_ref.strip_prefix("refs/tags/")).unwrap_or(git_ref)
+    git_ref
+        .strip_prefix("refs/heads/")
+        .or_else(|| git_ref.strip_prefix("refs/tags/"))
+        .unwrap_or(git_ref)
 }
 
 #[derive(Deserialize)]
@@ -229,8 +244,16 @@ fn unified_diff(files: &[GitlabFileDiff]) -> String {
             out.push_str(&format!("rename from {}\nrename to {}\n", f.old_path, f.new_path));
         }
         if f.diff.starts_with("@@") {
-            let old = if f.new_file { "/dev/null".to_string() } else { format!("a/{}", f.old_path) };
-            let new = if f.deleted_file { "/dev/null".to_string() } else { format!("b/{}", f.new_path) };
+            let old = if f.new_file {
+                "/dev/null".to_string()
+            } else {
+                format!("a/{}", f.old_path)
+            };
+            let new = if f.deleted_file {
+                "/dev/null".to_string()
+            } else {
+                format!("b/{}", f.new_path)
+            };
             out.push_str(&format!("--- {old}\n+++ {new}\n"));
         }
         out.push_str(&f.diff);
@@ -248,7 +271,10 @@ impl Forge for GitlabClient {
     }
 
     async fn get_repository(&self, repo: &str) -> Result<RepositoryInfo, ForgeError> {
-        let p: GitlabProject = self.api.json(Method::GET, &Self::project_path(repo, &[])?, &[], None).await?;
+        let p: GitlabProject = self
+            .api
+            .json(Method::GET, &Self::project_path(repo, &[])?, &[], None)
+            .await?;
         Ok(RepositoryInfo {
             full_name: p.path_with_namespace,
             clone_url: p.http_url_to_repo,
@@ -268,7 +294,11 @@ impl Forge for GitlabClient {
             body.insert("target_url".into(), u.clone().into());
         }
         let path = Self::project_path(repo, &["statuses", &status.sha])?;
-        match self.api.send(Method::POST, &path, &[], Some(&Value::Object(body)), None).await {
+        match self
+            .api
+            .send(Method::POST, &path, &[], Some(&Value::Object(body)), None)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(ForgeError::Validation(message)) if already_there(state, &message) => {
                 tracing::debug!(repo, sha = %status.sha, state, "GitLab status already {state}: {message}");
@@ -286,7 +316,11 @@ impl Forge for GitlabClient {
             "description": pr.body,
         });
         let path = Self::project_path(repo, &["merge_requests"])?;
-        Ok(self.api.json::<GitlabMergeRequest>(Method::POST, &path, &[], Some(&body)).await?.into_pull())
+        Ok(self
+            .api
+            .json::<GitlabMergeRequest>(Method::POST, &path, &[], Some(&body))
+            .await?
+            .into_pull())
     }
 
     async fn find_pull_request(&self, repo: &str, head: &str, base: &str) -> Result<Option<PullRequest>, ForgeError> {
@@ -300,15 +334,17 @@ impl Forge for GitlabClient {
         // A fork's merge request may use the same branch names: only the project's own counts.
         Ok(found
             .into_iter()
-            .find(|mr| {
-                mr.source_branch == head && mr.target_branch == base && mr.source_project_id == mr.project_id
-            })
+            .find(|mr| mr.source_branch == head && mr.target_branch == base && mr.source_project_id == mr.project_id)
             .map(GitlabMergeRequest::into_pull))
     }
 
     async fn get_pull_request(&self, repo: &str, number: u64) -> Result<PullRequest, ForgeError> {
         let path = Self::project_path(repo, &["merge_requests", &number.to_string()])?;
-        Ok(self.api.json::<GitlabMergeRequest>(Method::GET, &path, &[], None).await?.into_pull())
+        Ok(self
+            .api
+            .json::<GitlabMergeRequest>(Method::GET, &path, &[], None)
+            .await?
+            .into_pull())
     }
 
     async fn get_pull_request_diff(&self, repo: &str, number: u64) -> Result<String, ForgeError> {
@@ -319,7 +355,10 @@ impl Forge for GitlabClient {
             // `/diffs` came in GitLab 15.7; older instances only have `/changes`.
             Err(ForgeError::NotFound(_)) => {
                 let changes = Self::project_path(repo, &["merge_requests", &iid, "changes"])?;
-                self.api.json::<GitlabChanges>(Method::GET, &changes, &[], None).await?.changes
+                self.api
+                    .json::<GitlabChanges>(Method::GET, &changes, &[], None)
+                    .await?
+                    .changes
             }
             Err(e) => return Err(e),
         };
@@ -338,7 +377,11 @@ impl Forge for GitlabClient {
         let query = [("sort", "asc".to_string()), ("order_by", "created_at".to_string())];
         let notes: Vec<GitlabNote> = self.get_all(&path, &query).await?;
         // System notes ("added 1 commit", "changed the description") are not comments.
-        Ok(notes.into_iter().filter(|n| !n.system).map(|n| self.comment(repo, thread, n)).collect())
+        Ok(notes
+            .into_iter()
+            .filter(|n| !n.system)
+            .map(|n| self.comment(repo, thread, n))
+            .collect())
     }
 
     async fn update_comment(
@@ -366,53 +409,27 @@ impl Forge for GitlabClient {
     ) -> Result<(), ForgeError> {
         let variables: Vec<Value> = inputs.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
         let body = json!({"ref": short_ref(git_ref), "variables": variables});
-        self.api.send(Method::POST, &Self::project_path(repo, &["pipeline"])?, &[], Some(&body), None).await?;
+        self.api
+            .send(
+                Method::POST,
+                &Self::project_path(repo, &["pipeline"])?,
+                &[],
+                Some(&body),
+                None,
+            )
+            .await?;
         Ok(())
     }
 
     async fn current_user(&self) -> Result<String, ForgeError> {
-        Ok(self.api.json::<GitlabUser>(Method::GET, "/user", &[], None).await?.username)
+        Ok(self
+            .api
+            .json::<GitlabUser>(Method::GET, "/user", &[], None)
+            .await?
+            .username)
     }
 
     fn comment_limit(&self) -> usize {
         COMMENT_LIMIT
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn project_paths_and_branches_are_one_encoded_segment() {
-        let path = GitlabClient::project_path("grp/sub/proj", &["repository", "branches", "feat/x"]).unwrap();
-        assert_eq!(path, "/projects/grp%2Fsub%2Fproj/repository/branches/feat%2Fx");
-        assert!(GitlabClient::project_path("grp//proj", &[]).is_err());
-    }
-
-    #[test]
-    fn only_a_refused_repeat_of_an_unfinished_state_counts_as_done() {
-        let from_pending = r#"Cannot transition status via :enqueue from :pending (Reason(s): Status cannot transition via "enqueue")"#;
-        assert!(already_there("pending", from_pending));
-        assert!(already_there("running", "Cannot transition status via :run from :running"));
-        assert!(!already_there("running", "Cannot transition status via :run from :success"));
-        assert!(!already_there("success", from_pending));
-        assert!(!already_there("pending", "name is too long"));
-    }
-
-    #[test]
-    fn file_diffs_become_unified_diff_text() {
-        let files: Vec<GitlabFileDiff> = serde_json::from_value(json!([
-            {"old_path": "a.txt", "new_path": "a.txt", "a_mode": "100644", "b_mode": "100644", "diff": "@@ -1 +1 @@\n-x\n+y"},
-            {"old_path": "new.sh", "new_path": "new.sh", "a_mode": "0", "b_mode": "100755", "new_file": true, "diff": "@@ -0,0 +1 @@\n+echo\n"},
-            {"old_path": "old", "new_path": "moved", "a_mode": "100644", "b_mode": "100644", "renamed_file": true, "diff": ""}
-        ]))
-        .unwrap();
-        assert_eq!(
-            unified_diff(&files),
-            "diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-x\n+y\n\
-             diff --git a/new.sh b/new.sh\nnew file mode 100755\n--- /dev/null\n+++ b/new.sh\n@@ -0,0 +1 @@\n+echo\n\
-             diff --git a/old b/moved\nrename from old\nrename to moved\n"
-        );
     }
 }

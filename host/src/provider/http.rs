@@ -127,17 +127,22 @@ impl ApiClient {
         accept: Option<&str>,
     ) -> Result<ApiResponse, ForgeError> {
         let url = self.url(path)?;
+        // `insert`, not `RequestBuilder::header` (which appends): one Accept header, not the
+        // default plus this one.
+        let mut headers = self.headers.clone();
+        if let Some(accept) = accept {
+            let value = HeaderValue::from_str(accept)
+                .map_err(|_| ForgeError::Other(format!("invalid Accept header `{accept}`")))?;
+            headers.insert(reqwest::header::ACCEPT, value);
+        }
         let mut waited = Duration::ZERO;
         let mut attempt = 1;
         loop {
             let mut req = self
                 .http
                 .request(method.clone(), &url)
-                .headers(self.headers.clone())
+                .headers(headers.clone())
                 .query(query);
-            if let Some(accept) = accept {
-                req = req.header(reqwest::header::ACCEPT, accept);
-            }
             if let Some(body) = body {
                 req = req.json(body);
             }
@@ -206,7 +211,22 @@ impl ApiClient {
     fn url(&self, path: &str) -> Result<String, ForgeError> {
         if path.starts_with("http://") || path.starts_with("https://") {
             // Only follow links that stay under our base: the token goes with the request.
-            if path.starts_with(&format!("{}/", self.base)) {
+            // Compared parsed, so host case, a default port or `..` segments change nothing.
+            let under_base = match (
+                reqwest::Url::parse(path),
+                reqwest::Url::parse(&format!("{}/", self.base)),
+            ) {
+                (Ok(link), Ok(base)) => {
+                    link.scheme() == base.scheme()
+                        && link.host_str() == base.host_str()
+                        && link.port_or_known_default() == base.port_or_known_default()
+                        && link.username().is_empty()
+                        && link.password().is_none()
+                        && link.path().starts_with(base.path())
+                }
+                _ => false,
+            };
+            if under_base {
                 return Ok(path.to_string());
             }
             return Err(ForgeError::Transport(format!(
@@ -321,6 +341,23 @@ mod tests {
         assert!(c.url("https://api.github.com/repositories/1/issues?page=2").is_ok());
         assert!(c.url("https://api.github.com.evil.example/x").is_err());
         assert!(c.url("https://evil.example/api.github.com/").is_err());
+        assert!(c.url("https://API.GitHub.com:443/repositories/1/issues?page=2").is_ok());
+        assert!(c.url("https://api.github.com:8443/repositories/1").is_err());
+        assert!(c.url("http://api.github.com/repositories/1").is_err());
+        let ghes = ApiClient::new(
+            "https://ghe.example.com/api/v3",
+            (reqwest::header::AUTHORIZATION, "Bearer t".into()),
+            HeaderMap::new(),
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        assert!(
+            ghes.url("https://ghe.example.com/api/v3/repositories/1/issues?page=2")
+                .is_ok()
+        );
+        assert!(ghes.url("https://ghe.example.com/api/v3/../../admin").is_err());
+        assert!(ghes.url("https://ghe.example.com/api/v30/x").is_err());
+        assert!(ghes.url("https://ghe.example.com/admin").is_err());
     }
 
     #[test]

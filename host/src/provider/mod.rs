@@ -7,7 +7,11 @@
 
 pub mod binding;
 pub mod comments;
+pub mod connect;
 mod error;
+pub mod gitea;
+pub mod github;
+pub mod gitlab;
 pub mod http;
 
 pub use binding::RepoBinding;

@@ -2,6 +2,10 @@
 //! every request (method, path with query, headers, JSON body) so tests can assert on them.
 //! Each forge's routes live in their own file; this module only serves and records.
 
+pub mod gitea;
+pub mod github;
+pub mod gitlab;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 

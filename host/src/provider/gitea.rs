@@ -11,7 +11,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{ApiClient, RetryPolicy};
+use super::http::{ApiClient, RetryPolicy, encode_path};
 use super::{
     Comment, CommitState, Forge, ForgeError, ForgeKind, NewPullRequest, PullRequest, RepositoryInfo, StatusUpdate,
     Thread, comments,
@@ -90,16 +90,6 @@ impl GiteaClient {
         }
         Ok(all)
     }
-}
-
-/// Percent-encodes each segment (a `/` inside a branch name included) and joins them.
-fn encode_path(segments: &[&str]) -> String {
-    let mut url = reqwest::Url::parse("http://x/").expect("a constant URL parses");
-    url.path_segments_mut()
-        .expect("http URLs have paths")
-        .pop_if_empty()
-        .extend(segments);
-    url.path().to_string()
 }
 
 /// Gitea's name for a state.

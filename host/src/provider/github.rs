@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use super::comments::truncate_body;
-use super::http::{ApiClient, RetryPolicy};
+use super::http::{ApiClient, RetryPolicy, encode_path};
 use super::{
     Comment, CommitState, Forge, ForgeError, ForgeKind, NewPullRequest, PullRequest, RepositoryInfo, StatusUpdate,
     Thread,
@@ -84,19 +84,6 @@ fn split_repo(repo: &str) -> Result<(&str, &str), ForgeError> {
             "`{repo}` is not a GitHub repository name (owner/name)"
         ))),
     }
-}
-
-/// One path segment, percent-encoded but for RFC 3986's unreserved characters.
-fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// GitHub's name for a state: it has no `running` (→ `pending`) nor `canceled` (→ `error`).
@@ -227,7 +214,7 @@ impl Forge for GithubClient {
         if let Some(u) = &status.target_url {
             body.insert("target_url".into(), u.clone().into());
         }
-        let path = format!("{}/statuses/{}", repo_path(repo)?, segment(&status.sha));
+        let path = format!("{}{}", repo_path(repo)?, encode_path(&["statuses", &status.sha]));
         self.api
             .send(Method::POST, &path, &[], Some(&Value::Object(body)), None)
             .await?;
@@ -349,9 +336,9 @@ impl Forge for GithubClient {
             body["inputs"] = Value::Object(inputs);
         }
         let path = format!(
-            "{}/actions/workflows/{}/dispatches",
+            "{}{}",
             repo_path(repo)?,
-            segment(workflow)
+            encode_path(&["actions", "workflows", workflow, "dispatches"])
         );
         // 204 No Content (200 with run details only when asked for them).
         self.api.send(Method::POST, &path, &[], Some(&body), None).await?;
@@ -415,8 +402,6 @@ mod tests {
 
     #[test]
     fn path_segments_and_descriptions_are_made_safe() {
-        assert_eq!(segment("ci.yml"), "ci.yml");
-        assert_eq!(segment("a/b c"), "a%2Fb%20c");
         let long = "é".repeat(200);
         let d = cut(&long, STATUS_DESCRIPTION_LIMIT);
         assert_eq!(d.chars().count(), STATUS_DESCRIPTION_LIMIT);

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use super::http::{ApiClient, RetryPolicy};
+use super::http::{ApiClient, RetryPolicy, encode_path};
 use super::{
     Comment, CommitState, Forge, ForgeError, ForgeKind, NewPullRequest, PullRequest, RepositoryInfo, StatusUpdate,
     Thread, comments,
@@ -109,16 +109,6 @@ fn thread_kind(thread: Thread) -> &'static str {
         Thread::PullRequest(_) => "merge_requests",
         Thread::Issue(_) => "issues",
     }
-}
-
-/// Percent-encodes each segment (the `/` of a project path or branch name included) and joins them.
-fn encode_path(segments: &[&str]) -> String {
-    let mut url = reqwest::Url::parse("http://x/").expect("a constant URL parses");
-    url.path_segments_mut()
-        .expect("http URLs have paths")
-        .pop_if_empty()
-        .extend(segments);
-    url.path().to_string()
 }
 
 /// GitLab's name for a state.

@@ -1,6 +1,7 @@
 //! The HTTP layer every forge client uses: base URL, auth and required headers, retries of
-//! rate limits and server errors with bounded exponential backoff honouring `Retry-After`
-//! and `x-ratelimit-reset`, a budget on the total wait, and error mapping.
+//! rate limits (any method) and server errors (any method but POST, which may have taken
+//! effect) with bounded exponential backoff honouring `Retry-After` and `x-ratelimit-reset`,
+//! a budget on the total wait, and error mapping.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -166,6 +167,14 @@ impl ApiClient {
                                     message,
                                     retry_after: Some(delay),
                                 }
+                            } else if method == Method::POST {
+                                // A 5xx does not prove the forge did nothing (GitHub answers 502
+                                // after creating the object at times): retrying a POST could post a
+                                // comment or start a workflow twice. Rate-limit answers are safe.
+                                return Err(ForgeError::Other(format!(
+                                    "HTTP {}: {message} (not retried: the request may have taken effect)",
+                                    status.as_u16()
+                                )));
                             } else {
                                 ForgeError::Other(format!("HTTP {}: {message}", status.as_u16()))
                             };
@@ -277,6 +286,17 @@ impl ApiClient {
     }
 }
 
+/// `/a/b/c` with each segment percent-encoded, so a `/` inside a segment (a GitLab project
+/// path, a branch name) becomes `%2F` instead of a new path level.
+pub fn encode_path(segments: &[&str]) -> String {
+    let mut url = reqwest::Url::parse("http://x/").expect("a constant URL parses");
+    url.path_segments_mut()
+        .expect("http URLs have paths")
+        .pop_if_empty()
+        .extend(segments);
+    url.path().to_string()
+}
+
 fn now_epoch() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -318,6 +338,16 @@ fn transport_message(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_segments_are_encoded_one_by_one() {
+        assert_eq!(
+            encode_path(&["projects", "grp/sub/app", "repository"]),
+            "/projects/grp%2Fsub%2Fapp/repository"
+        );
+        assert_eq!(encode_path(&["ci.yml"]), "/ci.yml");
+        assert_eq!(encode_path(&["a b"]), "/a%20b");
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::Method;
 use powernode::provider::github::GithubClient;
-use powernode::provider::{CommitState, Forge, ForgeError};
+use powernode::provider::{CommitState, Forge, ForgeError, Thread};
 
 use super::{BOT, Gh, REPO, quick, status};
 use crate::fakes::github::Failure;
@@ -103,6 +103,29 @@ async fn a_plain_403_is_forbidden_with_githubs_message_and_not_retried() {
         .unwrap_err();
     assert_eq!(err, ForgeError::Forbidden(message.into()));
     assert_eq!(gh.server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_server_error_on_a_post_is_not_retried() {
+    let gh = Gh::start().await;
+    let n = gh.fake.add_issue(REPO);
+    let path = format!("/repos/octo/hello/issues/{n}/comments");
+    gh.fake
+        .fail_next(Method::POST, &path, 1, Failure::status(502, "Server Error"));
+    let err = gh
+        .client
+        .post_comment(REPO, Thread::PullRequest(n), "once")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ForgeError::Other("HTTP 502: Server Error (not retried: the request may have taken effect)".into())
+    );
+    assert_eq!(
+        gh.server.requests().len(),
+        1,
+        "a POST that may have taken effect is sent once"
+    );
 }
 
 #[tokio::test]

@@ -115,3 +115,35 @@ fn event_file_feeds_the_templates() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("PR #42 into main: Add feature"), "{text}");
 }
+
+#[test]
+fn source_needs_the_events_repository_and_a_known_id() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("powernode.toml"),
+        "[[sources]]\nid = \"gh\"\nkind = \"github\"\napi_url = \"http://127.0.0.1:9\"\ntoken = \"t0k3n-cli-test\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p.yml"),
+        "name: p\nsteps:\n  - name: one\n    type: run_command\n    config:\n      command: 'true'\n",
+    )
+    .unwrap();
+    let out = powernode(
+        &["run", "p.yml", "--config", "powernode.toml", "--source", "gh"],
+        dir.path(),
+    );
+    let first = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{first}");
+    assert!(first.contains("--source gh acts on the event's repository"), "{first}");
+    let out = powernode(
+        &["run", "p.yml", "--config", "powernode.toml", "--source", "gl"],
+        dir.path(),
+    );
+    let second = text(&out);
+    assert!(
+        second.contains("config: source `gl`: no such source; configured: gh"),
+        "{second}"
+    );
+    assert!(!second.contains("t0k3n-cli-test"), "{second}");
+}

@@ -13,7 +13,7 @@ const TOKEN: &str = "pn-test-token-7f3a9c";
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs the system git for fixtures (not the code under test) and returns its trimmed stdout.
-fn sys_git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn sys_git(dir: &Path, args: &[&str]) -> String {
     let out = std::process::Command::new("git")
         .args(args)
         .current_dir(dir)

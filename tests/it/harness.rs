@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use powernode::model::TriggerContext;
 use powernode::policy::{Grant, GrantConfig};
+use powernode::provider::RepoBinding;
 use powernode::runtime::{LoadError, Plugin, Runtime, RuntimeConfig, StepInput, StepReport};
 use powernode::services::Services;
 use powernode::store::SledStore;
@@ -51,6 +52,17 @@ impl Harness {
     }
 
     pub async fn run(&self, plugin: &Plugin, config: serde_json::Value, timeout: Duration) -> StepReport {
+        self.run_with_forge(plugin, config, timeout, None).await
+    }
+
+    /// `run` with the run bound to a forge repository.
+    pub async fn run_with_forge(
+        &self,
+        plugin: &Plugin,
+        config: serde_json::Value,
+        timeout: Duration,
+        forge: Option<Arc<RepoBinding>>,
+    ) -> StepReport {
         let input = StepInput {
             run_id: "run-1".into(),
             pipeline: "test".into(),
@@ -60,7 +72,7 @@ impl Harness {
             workspace: self.workspace.path().to_path_buf(),
             timeout,
             secrets: Vec::new(),
-            forge: None,
+            forge,
         };
         self.runtime.run(plugin, input).await
     }

@@ -7,6 +7,7 @@ mod fakes;
 mod forge_gitea;
 mod forge_github;
 mod forge_gitlab;
+mod forge_runtime;
 mod git;
 mod git_server;
 mod grants;

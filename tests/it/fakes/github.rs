@@ -154,6 +154,8 @@ pub struct GithubState {
     /// Origin written into pagination links instead of the request's own (tests of links
     /// that leave the API base).
     pub link_origin: Option<String>,
+    /// Origin of clone URLs instead of the fake web origin (tests that clone for real).
+    pub clone_origin: Option<String>,
     /// Repositories.
     pub repos: Vec<FakeRepo>,
     /// Pull requests.

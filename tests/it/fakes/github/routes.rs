@@ -51,7 +51,7 @@ pub(super) fn route(s: &mut GithubState, req: &Req) -> Response {
     };
     let Some(r) = repo else { return error(404, "Not Found") };
     match (req.method.clone(), rest) {
-        (Method::GET, []) => ok(200, repo_json(&r)),
+        (Method::GET, []) => ok(200, repo_json(s, &r)),
         (Method::POST, ["statuses", sha]) => create_status(s, &r, sha, req),
         (Method::GET, ["pulls"]) => list_pulls(s, &r, req),
         (Method::POST, ["pulls"]) => create_pull(s, &r, req),
@@ -72,11 +72,12 @@ fn branch_sha(r: &FakeRepo, branch: &str) -> Option<String> {
     r.branches.iter().find(|(n, _)| n == branch).map(|(_, s)| s.clone())
 }
 
-fn repo_json(r: &FakeRepo) -> Value {
+fn repo_json(s: &GithubState, r: &FakeRepo) -> Value {
+    let clone_origin = s.clone_origin.as_deref().unwrap_or(WEB);
     json!({
         "id": r.id, "full_name": r.full_name, "name": r.full_name.split('/').nth(1), "owner": {"login": owner(r)},
         "private": false, "html_url": format!("{WEB}/{}", r.full_name),
-        "clone_url": format!("{WEB}/{}.git", r.full_name), "default_branch": r.default_branch,
+        "clone_url": format!("{clone_origin}/{}.git", r.full_name), "default_branch": r.default_branch,
     })
 }
 

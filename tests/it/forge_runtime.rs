@@ -234,3 +234,42 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[tokio::test]
+async fn a_pipeline_run_bound_to_a_configured_source_acts_on_the_forge() {
+    let f = Forge::start().await;
+    let config = powernode::config::Config::parse(
+        Path::new("powernode.toml"),
+        &format!(
+            "[[sources]]\nid = \"gh\"\nkind = \"github\"\napi_url = \"{}\"\ntoken = \"${{GH_TOKEN}}\"\nbot_login = \"{BOT}\"\n\n\
+             [plugins.grants.forge_ops]\ninterfaces = [\"provider\", \"git\"]\n",
+            f.api.base_url
+        ),
+        &|name| (name == "GH_TOKEN").then(|| TOKEN.to_string()),
+    )
+    .unwrap();
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::copy(powernode_tests::FORGE_OPS, plugins.path().join("forge_ops.wasm")).unwrap();
+    let catalog = powernode::catalog::Catalog::new(
+        f.h.runtime.clone(),
+        config.grants().unwrap(),
+        Some(plugins.path().into()),
+    );
+    let binding = powernode::provider::connect::bind(config.source("gh").unwrap(), REPO).unwrap();
+    let pipeline = powernode::pipeline::parse(
+        "p.yml",
+        "name: p\nsteps:\n  - name: where\n    type: forge_ops\n    config:\n      op: repo\n  - name: say\n    type: run_command\n    config:\n      command: echo \"on {{ where.raw_output }}\"\n",
+    )
+    .unwrap();
+    let req = powernode::runner::RunRequest {
+        run_id: "run-src".into(),
+        trigger: Default::default(),
+        secrets: Default::default(),
+        workspace: f.h.workspace.path().into(),
+        forge: Some(Arc::new(binding)),
+    };
+    let summary = powernode::runner::run_pipeline(&catalog, &pipeline, req, |_| {}).await;
+    assert!(summary.succeeded(&pipeline), "{summary:?}");
+    assert_eq!(summary.steps[1].outcome.as_ref().unwrap().raw_output, "on octo/hello\n");
+    assert_eq!(f.api.last().path, "/repos/octo/hello");
+}

@@ -19,29 +19,28 @@ pub enum PathError {
 /// Resolves `rel` inside `workspace`, following symlinks, and refuses anything that ends
 /// up outside it. The path must exist.
 pub fn resolve(workspace: &Path, rel: &str) -> Result<PathBuf, PathError> {
-    let rel_path = Path::new(rel.strip_prefix("/workspace/").unwrap_or(rel));
-    if rel_path
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return Err(PathError::NotRelative(rel.into()));
-    }
-    let root = workspace
-        .canonicalize()
-        .map_err(|e| PathError::Io(workspace.display().to_string(), e.to_string()))?;
-    let full = root
-        .join(rel_path)
+    let (root, full) = join(workspace, rel)?;
+    let full = full
         .canonicalize()
         .map_err(|e| PathError::Io(rel.into(), e.to_string()))?;
-    if !full.starts_with(&root) {
-        return Err(PathError::Escapes(rel.into()));
-    }
-    Ok(full)
+    inside(&root, full, rel)
 }
 
 /// Resolves `rel` inside `workspace` for something about to be created there: the path
 /// need not exist, but whatever part of it exists must stay inside the workspace.
 pub fn resolve_new(workspace: &Path, rel: &str) -> Result<PathBuf, PathError> {
+    let (root, full) = join(workspace, rel)?;
+    let existing = full.ancestors().find(|p| p.exists()).unwrap_or(&root);
+    let existing = existing
+        .canonicalize()
+        .map_err(|e| PathError::Io(rel.into(), e.to_string()))?;
+    inside(&root, existing, rel)?;
+    Ok(full)
+}
+
+/// The canonical workspace root and `rel` joined to it, once `rel` is known to be relative
+/// with no `..` (`/workspace/...`, the guest's name for the root, is accepted too).
+fn join(workspace: &Path, rel: &str) -> Result<(PathBuf, PathBuf), PathError> {
     let rel_path = Path::new(rel.strip_prefix("/workspace/").unwrap_or(rel));
     if rel_path
         .components()
@@ -53,14 +52,15 @@ pub fn resolve_new(workspace: &Path, rel: &str) -> Result<PathBuf, PathError> {
         .canonicalize()
         .map_err(|e| PathError::Io(workspace.display().to_string(), e.to_string()))?;
     let full = root.join(rel_path);
-    let existing = full.ancestors().find(|p| p.exists()).unwrap_or(&root);
-    let existing = existing
-        .canonicalize()
-        .map_err(|e| PathError::Io(rel.into(), e.to_string()))?;
-    if !existing.starts_with(&root) {
-        return Err(PathError::Escapes(rel.into()));
+    Ok((root, full))
+}
+
+fn inside(root: &Path, path: PathBuf, rel: &str) -> Result<PathBuf, PathError> {
+    if path.starts_with(root) {
+        Ok(path)
+    } else {
+        Err(PathError::Escapes(rel.into()))
     }
-    Ok(full)
 }
 
 #[cfg(test)]
@@ -86,6 +86,19 @@ mod tests {
         assert_eq!(
             resolve(ws.path(), "link/passwd"),
             Err(PathError::Escapes("link/passwd".into()))
+        );
+    }
+
+    #[test]
+    fn new_paths_stay_inside_the_workspace() {
+        let ws = tempfile::tempdir().unwrap();
+        assert!(resolve_new(ws.path(), "src/repo").unwrap().ends_with("src/repo"));
+        assert!(resolve_new(ws.path(), ".").is_ok());
+        assert!(matches!(resolve_new(ws.path(), "../x"), Err(PathError::NotRelative(_))));
+        std::os::unix::fs::symlink("/tmp", ws.path().join("out")).unwrap();
+        assert_eq!(
+            resolve_new(ws.path(), "out/repo"),
+            Err(PathError::Escapes("out/repo".into()))
         );
     }
 }

@@ -8,6 +8,7 @@ mod diagnostic;
 mod parse;
 mod render;
 mod template;
+mod triggers;
 mod validate;
 mod yaml;
 
@@ -18,6 +19,7 @@ pub use diagnostic::{Diagnostic, Diagnostics, Pos};
 pub use parse::parse;
 pub use render::{RenderContext, RenderError, RenderErrorKind, Rendered, StepOutputs, render_config};
 pub use template::TRIGGER_VARS;
+pub use triggers::EventFacts;
 pub use validate::{Validator, is_step_name};
 
 /// Parses and validates in one go: what the server does when it loads a

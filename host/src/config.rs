@@ -15,6 +15,16 @@ pub use crate::secret::Secret;
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// Address the server listens on.
+    pub listen: String,
+    /// How the server is reached from outside (links in commit statuses).
+    pub public_url: String,
+    /// Bearer token for everything under `/api`; the API is closed without one.
+    pub api_token: Option<Secret>,
+    /// Pipeline files (`*.yml`, `*.yaml`) the server loads.
+    pub pipelines_dir: PathBuf,
+    /// Largest webhook body accepted, in MB (GitHub's own cap is 25 MB).
+    pub max_body_mb: usize,
     /// Where the store, artifacts and compile cache live.
     pub data_dir: PathBuf,
     /// Custom plugins: `<step_type>.wasm` files, picked up without a restart.
@@ -32,6 +42,11 @@ pub struct Config {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("api_token", &self.api_token)
+            .field("pipelines_dir", &self.pipelines_dir)
+            .field("max_body_mb", &self.max_body_mb)
             .field("data_dir", &self.data_dir)
             .field("plugins_dir", &self.plugins_dir)
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
@@ -120,6 +135,11 @@ impl Default for LimitsConfig {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            api_token: None,
+            pipelines_dir: "pipelines".into(),
+            max_body_mb: 25,
             data_dir: "powernode-data".into(),
             plugins_dir: "plugins".into(),
             secrets: BTreeMap::new(),
@@ -357,6 +377,41 @@ bot_login = "powernode-bot"
         );
         let c = Config::parse(Path::new("p.toml"), &text, &env).unwrap();
         assert_eq!(c.sources[0].read_token().unwrap().expose(), "tok-from-file");
+    }
+
+    #[test]
+    fn the_documented_server_config_parses() {
+        let text = r#"
+listen = "127.0.0.1:8080"
+data_dir = "powernode-data"
+public_url = "http://127.0.0.1:8080"
+api_token = "${DEPLOY_SECRET}"
+pipelines_dir = "pipelines"
+plugins_dir = "plugins"
+
+[[sources]]
+id = "gitea-main"              # the {source} in /webhooks/{source}
+kind = "gitea"                 # github | gitea | forgejo | gitlab
+api_url = "https://git.example.com/api/v1"
+token = "${DEPLOY_SECRET}"
+webhook_secret = "${DEPLOY_SECRET}"
+bot_login = "powernode-bot"    # our own account: its comments trigger nothing
+
+[secrets]
+DEPLOY_SECRET = "${DEPLOY_SECRET}"
+
+[plugins.grants.deploy]        # per step type: interfaces and allow-lists
+http = ["deploy.example.com"]
+"#;
+        let c = Config::parse(Path::new("p.toml"), text, &env).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.max_body_mb, 25);
+        assert_eq!(c.api_token.as_ref().map(Secret::expose), Some("s3cret-value"));
+        assert_eq!(
+            c.sources[0].webhook_secret.as_ref().map(Secret::expose),
+            Some("s3cret-value")
+        );
+        assert!(!format!("{c:?}").contains("s3cret-value"));
     }
 
     #[test]

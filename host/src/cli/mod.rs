@@ -2,6 +2,7 @@
 
 mod inspect;
 mod run;
+mod serve;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,6 +29,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server: webhooks in, runs recorded durably.
+    Serve {
+        /// Config file (TOML); sensible defaults without one.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Run a pipeline on this machine in a temporary workspace.
     Run(run::RunArgs),
     /// Check pipeline files without running them.
@@ -78,6 +85,7 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Serve { config } => serve::serve(config.as_deref()).await,
         Command::Run(args) => run::run(args).await,
         Command::Validate { files, config } => validate(&files, config.as_deref()),
         Command::Plugin(PluginCommand::Inspect(args)) => inspect::inspect(args).await,

@@ -1,6 +1,7 @@
 //! Durable state behind one trait: plugin key-value data, artifact records, prompt templates.
 //! The embedded default is sled under the data directory; large blobs live as files beside it.
 
+pub mod inbox;
 mod sled_store;
 
 pub use sled_store::SledStore;

@@ -1,0 +1,201 @@
+//! Webhook intake, the service behind `POST /webhooks/{source}`: detect the forge, verify the
+//! signature over the raw bytes, normalize, drop our own bot's events, match pipelines, and
+//! store the delivery with its enqueued runs durably before answering. A redelivery gets
+//! the first answer back and starts nothing. No HTTP types beyond the header map.
+
+use std::collections::BTreeMap;
+
+use http::HeaderMap;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::config::SourceConfig;
+use crate::pipeline::{EventFacts, Pipeline};
+use crate::provider::ForgeKind;
+use crate::secret::Secret;
+use crate::store::inbox::{Accepted, Answer, EnqueuedRun, Inbox, InboxError, NewDelivery};
+use crate::webhook::{self, Event, EventKind, Outcome, Provider, SignatureError};
+
+/// Why a delivery was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// No `[[sources]]` entry has this id.
+    #[error("unknown source `{0}`: no [[sources]] entry has this id")]
+    UnknownSource(String),
+    /// No forge's event header.
+    #[error("not a webhook delivery: {0}")]
+    NotAWebhook(String),
+    /// The headers say another forge than the source is configured for.
+    #[error("source `{source_id}` is configured as {expected}, but this delivery comes from {got}")]
+    WrongForge {
+        /// The source id.
+        source_id: String,
+        /// The configured kind.
+        expected: &'static str,
+        /// The detected forge.
+        got: &'static str,
+    },
+    /// Missing or wrong signature.
+    #[error("{0}")]
+    Signature(#[from] SignatureError),
+    /// The body is not the JSON the forge sends.
+    #[error("malformed payload: {0}")]
+    Malformed(String),
+    /// The delivery could not be stored.
+    #[error("storing the delivery failed: {0}")]
+    Store(#[from] InboxError),
+}
+
+/// The answer to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body.
+    pub body: Value,
+}
+
+struct Source {
+    kind: ForgeKind,
+    secret: Option<Secret>,
+    bot_login: Option<String>,
+}
+
+/// Sources, pipelines and the durable inbox.
+pub struct Intake {
+    sources: BTreeMap<String, Source>,
+    pipelines: Vec<Pipeline>,
+    inbox: Inbox,
+}
+
+impl Intake {
+    /// Intake for `sources`, starting runs of `pipelines`, storing into `inbox`.
+    pub fn new(sources: &[SourceConfig], pipelines: Vec<Pipeline>, inbox: Inbox) -> Self {
+        let sources = sources
+            .iter()
+            .map(|s| {
+                let source = Source { kind: s.kind, secret: s.webhook_secret.clone(), bot_login: s.bot_login.clone() };
+                if source.secret.is_none() {
+                    tracing::warn!(source = %s.id, "no webhook_secret: deliveries to this source are not authenticated");
+                }
+                (s.id.clone(), source)
+            })
+            .collect();
+        Intake {
+            sources,
+            pipelines,
+            inbox,
+        }
+    }
+
+    /// The inbox deliveries are stored in.
+    pub fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    /// Handles one delivery to `/webhooks/{source_id}`.
+    pub async fn receive(&self, source_id: &str, headers: &HeaderMap, body: &[u8]) -> Result<Reply, IntakeError> {
+        let source = self
+            .sources
+            .get(source_id)
+            .ok_or_else(|| IntakeError::UnknownSource(source_id.into()))?;
+        let provider = webhook::detect(headers).ok_or_else(|| {
+            IntakeError::NotAWebhook(
+                "no X-GitHub-Event, X-Gitea-Event, X-Forgejo-Event or X-Gitlab-Event header".into(),
+            )
+        })?;
+        if !serves(source.kind, provider) {
+            return Err(IntakeError::WrongForge {
+                source_id: source_id.into(),
+                expected: source.kind.as_str(),
+                got: provider.as_str(),
+            });
+        }
+        webhook::verify(provider, headers, body, source.secret.as_ref().map(Secret::expose))?;
+        let event =
+            match webhook::normalize(provider, headers, body).map_err(|e| IntakeError::Malformed(e.to_string()))? {
+                Outcome::Ignored { reason } => return Ok(ignored(reason)),
+                Outcome::Event(event) => event,
+            };
+        if let Some(bot) = &source.bot_login
+            && event.sender.eq_ignore_ascii_case(bot)
+        {
+            return Ok(ignored(format!("sent by our own bot account `{bot}`")));
+        }
+        let delivery_id = event.delivery_id.clone().unwrap_or_else(|| {
+            // Without a delivery id, the body itself identifies a redelivery.
+            format!("sha256:{}", hex::encode(Sha256::digest(body)))
+        });
+        let runs: Vec<EnqueuedRun> = self
+            .pipelines
+            .iter()
+            .filter(|p| p.triggered_by(&facts(&event)))
+            .map(|p| EnqueuedRun {
+                run_id: uuid::Uuid::now_v7().to_string(),
+                pipeline: p.name.clone(),
+            })
+            .collect();
+        let answer = Answer {
+            status: 202,
+            body: json!({
+                "status": "accepted",
+                "delivery": delivery_id,
+                "event": event.event.as_str(),
+                "runs": runs.iter().map(|r| json!({"id": r.run_id, "pipeline": r.pipeline})).collect::<Vec<_>>(),
+            }),
+        };
+        let delivery = NewDelivery {
+            source: source_id.into(),
+            delivery_id,
+            event_json: serde_json::to_vec(&event).expect("events serialize"),
+            raw_body: body.to_vec(),
+            answer: answer.clone(),
+            runs,
+        };
+        let answer = match self.inbox.accept(delivery).await? {
+            Accepted::New { .. } => answer,
+            Accepted::Duplicate { answer, .. } => answer,
+        };
+        Ok(Reply {
+            status: answer.status,
+            body: answer.body,
+        })
+    }
+}
+
+fn ignored(reason: String) -> Reply {
+    Reply {
+        status: 202,
+        body: json!({ "status": "ignored", "reason": reason }),
+    }
+}
+
+/// Gitea and Forgejo share one API and Forgejo sends Gitea's headers too, so a source of
+/// either kind takes deliveries from both.
+fn serves(kind: ForgeKind, provider: Provider) -> bool {
+    matches!(
+        (kind, provider),
+        (ForgeKind::Github, Provider::Github)
+            | (ForgeKind::Gitlab, Provider::Gitlab)
+            | (
+                ForgeKind::Gitea | ForgeKind::Forgejo,
+                Provider::Gitea | Provider::Forgejo
+            )
+    )
+}
+
+/// What trigger matching needs from an event: the pushed branch or tag for pushes and tags,
+/// the base branch for pull requests and comments.
+fn facts(e: &Event) -> EventFacts<'_> {
+    let branch = match e.event {
+        EventKind::Push => e.git_ref.as_deref().and_then(|r| r.strip_prefix("refs/heads/")),
+        EventKind::Tag => e.git_ref.as_deref().and_then(|r| r.strip_prefix("refs/tags/")),
+        _ => e.base_branch.as_deref(),
+    };
+    EventFacts {
+        kind: e.event.as_str(),
+        action: e.action.map(|a| a.as_str()),
+        branch,
+        changed_files: e.changed_files.as_deref(),
+    }
+}

@@ -1,0 +1,44 @@
+//! The HTTP server: translates HTTP to calls of the services and their errors to answers.
+//! The only part of Powernode that knows axum.
+
+mod error;
+mod webhooks;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+
+pub use error::AppError;
+
+use crate::intake::Intake;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Webhook intake.
+    pub intake: Arc<Intake>,
+    /// False once shutdown has begun: `/readyz` answers 503 so load balancers drain us.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// The router: health probes and `POST /webhooks/{source}`.
+pub fn app(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/webhooks/{source}", post(webhooks::receive))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    if state.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    }
+}

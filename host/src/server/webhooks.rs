@@ -1,0 +1,43 @@
+//! `POST /webhooks/{source}`: content type and size checked here, everything else is the
+//! intake's (verify, normalize, deduplicate, match, store durably).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{AppError, AppState};
+
+pub(super) async fn receive(
+    State(state): State<AppState>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is larger than this server accepts (max_body_mb in the config)",
+        ),
+        status => AppError::new(status, e.body_text()),
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    {
+        return Err(AppError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("content type `{content_type}` is not accepted: configure the webhook to send application/json"),
+        ));
+    }
+    let reply = state.intake.receive(&source, &headers, &body).await?;
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::ACCEPTED);
+    Ok((status, Json(reply.body)).into_response())
+}

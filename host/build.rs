@@ -8,7 +8,9 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
-    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+    // Read at run time, not compile time: the compiled script may be reused from another checkout.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let plugins = Path::new(&manifest_dir).join("../plugins");
     for dir in [
         "../plugins",
         "../sdk/src",

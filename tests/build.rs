@@ -8,7 +8,9 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Read at run time, not compile time: the compiled script may be reused from another checkout.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir);
     let guests = root.join("guests");
     for dir in ["guests", "../sdk/src", "../sdk/examples", "../wit"] {
         println!("cargo:rerun-if-changed={dir}");

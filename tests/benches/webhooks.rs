@@ -1,0 +1,171 @@
+//! Webhook intake under load: verified, durably stored deliveries per second and latency
+//! percentiles, on a real GitHub pull_request payload with a fresh delivery id per request,
+//! driven by wrk on loopback — side by side, in the same run, with a bare axum handler that
+//! reads the body and does no work.
+//!
+//! `cargo bench -p powernode-tests --bench webhooks` (needs `wrk`: `apt-get install wrk`).
+//! WEBHOOK_BENCH_SECS (default 10) and WEBHOOK_BENCH_CONNECTIONS (default 64) tune it.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::post;
+use powernode::config::Config;
+use powernode::intake::Intake;
+use powernode::server::{AppState, app};
+use powernode::store::inbox::Inbox;
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../host/src/webhook/fixtures/github/pull_request.opened"
+);
+const LIMIT: usize = 25 << 20;
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` asks for a list; there are no criterion cases here.
+    }
+    let secs: u64 = std::env::var("WEBHOOK_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let conns: u32 = std::env::var("WEBHOOK_BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let body = std::fs::read(format!("{FIXTURE}.json")).unwrap();
+    let headers: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(format!("{FIXTURE}.headers.json")).unwrap()).unwrap();
+    std::fs::write(dir.path().join("body.json"), &body).unwrap();
+    std::fs::write(dir.path().join("wrk.lua"), lua(&headers, &dir.path().join("body.json"))).unwrap();
+
+    let bare = rt.block_on(serve(
+        Router::new()
+            .route(
+                "/webhooks/{source}",
+                post(|_body: Bytes| async { StatusCode::ACCEPTED }),
+            )
+            .layer(DefaultBodyLimit::max(LIMIT)),
+    ));
+    let config = Config::parse(
+        std::path::Path::new("bench.toml"),
+        "[[sources]]\nid = \"github\"\nkind = \"github\"\napi_url = \"https://api.github.com\"\ntoken = \"t\"\nwebhook_secret = \"It's a Secret to Everybody\"\n",
+        &|_| None,
+    )
+    .unwrap();
+    let pipeline = powernode::pipeline::parse(
+        "review.yml",
+        "name: review\ntriggers:\n  - type: pull_request\n    events: [opened]\nsteps:\n  - name: s\n    type: run_command\n    config:\n      command: 'true'\n",
+    )
+    .unwrap();
+    let inbox = Inbox::open(&dir.path().join("inbox")).unwrap();
+    let intake = Arc::new(Intake::new(&config.sources, vec![pipeline], inbox));
+    let state = AppState {
+        intake: intake.clone(),
+        ready: Arc::new(AtomicBool::new(true)),
+    };
+    let powernode = rt.block_on(serve(app(state, LIMIT)));
+
+    println!(
+        "payload: GitHub pull_request opened, {} bytes; wrk -t2 -c{conns} -d{secs}s",
+        body.len()
+    );
+    let base = wrk(&dir, &format!("http://{bare}/webhooks/github"), secs, conns);
+    let ours = wrk(&dir, &format!("http://{powernode}/webhooks/github"), secs, conns);
+    println!(
+        "{:<34} {:>12} {:>9} {:>9} {:>9} {:>8}",
+        "server", "requests/s", "p50", "p90", "p99", "non-2xx"
+    );
+    for (name, r) in [
+        ("bare axum handler (reads body)", &base),
+        ("powernode: verify+normalize+fsync", &ours),
+    ] {
+        println!(
+            "{name:<34} {:>12.0} {:>9} {:>9} {:>9} {:>8}",
+            r.rps, r.p50, r.p90, r.p99, r.errors
+        );
+    }
+    println!("ratio to the bare handler: {:.2}", ours.rps / base.rps);
+    println!(
+        "deliveries stored: {} (batches: {:?})",
+        intake.inbox().len(),
+        intake.inbox().stats()
+    );
+}
+
+async fn serve(router: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+/// A wrk script posting the payload with the forge's headers and a fresh delivery id.
+fn lua(headers: &serde_json::Map<String, serde_json::Value>, body: &std::path::Path) -> String {
+    let mut script = format!(
+        "local f = io.open({:?}, \"rb\")\nwrk.body = f:read(\"*a\")\nf:close()\nwrk.method = \"POST\"\n",
+        body.display().to_string()
+    );
+    for (k, v) in headers {
+        script.push_str(&format!("wrk.headers[{:?}] = {:?}\n", k, v.as_str().unwrap()));
+    }
+    script.push_str(
+        r#"local n = 0
+local id = tostring(math.random(1, 1e9))
+function setup(thread) thread:set("tid", tostring(math.random(1, 1e9))) end
+function request()
+  n = n + 1
+  wrk.headers["X-GitHub-Delivery"] = (tid or id) .. "-" .. n
+  return wrk.format()
+end
+"#,
+    );
+    script
+}
+
+struct Figures {
+    rps: f64,
+    p50: String,
+    p90: String,
+    p99: String,
+    errors: u64,
+}
+
+fn wrk(dir: &tempfile::TempDir, url: &str, secs: u64, conns: u32) -> Figures {
+    let out = Command::new("wrk")
+        .args(["-t2", &format!("-c{conns}"), &format!("-d{secs}s"), "--latency", "-s"])
+        .arg(dir.path().join("wrk.lua"))
+        .arg(url)
+        .output()
+        .expect("wrk is needed: apt-get install wrk");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| panic!("no `{prefix}` in wrk output:\n{text}"))
+    };
+    Figures {
+        rps: field("Requests/sec:").parse().unwrap(),
+        p50: field("50%"),
+        p90: field("90%"),
+        p99: field("99%"),
+        errors: text
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("Non-2xx or 3xx responses:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap_or(0),
+    }
+}

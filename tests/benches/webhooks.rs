@@ -20,6 +20,10 @@ use powernode::intake::Intake;
 use powernode::server::{AppState, app};
 use powernode::store::inbox::Inbox;
 
+/// The same allocator as the `powernode` binary, so the figures are the server's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../host/src/webhook/fixtures/github/pull_request.opened"

@@ -44,20 +44,7 @@ pub struct FakePull {
     pub open: bool,
 }
 
-/// An issue comment.
-#[derive(Debug, Clone)]
-pub struct FakeComment {
-    /// Repository full name.
-    pub repo: String,
-    /// Issue or pull request number.
-    pub number: u64,
-    /// Comment id.
-    pub id: u64,
-    /// Author's login.
-    pub author: String,
-    /// Text.
-    pub body: String,
-}
+pub use super::FakeComment;
 
 /// A scripted answer given instead of the real one.
 #[derive(Debug, Clone)]

@@ -15,6 +15,21 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 
+/// An issue or pull request comment, as the GitHub and Gitea fakes keep them.
+#[derive(Debug, Clone)]
+pub struct FakeComment {
+    /// Repository full name.
+    pub repo: String,
+    /// Issue or pull request number.
+    pub number: u64,
+    /// Comment id.
+    pub id: u64,
+    /// Author's login.
+    pub author: String,
+    /// Text.
+    pub body: String,
+}
+
 /// One request as the fake received it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recorded {

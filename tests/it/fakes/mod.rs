@@ -108,3 +108,29 @@ async fn record(log: Arc<Mutex<Vec<Recorded>>>, req: Request, next: Next) -> Res
     });
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
+
+/// Decodes `%XX` escapes in one path segment (the fakes route on the raw path and unescape
+/// each parameter afterwards, as Gitea and GitLab do).
+pub fn decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()),
+        ) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

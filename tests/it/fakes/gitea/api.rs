@@ -1,6 +1,7 @@
 //! How the fake Gitea answers: routing on the raw path, auth, scripted failures, and each
 //! endpoint's status code and body.
 
+use crate::fakes::decode;
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
@@ -24,31 +25,6 @@ fn not_found() -> Response {
 
 fn ok(status: u16, body: Value) -> Response {
     (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
-}
-
-/// Decodes `%XX` escapes (Gitea unescapes each path parameter after routing on the raw path).
-fn decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (
-            bytes[i],
-            bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()),
-        ) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Answers one request.

@@ -1,6 +1,7 @@
 //! How the fake GitLab answers: routing on the raw path (the project id is one encoded
 //! segment), auth, scripted failures and rate limits, pagination, and each endpoint.
 
+use crate::fakes::decode;
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -53,31 +54,6 @@ fn paged(items: Vec<Value>, query: &BTreeMap<String, String>) -> Response {
         h.insert(name, value.parse().unwrap());
     }
     resp
-}
-
-/// Decodes `%XX` escapes in one path segment.
-fn decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (
-            bytes[i],
-            bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()),
-        ) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn scripted(f: &Failure) -> Response {

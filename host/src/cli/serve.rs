@@ -3,14 +3,14 @@
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 
 use crate::config::Config;
 use crate::intake::Intake;
 use crate::pipeline::Pipeline;
-use crate::server::{AppState, app};
+use crate::server::{self, AppState};
 use crate::store::inbox::Inbox;
 
 use super::{Host, load_pipeline};
@@ -37,13 +37,11 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
         listener.local_addr()?,
         config.data_dir.display()
     );
-    axum::serve(listener, app(state, config.max_body_mb << 20))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            ready.store(false, Ordering::SeqCst);
-            println!("shutting down: finishing requests in flight");
-        })
-        .await?;
+    server::run(listener, state, config.max_body_mb << 20, async {
+        shutdown_signal().await;
+        println!("shutting down: finishing requests in flight");
+    })
+    .await?;
     // Every delivery that was answered is already durable; this only stops the writer.
     intake.inbox().shutdown().await;
     Ok(ExitCode::SUCCESS)

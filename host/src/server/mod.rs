@@ -35,6 +35,23 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
+/// Serves `app` on `listener` until `shutdown` resolves; then readiness goes false, new
+/// connections are refused and requests in flight finish.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    max_body_bytes: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let ready = state.ready.clone();
+    axum::serve(listener, app(state, max_body_bytes))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            ready.store(false, Ordering::SeqCst);
+        })
+        .await
+}
+
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     if state.ready.load(Ordering::SeqCst) {
         (StatusCode::OK, "ready")

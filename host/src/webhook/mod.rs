@@ -13,6 +13,7 @@ mod gitea;
 mod github;
 mod gitlab;
 mod signature;
+mod sparse;
 
 #[cfg(test)]
 mod proptests;
@@ -30,22 +31,23 @@ pub use signature::{SignatureError, TIMESTAMP_TOLERANCE_SECS, hex_hmac_sha256, v
 ///
 /// Any body that is not a JSON document is an error, whatever the event.
 pub fn normalize(provider: Provider, headers: &HeaderMap, raw_body: &[u8]) -> Result<Outcome, NormalizeError> {
-    let payload = parse(raw_body)?;
-    match provider {
-        Provider::Github => github::normalize(headers, &payload),
-        Provider::Gitea | Provider::Forgejo => gitea::normalize(provider, headers, &payload),
-        Provider::Gitlab => gitlab::normalize(headers, &payload),
-    }
-}
-
-fn parse(raw_body: &[u8]) -> Result<Value, NormalizeError> {
-    serde_json::from_slice(raw_body).map_err(|error| {
+    let payload = sparse::parse(raw_body).map_err(|error| {
         if raw_body.starts_with(b"payload=") {
             NormalizeError::FormEncoded
         } else {
-            NormalizeError::InvalidJson(error.to_string())
+            NormalizeError::InvalidJson(error)
         }
-    })
+    })?;
+    normalize_payload(provider, headers, &payload)
+}
+
+/// [`normalize`] of a parsed payload; the tests also feed it fully parsed ones.
+fn normalize_payload(provider: Provider, headers: &HeaderMap, payload: &Value) -> Result<Outcome, NormalizeError> {
+    match provider {
+        Provider::Github => github::normalize(headers, payload),
+        Provider::Gitea | Provider::Forgejo => gitea::normalize(provider, headers, payload),
+        Provider::Gitlab => gitlab::normalize(headers, payload),
+    }
 }
 
 /// The value at a dotted path of object keys; JSON `null` counts as absent.

@@ -1,5 +1,5 @@
-//! Property tests: arbitrary headers and bodies never panic, and a body that is not JSON is
-//! never an event.
+//! Property tests: arbitrary headers and bodies never panic, a body that is not JSON is never
+//! an event, and the sparse parse normalizes exactly like a full one.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use proptest::prelude::*;
@@ -120,8 +120,11 @@ proptest! {
         }
         let provider = detect(&headers).unwrap();
         let _ = verify(provider, &headers, &body, Some(SECRET));
-        if let Ok(Outcome::Event(_)) = normalize(provider, &headers, &body) {
-            prop_assert!(is_json(&body));
+        let outcome = normalize(provider, &headers, &body);
+        if let Ok(full) = serde_json::from_slice::<serde_json::Value>(&body) {
+            prop_assert_eq!(outcome, normalize_payload(provider, &headers, &full));
+        } else {
+            prop_assert!(!matches!(outcome, Ok(Outcome::Event(_))));
         }
     }
 
@@ -130,7 +133,70 @@ proptest! {
         let headers = FIXTURES[index].header_map();
         let provider = detect(&headers).unwrap();
         let body = serde_json::to_vec(&value).unwrap();
-        let _ = normalize(provider, &headers, &body);
+        prop_assert_eq!(normalize(provider, &headers, &body), normalize_payload(provider, &headers, &value));
+    }
+
+    #[test]
+    fn sparse_parse_normalizes_like_the_full_parse(index in 0..FIXTURES.len(), edits in proptest::collection::vec((any::<prop::sample::Index>(), proptest::option::of(json_value())), 1..6)) {
+        // Replace (Some) or remove (None) random nodes of a real payload: every field a normalizer
+        // reads must survive the sparse parse, or the two outcomes differ.
+        let fixture = &FIXTURES[index];
+        let headers = fixture.header_map();
+        let provider = detect(&headers).unwrap();
+        let mut full: serde_json::Value = serde_json::from_slice(fixture.body).unwrap();
+        for (at, replacement) in edits {
+            let pointers = pointers(&full);
+            let pointer = &pointers[at.index(pointers.len())];
+            match replacement {
+                Some(value) => *full.pointer_mut(pointer).unwrap() = value,
+                None => remove(&mut full, pointer),
+            }
+        }
+        let body = serde_json::to_vec(&full).unwrap();
+        prop_assert_eq!(normalize(provider, &headers, &body), normalize_payload(provider, &headers, &full));
+    }
+}
+
+/// JSON pointers of every node below the root.
+fn pointers(value: &serde_json::Value) -> Vec<String> {
+    fn walk(value: &serde_json::Value, at: String, out: &mut Vec<String>) {
+        let children: Vec<(String, &serde_json::Value)> = match value {
+            serde_json::Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| (k.replace('~', "~0").replace('/', "~1"), v))
+                .collect(),
+            serde_json::Value::Array(items) => items.iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect(),
+            _ => Vec::new(),
+        };
+        for (key, child) in children {
+            let pointer = format!("{at}/{key}");
+            walk(child, pointer.clone(), out);
+            out.push(pointer);
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, String::new(), &mut out);
+    if out.is_empty() {
+        out.push(String::new());
+    }
+    out
+}
+
+/// Removes the node at `pointer` from its parent object or array (the root becomes null).
+fn remove(value: &mut serde_json::Value, pointer: &str) {
+    let Some((parent, key)) = pointer.rsplit_once('/') else {
+        *value = serde_json::Value::Null;
+        return;
+    };
+    let key = key.replace("~1", "/").replace("~0", "~");
+    match value.pointer_mut(parent) {
+        Some(serde_json::Value::Object(map)) => {
+            map.remove(&key);
+        }
+        Some(serde_json::Value::Array(items)) => {
+            items.remove(key.parse::<usize>().unwrap());
+        }
+        _ => {}
     }
 }
 

@@ -105,6 +105,12 @@ fn check_fixture(fixture: &Fixture) -> Outcome {
         assert!(matches!(check(&tampered, SECRET), Err(SignatureError::Mismatch(_))));
     }
     let outcome = normalize(provider, &headers, fixture.body).expect("fixture normalizes");
+    let full: Value = serde_json::from_slice(fixture.body).unwrap();
+    assert_eq!(
+        normalize_payload(provider, &headers, &full).as_ref(),
+        Ok(&outcome),
+        "sparse and full parse differ"
+    );
     let round_trip: Outcome = serde_json::from_value(serde_json::to_value(&outcome).unwrap()).unwrap();
     assert_eq!(round_trip, outcome);
     outcome

@@ -422,6 +422,15 @@ impl Writer {
             self.failed = Some(msg.clone());
             return Err(InboxError::Failed(msg));
         }
+        // The log is written once and read rarely: drop the now clean pages rather than
+        // growing the page cache by every byte received.
+        let written: usize = batch.iter().map(|a| a.rec.len()).sum();
+        let _ = nix::fcntl::posix_fadvise(
+            &*self.file,
+            self.end as i64,
+            written as i64,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        );
         Ok(())
     }
 

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::config::SourceConfig;
-use crate::pipeline::{EventFacts, Pipeline};
+use crate::pipeline::EventFacts;
 use crate::provider::ForgeKind;
+use crate::registry::Active;
 use crate::secret::Secret;
 use crate::store::inbox::{Accepted, Answer, EnqueuedRun, Inbox, InboxError, NewDelivery};
 use crate::webhook::{self, Event, EventKind, Outcome, Provider, SignatureError};
@@ -64,13 +65,13 @@ struct Source {
 /// Sources, pipelines and the durable inbox.
 pub struct Intake {
     sources: BTreeMap<String, Source>,
-    pipelines: Vec<Pipeline>,
+    pipelines: Active,
     inbox: Inbox,
 }
 
 impl Intake {
-    /// Intake for `sources`, starting runs of `pipelines`, storing into `inbox`.
-    pub fn new(sources: &[SourceConfig], pipelines: Vec<Pipeline>, inbox: Inbox) -> Self {
+    /// Intake for `sources`, starting runs of the `pipelines` current at each delivery, storing into `inbox`.
+    pub fn new(sources: &[SourceConfig], pipelines: Active, inbox: Inbox) -> Self {
         let sources = sources
             .iter()
             .map(|s| {
@@ -126,10 +127,12 @@ impl Intake {
             // Without a delivery id, the body itself identifies a redelivery.
             format!("sha256:{}", hex::encode(Sha256::digest(body)))
         });
+        let facts = facts(&event);
         let runs: Vec<EnqueuedRun> = self
             .pipelines
+            .get()
             .iter()
-            .filter(|p| p.triggered_by(&facts(&event)))
+            .filter(|p| p.triggered_by(&facts))
             .map(|p| EnqueuedRun {
                 run_id: uuid::Uuid::now_v7().to_string(),
                 pipeline: p.name.clone(),

@@ -11,6 +11,7 @@ pub mod model;
 pub mod pipeline;
 pub mod policy;
 pub mod provider;
+pub mod registry;
 pub mod runner;
 pub mod runtime;
 pub mod secret;

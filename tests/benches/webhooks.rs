@@ -17,7 +17,9 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use powernode::config::Config;
 use powernode::intake::Intake;
+use powernode::registry::Registry;
 use powernode::server::{AppState, app};
+use powernode::store::SledStore;
 use powernode::store::inbox::Inbox;
 
 /// The same allocator as the `powernode` binary, so the figures are the server's.
@@ -67,16 +69,21 @@ fn main() {
         &|_| None,
     )
     .unwrap();
-    let pipeline = powernode::pipeline::parse(
-        "review.yml",
-        "name: review\ntriggers:\n  - type: pull_request\n    events: [opened]\nsteps:\n  - name: s\n    type: run_command\n    config:\n      command: 'true'\n",
-    )
-    .unwrap();
+    let store = Arc::new(SledStore::open(&dir.path().join("data")).unwrap());
+    let registry = Registry::load(&dir.path().join("pipelines"), vec!["run_command".into()], None, store).unwrap();
+    registry
+        .put(
+            "review",
+            "name: review\ntriggers:\n  - type: pull_request\n    events: [opened]\nsteps:\n  - name: s\n    type: run_command\n    config:\n      command: 'true'\n",
+        )
+        .unwrap();
     let inbox = Inbox::open(&dir.path().join("inbox")).unwrap();
-    let intake = Arc::new(Intake::new(&config.sources, vec![pipeline], inbox));
+    let intake = Arc::new(Intake::new(&config.sources, registry.active(), inbox));
     let state = AppState {
         intake: intake.clone(),
         ready: Arc::new(AtomicBool::new(true)),
+        registry: Arc::new(registry),
+        api_token: None,
     };
     let powernode = rt.block_on(serve(app(state, LIMIT)));
 

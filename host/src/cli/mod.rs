@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::pipeline::{Diagnostics, Pipeline, Validator};
+use crate::pipeline::{Diagnostics, Pipeline};
 use crate::runtime::Runtime;
 use crate::services::Services;
 use crate::store::SledStore;
@@ -97,6 +97,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 /// Config, store, runtime and catalog, as every command that runs plugins needs them.
 pub(crate) struct Host {
     pub config: Config,
+    pub store: Arc<SledStore>,
     pub catalog: Catalog,
 }
 
@@ -105,10 +106,11 @@ impl Host {
         let config = Config::load(config_path)?;
         let store = SledStore::open(&config.data_dir)
             .with_context(|| format!("opening the store under `{}`", config.data_dir.display()))?;
-        let services = Arc::new(Services { store: Arc::new(store) });
+        let store = Arc::new(store);
+        let services = Arc::new(Services { store: store.clone() });
         let runtime = Arc::new(Runtime::new(config.runtime_config(), services)?);
         let catalog = Catalog::new(runtime, config.grants()?, Some(config.plugins_dir.clone()));
-        Ok(Host { config, catalog })
+        Ok(Host { config, store, catalog })
     }
 }
 
@@ -120,16 +122,9 @@ pub(crate) fn load_pipeline(
     step_types: &[String],
 ) -> anyhow::Result<Pipeline> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-    let hint: Vec<&str> = step_types.iter().map(String::as_str).collect();
-    let is_type = |t: &str| step_types.iter().any(|s| s == t);
     let is_secret = |s: &str| secrets.is_some_and(|m| m.contains_key(s));
-    let validator = Validator::new(&is_type, &hint);
-    let validator = if secrets.is_some() {
-        validator.with_secrets(&is_secret)
-    } else {
-        validator
-    };
-    crate::pipeline::load(&path.display().to_string(), &text, &validator)
+    let is_secret: Option<&dyn Fn(&str) -> bool> = secrets.is_some().then_some(&is_secret);
+    crate::registry::check(&path.display().to_string(), &text, step_types, is_secret)
         .map_err(|d: Diagnostics| anyhow::anyhow!("{d}"))
 }
 

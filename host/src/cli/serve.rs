@@ -7,27 +7,37 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 
-use crate::config::Config;
 use crate::intake::Intake;
-use crate::pipeline::Pipeline;
 use crate::server::{self, AppState};
 use crate::store::inbox::Inbox;
 
-use super::{Host, load_pipeline};
+use crate::registry::Registry;
+
+use super::Host;
 
 pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let host = Host::open(config_path)?;
     let config = &host.config;
-    let pipelines = load_pipelines(config, &host.catalog.step_types());
+    let secrets = config.secrets.keys().cloned().collect();
+    let registry = Registry::load(
+        &config.pipelines_dir,
+        host.catalog.step_types(),
+        Some(secrets),
+        host.store.clone(),
+    )
+    .context("loading the pipelines added through the API")?;
+    let registry = Arc::new(registry);
     let inbox = Inbox::open(&config.data_dir.join("inbox"))
         .with_context(|| format!("opening the webhook inbox under `{}`", config.data_dir.display()))?;
     let recovery = inbox.recovery();
     tracing::info!(deliveries = inbox.len(), ?recovery, "inbox opened");
-    let intake = Arc::new(Intake::new(&config.sources, pipelines, inbox));
+    let intake = Arc::new(Intake::new(&config.sources, registry.active(), inbox));
     let ready = Arc::new(AtomicBool::new(true));
     let state = AppState {
         intake: intake.clone(),
         ready: ready.clone(),
+        registry,
+        api_token: config.api_token.clone(),
     };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -45,32 +55,6 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
     // Every delivery that was answered is already durable; this only stops the writer.
     intake.inbox().shutdown().await;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The valid pipelines of the pipelines directory; invalid files are reported and skipped.
-fn load_pipelines(config: &Config, step_types: &[String]) -> Vec<Pipeline> {
-    let Ok(entries) = std::fs::read_dir(&config.pipelines_dir) else {
-        tracing::warn!(dir = %config.pipelines_dir.display(), "no pipelines directory: no webhook starts a run");
-        return Vec::new();
-    };
-    let mut files: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .filter_map(|file| match load_pipeline(file, Some(&config.secrets), step_types) {
-            Ok(p) => {
-                tracing::info!(file = %file.display(), pipeline = %p.name, "pipeline loaded");
-                Some(p)
-            }
-            Err(e) => {
-                eprintln!("skipping invalid pipeline:\n{e}");
-                None
-            }
-        })
-        .collect()
 }
 
 async fn shutdown_signal() {

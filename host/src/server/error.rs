@@ -2,7 +2,7 @@
 //! logs internal errors once and hides their details.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -13,6 +13,7 @@ use crate::intake::IntakeError;
 pub struct AppError {
     status: StatusCode,
     message: String,
+    header: Option<(HeaderName, &'static str)>,
 }
 
 impl AppError {
@@ -21,7 +22,23 @@ impl AppError {
         AppError {
             status,
             message: message.into(),
+            header: None,
         }
+    }
+
+    /// A 500 that names what failed; the error itself goes to the log only.
+    pub fn internal(what: &str, error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "{what} failed");
+        AppError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error: {what} failed"),
+        )
+    }
+
+    /// The same answer with one more header (`WWW-Authenticate` on a 401).
+    pub fn with_header(mut self, name: HeaderName, value: &'static str) -> Self {
+        self.header = Some((name, value));
+        self
     }
 }
 
@@ -47,6 +64,10 @@ impl From<IntakeError> for AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if let Some((name, value)) = self.header {
+            response.headers_mut().insert(name, HeaderValue::from_static(value));
+        }
+        response
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP server: translates HTTP to calls of the services and their errors to answers.
 //! The only part of Powernode that knows axum.
 
+mod api;
 mod error;
 mod webhooks;
 
@@ -15,6 +16,8 @@ use axum::routing::{get, post};
 pub use error::AppError;
 
 use crate::intake::Intake;
+use crate::registry::Registry;
+use crate::secret::Secret;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -23,11 +26,20 @@ pub struct AppState {
     pub intake: Arc<Intake>,
     /// False once shutdown has begun: `/readyz` answers 503 so load balancers drain us.
     pub ready: Arc<AtomicBool>,
+    /// The pipelines, changed through `/api/pipelines`.
+    pub registry: Arc<Registry>,
+    /// The bearer token of `/api`; `None` closes the API.
+    pub api_token: Option<Secret>,
 }
 
-/// The router: health probes and `POST /webhooks/{source}`.
+/// The router: health probes, `POST /webhooks/{source}` and the API under `/api`.
 pub fn app(state: AppState, max_body_bytes: usize) -> Router {
+    let api = Router::new()
+        .route("/pipelines", get(api::list))
+        .route("/pipelines/{name}", get(api::get).put(api::put).delete(api::delete))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), api::authorize));
     Router::new()
+        .nest("/api", api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/webhooks/{source}", post(webhooks::receive))

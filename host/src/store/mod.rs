@@ -1,4 +1,5 @@
-//! Durable state behind one trait: plugin key-value data, artifact records, prompt templates.
+//! Durable state behind one trait: plugin key-value data, artifact records, prompt templates,
+//! pipelines added through the API.
 //! The embedded default is sled under the data directory; large blobs live as files beside it.
 
 pub mod inbox;
@@ -65,4 +66,10 @@ pub trait Store: Send + Sync {
     fn template(&self, id: &str) -> Result<Option<String>, StoreError>;
     /// Stores a prompt template.
     fn put_template(&self, id: &str, text: &str) -> Result<(), StoreError>;
+    /// Every pipeline added through the API: name and YAML text, by name.
+    fn pipelines(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Adds or replaces a pipeline's YAML text, durably before it returns.
+    fn put_pipeline(&self, name: &str, text: &str) -> Result<(), StoreError>;
+    /// Deletes a pipeline, durably before it returns; false if there was none.
+    fn delete_pipeline(&self, name: &str) -> Result<bool, StoreError>;
 }

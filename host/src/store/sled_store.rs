@@ -13,6 +13,7 @@ pub struct SledStore {
     kv: sled::Tree,
     artifacts: sled::Tree,
     templates: sled::Tree,
+    pipelines: sled::Tree,
     artifact_dir: PathBuf,
 }
 
@@ -25,6 +26,7 @@ impl SledStore {
             kv: db.open_tree("kv")?,
             artifacts: db.open_tree("artifacts")?,
             templates: db.open_tree("templates")?,
+            pipelines: db.open_tree("pipelines")?,
             artifact_dir: data_dir.join("artifacts"),
             db,
         })
@@ -148,6 +150,32 @@ impl Store for SledStore {
     fn put_template(&self, id: &str, text: &str) -> Result<(), StoreError> {
         self.templates.insert(id, text.as_bytes())?;
         Ok(())
+    }
+
+    fn pipelines(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.pipelines
+            .iter()
+            .map(|entry| {
+                let (name, text) = entry?;
+                let utf8 = |bytes: &[u8]| {
+                    String::from_utf8(bytes.to_vec())
+                        .map_err(|_| StoreError::Invalid("corrupt pipeline record: not UTF-8".into()))
+                };
+                Ok((utf8(&name)?, utf8(&text)?))
+            })
+            .collect()
+    }
+
+    fn put_pipeline(&self, name: &str, text: &str) -> Result<(), StoreError> {
+        self.pipelines.insert(name, text.as_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn delete_pipeline(&self, name: &str) -> Result<bool, StoreError> {
+        let existed = self.pipelines.remove(name)?.is_some();
+        self.db.flush()?;
+        Ok(existed)
     }
 }
 

@@ -1,0 +1,301 @@
+//! The pipelines the server matches deliveries against: the files of `pipelines_dir`, read at
+//! start, and those added through the API, kept in the store so they survive a restart.
+//!
+//! Deliveries read an immutable snapshot ([`Active`]) and never wait for a change: adding or
+//! deleting a pipeline builds a new snapshot and swaps it in. A name belongs to one pipeline;
+//! the API cannot replace or delete one that comes from a file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use serde::Serialize;
+
+use crate::pipeline::{self, Diagnostics, Pipeline, Validator};
+use crate::store::{Store, StoreError};
+
+/// Longest pipeline text the API accepts.
+pub const MAX_PIPELINE_BYTES: usize = 256 << 10;
+
+/// The current pipelines, shared with the webhook intake.
+#[derive(Clone, Default)]
+pub struct Active(Arc<RwLock<Arc<[Pipeline]>>>);
+
+impl Active {
+    /// A fixed set, for servers without a registry (benchmarks, tests).
+    pub fn new(pipelines: Vec<Pipeline>) -> Self {
+        Active(Arc::new(RwLock::new(pipelines.into())))
+    }
+
+    /// The pipelines as they are now.
+    pub fn get(&self) -> Arc<[Pipeline]> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn set(&self, pipelines: Arc<[Pipeline]>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = pipelines;
+    }
+}
+
+/// Where a pipeline comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "origin", rename_all = "snake_case")]
+pub enum Origin {
+    /// A file of `pipelines_dir`.
+    File {
+        /// The file.
+        path: PathBuf,
+    },
+    /// `PUT /api/pipelines/{name}`.
+    Api,
+}
+
+/// One pipeline with its origin and the text it was read from.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The validated pipeline.
+    pub pipeline: Pipeline,
+    /// Where it comes from.
+    pub origin: Origin,
+    /// Its YAML text.
+    pub text: String,
+}
+
+/// Why a change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The text is not a valid pipeline, or its `name:` is not the one in the URL.
+    #[error("{0}")]
+    Invalid(String),
+    /// The name belongs to a pipeline file.
+    #[error("pipeline `{name}` comes from `{}`: change or delete that file instead", path.display())]
+    FromFile {
+        /// The pipeline's name.
+        name: String,
+        /// Its file.
+        path: PathBuf,
+    },
+    /// No pipeline of that name was added through the API.
+    #[error("no pipeline `{0}` was added through the API")]
+    NotFound(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a [`Registry::put`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// A new pipeline.
+    Created,
+    /// An API pipeline of that name was replaced.
+    Replaced,
+}
+
+/// Pipeline files and API pipelines by name, with the snapshot the intake reads.
+pub struct Registry {
+    step_types: Vec<String>,
+    /// Names of the configured secrets; `None` accepts any name.
+    secrets: Option<BTreeSet<String>>,
+    store: Arc<dyn Store>,
+    entries: Mutex<BTreeMap<String, Entry>>,
+    active: Active,
+}
+
+impl Registry {
+    /// Loads the pipeline files of `dir` and the pipelines stored through the API. An invalid
+    /// one, or a second one of a name already taken, is reported on stderr and skipped, so
+    /// one bad file does not keep the server from starting.
+    pub fn load(
+        dir: &Path,
+        step_types: Vec<String>,
+        secrets: Option<BTreeSet<String>>,
+        store: Arc<dyn Store>,
+    ) -> Result<Registry, StoreError> {
+        let registry = Registry {
+            step_types,
+            secrets,
+            store,
+            entries: Mutex::default(),
+            active: Active::default(),
+        };
+        let mut entries = BTreeMap::new();
+        for path in pipeline_files(dir) {
+            let loaded = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+                .and_then(|text| {
+                    let pipeline = registry.check(&path.display().to_string(), &text)?;
+                    Ok((pipeline, text))
+                });
+            match loaded {
+                Ok((pipeline, text)) => {
+                    tracing::info!(file = %path.display(), pipeline = %pipeline.name, "pipeline loaded");
+                    let origin = Origin::File { path };
+                    add(&mut entries, Entry { pipeline, origin, text });
+                }
+                Err(e) => eprintln!("skipping invalid pipeline:\n{e}"),
+            }
+        }
+        for (name, text) in registry.store.pipelines()? {
+            match registry.check(&api_label(&name), &text) {
+                Ok(pipeline) => add(
+                    &mut entries,
+                    Entry {
+                        pipeline,
+                        origin: Origin::Api,
+                        text,
+                    },
+                ),
+                Err(e) => eprintln!("skipping invalid pipeline added through the API:\n{e}"),
+            }
+        }
+        registry.publish(&entries);
+        *registry.entries.lock().unwrap_or_else(PoisonError::into_inner) = entries;
+        Ok(registry)
+    }
+
+    /// The snapshot the intake reads, kept current by this registry.
+    pub fn active(&self) -> Active {
+        self.active.clone()
+    }
+
+    /// Every pipeline, by name.
+    pub fn list(&self) -> Vec<Entry> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// One pipeline.
+    pub fn get(&self, name: &str) -> Option<Entry> {
+        self.lock().get(name).cloned()
+    }
+
+    /// Validates `text` as the pipeline `name` and stores it, durably, before it takes effect.
+    pub fn put(&self, name: &str, text: &str) -> Result<Put, RegistryError> {
+        if text.len() > MAX_PIPELINE_BYTES {
+            return Err(RegistryError::Invalid(format!(
+                "the pipeline is {} bytes; at most {MAX_PIPELINE_BYTES} are accepted",
+                text.len()
+            )));
+        }
+        let pipeline = self.check(&api_label(name), text).map_err(RegistryError::Invalid)?;
+        if pipeline.name != name {
+            return Err(RegistryError::Invalid(format!(
+                "the pipeline's `name:` is `{}` but the URL says `{name}`: they must be the same",
+                pipeline.name
+            )));
+        }
+        let mut entries = self.lock();
+        let put = match entries.get(name).map(|e| &e.origin) {
+            Some(Origin::File { path }) => {
+                return Err(RegistryError::FromFile {
+                    name: name.into(),
+                    path: path.clone(),
+                });
+            }
+            Some(Origin::Api) => Put::Replaced,
+            None => Put::Created,
+        };
+        self.store.put_pipeline(name, text)?;
+        let entry = Entry {
+            pipeline,
+            origin: Origin::Api,
+            text: text.into(),
+        };
+        entries.insert(name.into(), entry);
+        self.publish(&entries);
+        Ok(put)
+    }
+
+    /// Deletes a pipeline added through the API.
+    pub fn delete(&self, name: &str) -> Result<(), RegistryError> {
+        let mut entries = self.lock();
+        match entries.get(name).map(|e| &e.origin) {
+            Some(Origin::File { path }) => Err(RegistryError::FromFile {
+                name: name.into(),
+                path: path.clone(),
+            }),
+            None => Err(RegistryError::NotFound(name.into())),
+            Some(Origin::Api) => {
+                self.store.delete_pipeline(name)?;
+                entries.remove(name);
+                self.publish(&entries);
+                Ok(())
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn publish(&self, entries: &BTreeMap<String, Entry>) {
+        self.active.set(entries.values().map(|e| e.pipeline.clone()).collect());
+    }
+
+    fn check(&self, label: &str, text: &str) -> Result<Pipeline, String> {
+        let is_secret = |name: &str| self.secrets.as_ref().is_none_or(|s| s.contains(name));
+        let is_secret: Option<&dyn Fn(&str) -> bool> = self.secrets.is_some().then_some(&is_secret);
+        check(label, text, &self.step_types, is_secret).map_err(|d| d.to_string())
+    }
+}
+
+/// Parses and validates pipeline text against the step types available and, when given, the
+/// configured secrets: what the server, the API and `powernode validate` all do.
+pub fn check(
+    label: &str,
+    text: &str,
+    step_types: &[String],
+    is_secret: Option<&dyn Fn(&str) -> bool>,
+) -> Result<Pipeline, Diagnostics> {
+    let hint: Vec<&str> = step_types.iter().map(String::as_str).collect();
+    let is_type = |t: &str| step_types.iter().any(|s| s == t);
+    let validator = Validator::new(&is_type, &hint);
+    let validator = match is_secret {
+        Some(is_secret) => validator.with_secrets(is_secret),
+        None => validator,
+    };
+    pipeline::load(label, text, &validator)
+}
+
+/// The name diagnostics of an API pipeline carry in place of a file name.
+fn api_label(name: &str) -> String {
+    format!("api:{name}")
+}
+
+fn add(entries: &mut BTreeMap<String, Entry>, entry: Entry) {
+    let name = entry.pipeline.name.clone();
+    match entries.get(&name) {
+        Some(first) => eprintln!(
+            "skipping pipeline `{name}` from {}: the name is already taken by {}",
+            describe(&entry.origin),
+            describe(&first.origin)
+        ),
+        None => {
+            entries.insert(name, entry);
+        }
+    }
+}
+
+fn describe(origin: &Origin) -> String {
+    match origin {
+        Origin::File { path } => format!("`{}`", path.display()),
+        Origin::Api => "a pipeline added through the API".into(),
+    }
+}
+
+/// The `*.yml` and `*.yaml` files of `dir`, sorted; none when it does not exist.
+fn pipeline_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        tracing::warn!(dir = %dir.display(), "no pipelines directory: only pipelines added through the API run");
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[cfg(test)]
+mod tests;

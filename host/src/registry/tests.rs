@@ -1,0 +1,136 @@
+//! Loading, adding and deleting pipelines: what the intake sees after each change, what a
+//! restart sees, and what is refused.
+
+use super::*;
+use crate::store::SledStore;
+
+fn pipeline(name: &str, event: &str) -> String {
+    format!(
+        "name: {name}\ntriggers:\n  - type: {event}\nsteps:\n  - name: s\n    type: run_command\n    config:\n      command: echo ${{TOKEN}}\n"
+    )
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    store: Arc<SledStore>,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("pipelines")).unwrap();
+        let store = Arc::new(SledStore::open(&dir.path().join("data")).unwrap());
+        Setup { dir, store }
+    }
+
+    fn file(&self, name: &str, text: &str) {
+        std::fs::write(self.dir.path().join("pipelines").join(name), text).unwrap();
+    }
+
+    fn registry(&self) -> Registry {
+        let secrets = BTreeSet::from(["TOKEN".to_string()]);
+        Registry::load(
+            &self.dir.path().join("pipelines"),
+            vec!["run_command".into()],
+            Some(secrets),
+            self.store.clone(),
+        )
+        .unwrap()
+    }
+}
+
+fn names(active: &Active) -> Vec<String> {
+    active.get().iter().map(|p| p.name.clone()).collect()
+}
+
+#[test]
+fn files_load_and_bad_or_duplicate_ones_are_skipped() {
+    let setup = Setup::new();
+    setup.file("a.yml", &pipeline("build", "push"));
+    setup.file("b.yaml", &pipeline("review", "pull_request"));
+    setup.file("c.yml", &pipeline("build", "tag"));
+    setup.file("d.yml", "name: broken\nsteps: [");
+    setup.file("notes.txt", "not a pipeline");
+    let registry = setup.registry();
+    assert_eq!(names(&registry.active()), ["build", "review"]);
+    let build = registry.get("build").unwrap();
+    assert_eq!(
+        build.origin,
+        Origin::File {
+            path: setup.dir.path().join("pipelines/a.yml")
+        }
+    );
+    assert_eq!(build.text, pipeline("build", "push"));
+}
+
+#[test]
+fn api_pipelines_take_effect_at_once_and_survive_a_reload() {
+    let setup = Setup::new();
+    setup.file("a.yml", &pipeline("build", "push"));
+    let registry = setup.registry();
+    let active = registry.active();
+    assert_eq!(
+        registry.put("review", &pipeline("review", "pull_request")).unwrap(),
+        Put::Created
+    );
+    assert_eq!(names(&active), ["build", "review"], "the intake's snapshot follows");
+    assert_eq!(
+        registry.put("review", &pipeline("review", "issue_comment")).unwrap(),
+        Put::Replaced
+    );
+    let review = &active.get()[1];
+    assert_eq!(review.triggers[0].kind, "issue_comment");
+
+    drop(registry);
+    let reloaded = setup.registry();
+    assert_eq!(names(&reloaded.active()), ["build", "review"]);
+    assert_eq!(reloaded.get("review").unwrap().origin, Origin::Api);
+    assert_eq!(
+        reloaded.get("review").unwrap().text,
+        pipeline("review", "issue_comment")
+    );
+
+    reloaded.delete("review").unwrap();
+    assert_eq!(names(&reloaded.active()), ["build"]);
+    drop(reloaded);
+    assert_eq!(names(&setup.registry().active()), ["build"]);
+}
+
+#[test]
+fn bad_changes_are_refused_and_change_nothing() {
+    let setup = Setup::new();
+    setup.file("a.yml", &pipeline("build", "push"));
+    let registry = setup.registry();
+    let invalid = |result: Result<Put, RegistryError>| match result {
+        Err(RegistryError::Invalid(message)) => message,
+        other => panic!("expected Invalid, got {other:?}"),
+    };
+    let message = invalid(registry.put("x", "name: x\nsteps: ["));
+    assert!(message.starts_with("api:x:"), "{message}");
+    let message = invalid(registry.put("other", &pipeline("review", "push")));
+    assert!(message.contains("`review`") && message.contains("`other`"), "{message}");
+    let unknown_secret = pipeline("x", "push").replace("TOKEN", "MISSING");
+    assert!(invalid(registry.put("x", &unknown_secret)).contains("unknown secret `MISSING`"));
+    let huge = format!("{}# {}\n", pipeline("x", "push"), "a".repeat(MAX_PIPELINE_BYTES));
+    assert!(invalid(registry.put("x", &huge)).contains("at most"));
+
+    assert!(matches!(
+        registry.put("build", &pipeline("build", "tag")),
+        Err(RegistryError::FromFile { .. })
+    ));
+    assert!(matches!(registry.delete("build"), Err(RegistryError::FromFile { .. })));
+    assert!(matches!(registry.delete("nope"), Err(RegistryError::NotFound(_))));
+    assert_eq!(names(&registry.active()), ["build"]);
+    assert!(setup.store.pipelines().unwrap().is_empty());
+}
+
+#[test]
+fn a_stored_pipeline_that_no_longer_validates_is_skipped() {
+    let setup = Setup::new();
+    setup
+        .store
+        .put_pipeline("old", &pipeline("old", "push").replace("run_command", "gone"))
+        .unwrap();
+    setup.store.put_pipeline("ok", &pipeline("ok", "push")).unwrap();
+    assert_eq!(names(&setup.registry().active()), ["ok"]);
+}

@@ -1,0 +1,108 @@
+//! `/api`: the REST API, behind `Authorization: Bearer <api_token>`. Without an `api_token`
+//! in the config the API is closed (403), so a server never exposes it by accident.
+//!
+//! Pipelines: `GET /api/pipelines`, `GET|PUT|DELETE /api/pipelines/{name}` (PUT takes the
+//! pipeline's YAML as the body).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::{AppError, AppState};
+use crate::registry::{Entry, Put, RegistryError};
+
+/// Lets a request through only with the configured bearer token, compared in constant time.
+pub(super) async fn authorize(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    let Some(token) = &state.api_token else {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "the API is closed: set api_token in the config to open it",
+        ));
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(given) if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) => Ok(next.run(request).await),
+        Some(_) => Err(unauthorized("the bearer token is not this server's api_token")),
+        None => Err(unauthorized("send the api_token as `Authorization: Bearer <token>`")),
+    }
+}
+
+fn unauthorized(message: &str) -> AppError {
+    AppError::new(StatusCode::UNAUTHORIZED, message).with_header(header::WWW_AUTHENTICATE, "Bearer")
+}
+
+fn summary(entry: &Entry) -> Value {
+    let mut value = json!({ "name": entry.pipeline.name });
+    if let (Value::Object(map), Ok(Value::Object(origin))) = (&mut value, serde_json::to_value(&entry.origin)) {
+        map.extend(origin);
+    }
+    value
+}
+
+pub(super) async fn list(State(state): State<AppState>) -> Json<Value> {
+    Json(Value::Array(state.registry.list().iter().map(summary).collect()))
+}
+
+pub(super) async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, AppError> {
+    let entry = state
+        .registry
+        .get(&name)
+        .ok_or_else(|| AppError::new(StatusCode::NOT_FOUND, format!("no pipeline `{name}`")))?;
+    let mut value = summary(&entry);
+    value["text"] = Value::String(entry.text);
+    Ok(Json(value))
+}
+
+pub(super) async fn put(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    // YAML, or JSON (which is YAML): the content type is not checked.
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| AppError::new(StatusCode::BAD_REQUEST, "the pipeline must be UTF-8 text"))?;
+    let registry = state.registry.clone();
+    let key = name.clone();
+    let put = tokio::task::spawn_blocking(move || registry.put(&key, &text))
+        .await
+        .map_err(|e| AppError::internal("storing the pipeline", e))??;
+    let (status, word) = match put {
+        Put::Created => (StatusCode::CREATED, "created"),
+        Put::Replaced => (StatusCode::OK, "replaced"),
+    };
+    Ok((status, Json(json!({ "name": name, "origin": "api", "status": word }))).into_response())
+}
+
+pub(super) async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, AppError> {
+    let registry = state.registry.clone();
+    tokio::task::spawn_blocking(move || registry.delete(&name))
+        .await
+        .map_err(|e| AppError::internal("deleting the pipeline", e))??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+impl From<RegistryError> for AppError {
+    fn from(e: RegistryError) -> Self {
+        let status = match &e {
+            RegistryError::Invalid(_) => StatusCode::BAD_REQUEST,
+            RegistryError::FromFile { .. } => StatusCode::CONFLICT,
+            RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
+            RegistryError::Store(_) => return AppError::internal("the pipeline store", e),
+        };
+        AppError::new(status, e.to_string())
+    }
+}

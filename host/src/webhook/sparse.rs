@@ -1,10 +1,10 @@
 //! Parses a payload into a [`Value`] that keeps only the fields the normalizers read.
 //!
 //! A 27 KB GitHub pull request payload takes about 40 µs to parse into a full `Value` (every
-//! string and map node allocated) and under 10 µs to check and skip; the normalizers read about
-//! forty fields of it. So the whole body is still parsed and checked as JSON (a malformed body is
-//! the same error as before), but subtrees off the [`WANTED`] paths are skipped without
-//! allocating. `tests.rs` checks that every fixture normalizes the same from the full and the
+//! string and map node allocated) and under 10 µs to check and skip, and the normalizers read
+//! at most seventy paths of it. So the whole body is still checked as UTF-8 and JSON (a
+//! malformed body is refused as by a full parse), but subtrees off the [`WANTED`] paths are
+//! skipped without allocating. `tests.rs` checks that every fixture normalizes the same from the full and the
 //! sparse value, and a property test does the same for mutated fixtures.
 
 use std::collections::BTreeMap;

@@ -11,6 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{AppError, AppState};
@@ -35,7 +36,10 @@ pub(super) async fn authorize(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match given {
-        Some(given) if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) => Ok(next.run(request).await),
+        // Digests first: equal lengths, so not even the token's length leaks through timing.
+        Some(given) if bool::from(Sha256::digest(given).ct_eq(&Sha256::digest(token.expose()))) => {
+            Ok(next.run(request).await)
+        }
         Some(_) => Err(unauthorized("the bearer token is not this server's api_token")),
         None => Err(unauthorized("send the api_token as `Authorization: Bearer <token>`")),
     }

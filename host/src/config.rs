@@ -218,6 +218,11 @@ impl Config {
         let config: Config = toml::Value::Table(value)
             .try_into()
             .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
+        if config.api_token.as_ref().is_some_and(|t| t.expose().trim().is_empty()) {
+            return Err(parse_err(
+                "`api_token` is empty: set it to a long random string, or remove it to keep the API closed".into(),
+            ));
+        }
         config.grants()?;
         config.check_sources()?;
         Ok(config)
@@ -407,6 +412,13 @@ http = ["deploy.example.com"]
         assert_eq!(c.listen, "127.0.0.1:8080");
         assert_eq!(c.max_body_mb, 25);
         assert_eq!(c.api_token.as_ref().map(Secret::expose), Some("s3cret-value"));
+        let empty = Config::parse(
+            Path::new("p.toml"),
+            "api_token = \"${EMPTY}\"",
+            &|_| Some(String::new()),
+        );
+        let message = empty.unwrap_err().to_string();
+        assert!(message.contains("`api_token` is empty"), "{message}");
         assert_eq!(
             c.sources[0].webhook_secret.as_ref().map(Secret::expose),
             Some("s3cret-value")

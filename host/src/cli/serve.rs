@@ -8,10 +8,9 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 
 use crate::intake::Intake;
+use crate::registry::Registry;
 use crate::server::{self, AppState};
 use crate::store::inbox::Inbox;
-
-use crate::registry::Registry;
 
 use super::Host;
 

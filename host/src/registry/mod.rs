@@ -22,11 +22,6 @@ pub const MAX_PIPELINE_BYTES: usize = 256 << 10;
 pub struct Active(Arc<RwLock<Arc<[Pipeline]>>>);
 
 impl Active {
-    /// A fixed set, for servers without a registry (benchmarks, tests).
-    pub fn new(pipelines: Vec<Pipeline>) -> Self {
-        Active(Arc::new(RwLock::new(pipelines.into())))
-    }
-
     /// The pipelines as they are now.
     pub fn get(&self) -> Arc<[Pipeline]> {
         self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
@@ -98,7 +93,10 @@ pub struct Registry {
     /// Names of the configured secrets; `None` accepts any name.
     secrets: Option<BTreeSet<String>>,
     store: Arc<dyn Store>,
-    entries: Mutex<BTreeMap<String, Entry>>,
+    /// Readers take a snapshot and never wait for a store write.
+    entries: RwLock<Arc<BTreeMap<String, Entry>>>,
+    /// Held by a change from its check to its publication, store write included.
+    writer: Mutex<()>,
     active: Active,
 }
 
@@ -116,7 +114,8 @@ impl Registry {
             step_types,
             secrets,
             store,
-            entries: Mutex::default(),
+            entries: RwLock::default(),
+            writer: Mutex::new(()),
             active: Active::default(),
         };
         let mut entries = BTreeMap::new();
@@ -149,8 +148,7 @@ impl Registry {
                 Err(e) => eprintln!("skipping invalid pipeline added through the API:\n{e}"),
             }
         }
-        registry.publish(&entries);
-        *registry.entries.lock().unwrap_or_else(PoisonError::into_inner) = entries;
+        registry.publish(entries);
         Ok(registry)
     }
 
@@ -161,12 +159,12 @@ impl Registry {
 
     /// Every pipeline, by name.
     pub fn list(&self) -> Vec<Entry> {
-        self.lock().values().cloned().collect()
+        self.snapshot().values().cloned().collect()
     }
 
     /// One pipeline.
     pub fn get(&self, name: &str) -> Option<Entry> {
-        self.lock().get(name).cloned()
+        self.snapshot().get(name).cloned()
     }
 
     /// Validates `text` as the pipeline `name` and stores it, durably, before it takes effect.
@@ -184,7 +182,8 @@ impl Registry {
                 pipeline.name
             )));
         }
-        let mut entries = self.lock();
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut entries = BTreeMap::clone(&self.snapshot());
         let put = match entries.get(name).map(|e| &e.origin) {
             Some(Origin::File { path }) => {
                 return Err(RegistryError::FromFile {
@@ -202,38 +201,44 @@ impl Registry {
             text: text.into(),
         };
         entries.insert(name.into(), entry);
-        self.publish(&entries);
+        self.publish(entries);
         Ok(put)
     }
 
-    /// Deletes a pipeline added through the API.
+    /// Deletes a pipeline added through the API, also one skipped at start because it no
+    /// longer validates.
     pub fn delete(&self, name: &str) -> Result<(), RegistryError> {
-        let mut entries = self.lock();
-        match entries.get(name).map(|e| &e.origin) {
-            Some(Origin::File { path }) => Err(RegistryError::FromFile {
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut entries = BTreeMap::clone(&self.snapshot());
+        if let Some(Entry {
+            origin: Origin::File { path },
+            ..
+        }) = entries.get(name)
+        {
+            return Err(RegistryError::FromFile {
                 name: name.into(),
                 path: path.clone(),
-            }),
-            None => Err(RegistryError::NotFound(name.into())),
-            Some(Origin::Api) => {
-                self.store.delete_pipeline(name)?;
-                entries.remove(name);
-                self.publish(&entries);
-                Ok(())
-            }
+            });
         }
+        if !self.store.delete_pipeline(name)? {
+            return Err(RegistryError::NotFound(name.into()));
+        }
+        entries.remove(name);
+        self.publish(entries);
+        Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    fn snapshot(&self) -> Arc<BTreeMap<String, Entry>> {
+        self.entries.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    fn publish(&self, entries: &BTreeMap<String, Entry>) {
+    fn publish(&self, entries: BTreeMap<String, Entry>) {
         self.active.set(entries.values().map(|e| e.pipeline.clone()).collect());
+        *self.entries.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(entries);
     }
 
     fn check(&self, label: &str, text: &str) -> Result<Pipeline, String> {
-        let is_secret = |name: &str| self.secrets.as_ref().is_none_or(|s| s.contains(name));
+        let is_secret = |name: &str| self.secrets.as_ref().is_some_and(|s| s.contains(name));
         let is_secret: Option<&dyn Fn(&str) -> bool> = self.secrets.is_some().then_some(&is_secret);
         check(label, text, &self.step_types, is_secret).map_err(|d| d.to_string())
     }

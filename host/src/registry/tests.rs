@@ -132,5 +132,10 @@ fn a_stored_pipeline_that_no_longer_validates_is_skipped() {
         .put_pipeline("old", &pipeline("old", "push").replace("run_command", "gone"))
         .unwrap();
     setup.store.put_pipeline("ok", &pipeline("ok", "push")).unwrap();
-    assert_eq!(names(&setup.registry().active()), ["ok"]);
+    let registry = setup.registry();
+    assert_eq!(names(&registry.active()), ["ok"]);
+    // Not listed, yet deletable, so it cannot linger in the store.
+    registry.delete("old").unwrap();
+    assert_eq!(setup.store.pipelines().unwrap().len(), 1);
+    assert!(matches!(registry.delete("old"), Err(RegistryError::NotFound(_))));
 }

@@ -33,8 +33,8 @@ pub(super) async fn authorize(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token));
     match given {
         // Digests first: equal lengths, so not even the token's length leaks through timing.
         Some(given) if bool::from(Sha256::digest(given).ct_eq(&Sha256::digest(token.expose()))) => {

@@ -153,29 +153,47 @@ impl Store for SledStore {
     }
 
     fn pipelines(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.pipelines
-            .iter()
-            .map(|entry| {
-                let (name, text) = entry?;
-                let utf8 = |bytes: &[u8]| {
-                    String::from_utf8(bytes.to_vec())
-                        .map_err(|_| StoreError::Invalid("corrupt pipeline record: not UTF-8".into()))
-                };
-                Ok((utf8(&name)?, utf8(&text)?))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for entry in &self.pipelines {
+            let (name, text) = entry?;
+            match (String::from_utf8(name.to_vec()), String::from_utf8(text.to_vec())) {
+                (Ok(name), Ok(text)) => out.push((name, text)),
+                _ => {
+                    tracing::error!(name = %String::from_utf8_lossy(&name), "skipping a stored pipeline that is not UTF-8")
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn put_pipeline(&self, name: &str, text: &str) -> Result<(), StoreError> {
-        self.pipelines.insert(name, text.as_bytes())?;
-        self.db.flush()?;
-        Ok(())
+        let previous = self.pipelines.insert(name, text.as_bytes())?;
+        self.flush_or_restore(name, previous)
     }
 
     fn delete_pipeline(&self, name: &str) -> Result<bool, StoreError> {
-        let existed = self.pipelines.remove(name)?.is_some();
-        self.db.flush()?;
+        let previous = self.pipelines.remove(name)?;
+        let existed = previous.is_some();
+        self.flush_or_restore(name, previous)?;
         Ok(existed)
+    }
+}
+
+impl SledStore {
+    /// Flushes a pipeline change; when that fails, puts `previous` back so that a later flush
+    /// does not persist a change the caller was told failed.
+    fn flush_or_restore(&self, name: &str, previous: Option<sled::IVec>) -> Result<(), StoreError> {
+        let Err(e) = self.db.flush() else {
+            return Ok(());
+        };
+        let restored = match previous {
+            Some(value) => self.pipelines.insert(name, value).map(drop),
+            None => self.pipelines.remove(name).map(drop),
+        };
+        if let Err(r) = restored {
+            tracing::error!(pipeline = name, error = %r, "could not undo a pipeline change whose flush failed");
+        }
+        Err(e.into())
     }
 }
 

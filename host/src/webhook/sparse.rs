@@ -2,16 +2,16 @@
 //!
 //! A 27 KB GitHub pull request payload takes about 40 µs to parse into a full `Value` (every
 //! string and map node allocated) and under 10 µs to check and skip, and the normalizers read
-//! at most seventy paths of it. So the whole body is still checked as UTF-8 and JSON (a
-//! malformed body is refused as by a full parse), but subtrees off the [`WANTED`] paths are
-//! skipped without allocating. `tests.rs` checks that every fixture normalizes the same from the full and the
+//! at most seventy paths of it. So the whole body is still parsed as UTF-8 and JSON, as
+//! strictly as by a full parse (numbers in range, escapes whole, nesting within serde_json's
+//! limit), but subtrees off the [`WANTED`] paths are dropped without being allocated. `tests.rs` checks that every fixture normalizes the same from the full and the
 //! sparse value, and a property test does the same for mutated fixtures.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::LazyLock;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 /// Every dotted path a normalizer reads, from the payload's root. A path's value is kept whole
@@ -190,7 +190,7 @@ impl<'de> Visitor<'de> for Sparse<'_> {
                     out.insert(key.to_owned(), value);
                 }
                 None => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Skip>()?;
                 }
             }
         }
@@ -218,5 +218,81 @@ impl<'de, 't> Visitor<'de> for Key<'t> {
 
     fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
         Ok(self.0.children.get_key_value(v).map(|(key, node)| (*key, node)))
+    }
+}
+
+/// Parses a value and drops it. Unlike serde's `IgnoredAny`, for which serde_json only scans,
+/// this goes through the full parser, so a body is refused exactly when a full parse refuses it.
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Skip, D::Error> {
+        de.deserialize_any(Skip)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = Skip;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_unit<E>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_key::<Skip>()?.is_some() {
+            map.next_value::<Skip>()?;
+        }
+        Ok(Skip)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skipped_subtrees_are_parsed_as_strictly_as_kept_ones() {
+        let deep = format!("{{\"x\": {}1{}}}", "[".repeat(200), "]".repeat(200));
+        for body in [
+            r#"{"x": 1e400}"#,
+            r#"{"x": "\ud800"}"#,
+            r#"{"x": "\q"}"#,
+            deep.as_str(),
+            r#"{"x": 1} x"#,
+        ] {
+            assert!(serde_json::from_str::<Value>(body).is_err(), "{body}");
+            assert!(parse(body.as_bytes()).is_err(), "the sparse parse must refuse {body}");
+        }
+        let kept = parse(br#"{"action": "opened", "x": {"y": [1, 2.5, null, "\u00e9"]}, "number": 7}"#).unwrap();
+        assert_eq!(kept, serde_json::json!({"action": "opened", "number": 7}));
     }
 }

@@ -66,6 +66,13 @@ async fn the_api_needs_the_bearer_token_and_is_closed_without_one() {
 
     let (status, list) = authed(&server, Method::GET, "/pipelines", None).await;
     assert_eq!(status, 200);
+    let lowercase = reqwest::Client::new()
+        .get(format!("{}/api/pipelines", server.url))
+        .header("authorization", format!("bearer {API_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lowercase.status(), 200, "the scheme is case-insensitive");
     let dir_path = dir.path().display().to_string();
     assert_eq!(
         list,

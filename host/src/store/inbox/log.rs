@@ -17,6 +17,9 @@ use super::{InboxError, Recovery, Shared, Slot, State};
 const MAX_BATCH_RECORDS: usize = 1024;
 /// Batch size in bytes past which no more records are added to it.
 const MAX_BATCH_BYTES: usize = 16 << 20;
+/// Granularity for dropping written pages; with larger pages the kernel drops only the whole
+/// pages inside the range, so this stays safe.
+const PAGE: u64 = 4096;
 
 /// One log file, named after the sequence number of its first record.
 pub(super) struct Segment {
@@ -423,14 +426,18 @@ impl Writer {
             return Err(InboxError::Failed(msg));
         }
         // The log is written once and read rarely: drop the now clean pages rather than
-        // growing the page cache by every byte received.
-        let written: usize = batch.iter().map(|a| a.rec.len()).sum();
-        let _ = nix::fcntl::posix_fadvise(
-            &*self.file,
-            self.end as i64,
-            written as i64,
-            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-        );
+        // growing the page cache by every byte received. Whole pages only: the last one is
+        // partly written and the next batch appends to it, which must not read it back first.
+        let written: u64 = batch.iter().map(|a| a.rec.len() as u64).sum();
+        let (start, end) = (self.end / PAGE * PAGE, (self.end + written) / PAGE * PAGE);
+        if end > start {
+            let _ = nix::fcntl::posix_fadvise(
+                &*self.file,
+                start as i64,
+                (end - start) as i64,
+                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+            );
+        }
         Ok(())
     }
 

@@ -124,7 +124,7 @@ pub(crate) fn load_pipeline(
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     let is_secret = |s: &str| secrets.is_some_and(|m| m.contains_key(s));
     let is_secret: Option<&dyn Fn(&str) -> bool> = secrets.is_some().then_some(&is_secret);
-    crate::registry::check(&path.display().to_string(), &text, step_types, is_secret)
+    crate::pipeline::check(&path.display().to_string(), &text, step_types, is_secret)
         .map_err(|d: Diagnostics| anyhow::anyhow!("{d}"))
 }
 

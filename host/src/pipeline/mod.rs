@@ -30,6 +30,24 @@ pub fn load(file: &str, text: &str, validator: &Validator<'_>) -> Result<Pipelin
     Ok(pipeline)
 }
 
+/// Parses and validates pipeline text against the step types available and, when given, the
+/// configured secrets: what the server, the API and `powernode validate` all do.
+pub fn check(
+    label: &str,
+    text: &str,
+    step_types: &[String],
+    is_secret: Option<&dyn Fn(&str) -> bool>,
+) -> Result<Pipeline, Diagnostics> {
+    let hint: Vec<&str> = step_types.iter().map(String::as_str).collect();
+    let is_type = |t: &str| step_types.iter().any(|s| s == t);
+    let validator = Validator::new(&is_type, &hint);
+    let validator = match is_secret {
+        Some(is_secret) => validator.with_secrets(is_secret),
+        None => validator,
+    };
+    load(label, text, &validator)
+}
+
 #[cfg(test)]
 mod parse_tests;
 #[cfg(test)]

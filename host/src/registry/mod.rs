@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde::Serialize;
 
-use crate::pipeline::{self, Diagnostics, Pipeline, Validator};
+use crate::pipeline::{self, Pipeline};
 use crate::store::{Store, StoreError};
 
 /// Longest pipeline text the API accepts.
@@ -240,26 +240,8 @@ impl Registry {
     fn check(&self, label: &str, text: &str) -> Result<Pipeline, String> {
         let is_secret = |name: &str| self.secrets.as_ref().is_some_and(|s| s.contains(name));
         let is_secret: Option<&dyn Fn(&str) -> bool> = self.secrets.is_some().then_some(&is_secret);
-        check(label, text, &self.step_types, is_secret).map_err(|d| d.to_string())
+        pipeline::check(label, text, &self.step_types, is_secret).map_err(|d| d.to_string())
     }
-}
-
-/// Parses and validates pipeline text against the step types available and, when given, the
-/// configured secrets: what the server, the API and `powernode validate` all do.
-pub fn check(
-    label: &str,
-    text: &str,
-    step_types: &[String],
-    is_secret: Option<&dyn Fn(&str) -> bool>,
-) -> Result<Pipeline, Diagnostics> {
-    let hint: Vec<&str> = step_types.iter().map(String::as_str).collect();
-    let is_type = |t: &str| step_types.iter().any(|s| s == t);
-    let validator = Validator::new(&is_type, &hint);
-    let validator = match is_secret {
-        Some(is_secret) => validator.with_secrets(is_secret),
-        None => validator,
-    };
-    pipeline::load(label, text, &validator)
 }
 
 /// The name diagnostics of an API pipeline carry in place of a file name.

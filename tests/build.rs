@@ -12,7 +12,7 @@ fn main() {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
     let root = Path::new(&manifest_dir);
     let guests = root.join("guests");
-    for dir in ["guests", "../sdk/src", "../sdk/examples", "../wit"] {
+    for dir in ["guests", "../sdk/src", "../sdk/examples", "../wit", "../plugins"] {
         println!("cargo:rerun-if-changed={dir}");
     }
     let release = build_wasm::build(&guests.join("Cargo.toml"), &["--workspace"]);
@@ -26,6 +26,19 @@ fn main() {
             "/// The `{member}` guest component.\npub const {}: &str = {:?};",
             file.to_uppercase(),
             wasm.display().to_string()
+        )
+        .unwrap();
+    }
+    // The built-ins as files, to install one under its own name in a plugins directory.
+    let plugins = root.join("../plugins");
+    let plugins_release = build_wasm::build(&plugins.join("Cargo.toml"), &["--workspace"]);
+    for member in build_wasm::members(&plugins) {
+        let file = member.replace('-', "_");
+        writeln!(
+            code,
+            "/// The built-in `{file}` plugin as a file.\npub const BUILTIN_{}: &str = {:?};",
+            file.to_uppercase(),
+            plugins_release.join(format!("{file}.wasm")).display().to_string()
         )
         .unwrap();
     }

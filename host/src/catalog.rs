@@ -3,7 +3,8 @@
 //! Built-in plugins are embedded in the binary. Custom plugins are `<step_type>.wasm`
 //! files in the plugins directory; every lookup checks the file again (size, mtime, inode),
 //! so a plugin added or replaced there is picked up without a restart, and a custom file
-//! named like a built-in replaces it. Plugins are loaded on first use.
+//! named like a built-in replaces it — with only the grant the config gives it, never the
+//! built-in's defaults. Plugins are loaded on first use.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -31,7 +32,7 @@ pub enum CatalogError {
     /// The plugin exists but was refused or failed to load.
     #[error(transparent)]
     Load(#[from] Arc<LoadError>),
-    /// The plugin file could not be read.
+    /// The plugins directory, or a plugin file, could not be read.
     #[error("cannot read plugin `{path}`: {reason}")]
     Read {
         /// The file.
@@ -79,17 +80,27 @@ impl Catalog {
     }
 
     /// Every step type available now: built-ins and files in the plugins directory.
-    pub fn step_types(&self) -> Vec<String> {
+    pub fn step_types(&self) -> Result<Vec<String>, CatalogError> {
         Self::available_types(self.dir.as_deref())
     }
 
     /// The step types of the built-ins and of the files in `dir`, loading nothing.
-    pub fn available_types(dir: Option<&Path>) -> Vec<String> {
+    pub fn available_types(dir: Option<&Path>) -> Result<Vec<String>, CatalogError> {
         let mut types: Vec<String> = Self::builtin_types().map(String::from).collect();
-        types.extend(custom_files(dir).into_keys());
+        types.extend(custom_files(dir)?.into_keys());
         types.sort();
         types.dedup();
-        types
+        Ok(types)
+    }
+
+    /// Whether a file in the plugins directory replaces the built-in `step_type`.
+    pub fn replaces_builtin(&self, step_type: &str) -> Result<bool, CatalogError> {
+        Ok(Self::builtin_types().any(|b| b == step_type) && custom_files(self.dir.as_deref())?.contains_key(step_type))
+    }
+
+    /// The plugins directory, if any: runs must not use a workspace that holds it.
+    pub fn plugins_dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     /// The grants in force.
@@ -104,7 +115,7 @@ impl Catalog {
 
     /// The plugin serving `step_type`, loading or reloading it when needed.
     pub async fn get(&self, step_type: &str) -> Result<Arc<Plugin>, CatalogError> {
-        let file = custom_files(self.dir.as_deref()).remove(step_type);
+        let file = custom_files(self.dir.as_deref())?.remove(step_type);
         let stamp = match &file {
             Some(path) => Some(stamp(path).map_err(|e| CatalogError::Read {
                 path: path.clone(),
@@ -116,9 +127,9 @@ impl Catalog {
         if let Some(entry) = loaded.get(step_type).filter(|e| e.stamp == stamp) {
             return entry.plugin.clone().map_err(CatalogError::Load);
         }
-        let grant = self.grants.for_plugin(step_type);
         let result = match &file {
             Some(path) => {
+                let grant = self.grants.for_custom(step_type);
                 let wasm = std::fs::read(path).map_err(|e| CatalogError::Read {
                     path: path.clone(),
                     reason: e.to_string(),
@@ -128,6 +139,7 @@ impl Catalog {
             }
             None => match builtin::BUILTINS.iter().find(|(name, _)| *name == step_type) {
                 Some((_, wasm)) => {
+                    let grant = self.grants.for_builtin(step_type);
                     self.runtime
                         .load(step_type, &format!("built-in {step_type}"), wasm, grant)
                         .await
@@ -135,7 +147,7 @@ impl Catalog {
                 None => {
                     return Err(CatalogError::Unknown {
                         name: step_type.into(),
-                        known: self.step_types().join(", "),
+                        known: self.step_types()?.join(", "),
                     });
                 }
             },
@@ -162,32 +174,41 @@ impl Catalog {
 
 /// What `powernode plugin inspect` shows about a component file.
 pub struct Inspection {
-    /// The loaded plugin: describe() info, imports, hash.
+    /// The loaded plugin: describe() info, imports, hash. It was granted nothing.
     pub plugin: Plugin,
-    /// What the config grants its step type.
+    /// What the config would grant it when installed as `<its step type>.wasm`.
     pub granted: Grant,
-    /// Whether it would load as `<step_type>.wasm` under these grants, and if not, why.
-    pub verdict: Result<(), PolicyError>,
+    /// Whether it would load when installed there, and if not, why.
+    pub verdict: Result<(), CatalogError>,
 }
 
 impl Catalog {
-    /// Loads a component file without installing it. `describe()` runs with the grant of
-    /// the type the file name suggests; host calls outside that grant trap.
+    /// Loads a component file without installing it. It is granted nothing: `describe()`
+    /// runs with no interface, and the verdict is what installing it would give.
     pub async fn inspect(&self, path: &Path) -> Result<Inspection, CatalogError> {
-        let read_err = |e: std::io::Error| CatalogError::Read {
+        let wasm = std::fs::read(path).map_err(|e| CatalogError::Read {
             path: path.into(),
             reason: e.to_string(),
-        };
-        let wasm = std::fs::read(path).map_err(read_err)?;
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        })?;
         let origin = path.display().to_string();
         let plugin = self
             .runtime
-            .load_unchecked(&origin, &wasm, self.grants.for_plugin(stem))
+            .load_for_inspection(&origin, &wasm)
             .await
             .map_err(|e| CatalogError::Load(Arc::new(e)))?;
-        let granted = self.grants.for_plugin(&plugin.info.name);
-        let verdict = check_imports(&plugin.info.name, &plugin.imports, &granted);
+        let name = &plugin.info.name;
+        let granted = self.grants.for_custom(name);
+        let named = |path: &Path| path.file_stem().and_then(|s| s.to_str()) == Some(name.as_str());
+        let verdict = if !named(path) {
+            Err(CatalogError::Load(Arc::new(crate::runtime::LoadError::NameMismatch {
+                origin,
+                expected: path.file_stem().unwrap_or_default().to_string_lossy().into_owned(),
+                described: name.clone(),
+            })))
+        } else {
+            check_imports(name, &plugin.imports, &granted)
+                .map_err(|e: PolicyError| CatalogError::Load(Arc::new(e.into())))
+        };
         Ok(Inspection {
             plugin,
             granted,
@@ -196,16 +217,30 @@ impl Catalog {
     }
 }
 
-/// `<step_type>.wasm` files in `dir`, by step type.
-fn custom_files(dir: Option<&Path>) -> BTreeMap<String, PathBuf> {
-    let Some(Ok(entries)) = dir.map(std::fs::read_dir) else {
-        return BTreeMap::new();
+/// `<step_type>.wasm` files in `dir`, by step type. A directory that does not exist holds
+/// none; one that exists but cannot be read is an error, not an empty catalog.
+fn custom_files(dir: Option<&Path>) -> Result<BTreeMap<String, PathBuf>, CatalogError> {
+    let Some(dir) = dir else { return Ok(BTreeMap::new()) };
+    let read_err = |e: std::io::Error| CatalogError::Read {
+        path: dir.into(),
+        reason: e.to_string(),
     };
-    entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
-        .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p)))
-        .collect()
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(read_err(e)),
+    };
+    let mut files = BTreeMap::new();
+    for entry in entries {
+        let path = entry.map_err(read_err)?.path();
+        if path.extension().is_some_and(|x| x == "wasm")
+            && path.is_file()
+            && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
+        {
+            files.insert(stem.to_string(), path);
+        }
+    }
+    Ok(files)
 }
 
 fn stamp(path: &Path) -> std::io::Result<Stamp> {

@@ -75,7 +75,7 @@ fn host_start(c: &mut Criterion) {
         let runtime = Arc::new(Runtime::new(config, services.clone()).unwrap());
         let catalog = Catalog::new(runtime, Grants::default(), None);
         rt.block_on(async {
-            for step_type in catalog.step_types() {
+            for step_type in catalog.step_types().unwrap() {
                 catalog.get(&step_type).await.unwrap();
             }
         });

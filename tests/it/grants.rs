@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use powernode::catalog::CatalogError;
+use powernode::policy::PolicyError;
 use powernode::policy::{Capability, GrantConfig};
 use powernode::runtime::LoadError;
 use serde_json::json;
@@ -98,14 +100,31 @@ async fn inspect_shows_imports_and_the_verdict_without_installing() {
             .imports
             .contains(&"powernode:step/process@0.1.0".to_string())
     );
-    assert!(matches!(
-        refused.verdict,
-        Err(powernode::policy::PolicyError::NotGranted { .. })
-    ));
+    assert!(
+        matches!(&refused.verdict, Err(CatalogError::Load(e)) if matches!(**e, LoadError::Policy(PolicyError::NotGranted { .. }))),
+        "{:?}",
+        refused.verdict
+    );
     let fine = catalog
         .inspect(std::path::Path::new(powernode_tests::HELLO))
         .await
         .unwrap();
     assert_eq!(fine.plugin.info.summary, "Greets someone by name");
-    assert_eq!(fine.verdict, Ok(()));
+    assert!(fine.verdict.is_ok(), "{:?}", fine.verdict);
+}
+
+#[tokio::test]
+async fn inspect_says_a_file_under_another_name_would_not_load() {
+    let h = Harness::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("greeter.wasm");
+    std::fs::copy(powernode_tests::HELLO, &file).unwrap();
+    let catalog = powernode::catalog::Catalog::new(h.runtime.clone(), powernode::policy::Grants::default(), None);
+    let inspected = catalog.inspect(&file).await.unwrap();
+    let err = inspected.verdict.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("describes itself as step type `hello`, but is installed as `greeter`"),
+        "{err}"
+    );
 }

@@ -99,6 +99,8 @@ pub(crate) struct Host {
     pub config: Config,
     pub store: Arc<SledStore>,
     pub catalog: Catalog,
+    /// The config file's folder, if a file was given: no workspace may hold it.
+    config_dir: Option<PathBuf>,
 }
 
 impl Host {
@@ -110,7 +112,28 @@ impl Host {
         let services = Arc::new(Services { store: store.clone() });
         let runtime = Arc::new(Runtime::new(config.runtime_config(), services)?);
         let catalog = Catalog::new(runtime, config.grants()?, Some(config.plugins_dir.clone()));
-        Ok(Host { config, store, catalog })
+        let config_dir = config_path.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.into()));
+        let config_dir = config_dir.and_then(|p| p.parent().map(PathBuf::from));
+        Ok(Host {
+            config,
+            store,
+            catalog,
+            config_dir,
+        })
+    }
+
+    /// Refuses a workspace that holds, or is inside, the data directory, the plugins
+    /// directory or the config file's folder: a step writing there could plant a plugin
+    /// with more grants or tamper with the store.
+    pub(crate) fn check_workspace(&self, workspace: &std::path::Path) -> anyhow::Result<()> {
+        let mut protected = vec![
+            ("data directory", self.config.data_dir.as_path()),
+            ("plugins directory", self.config.plugins_dir.as_path()),
+        ];
+        if let Some(dir) = &self.config_dir {
+            protected.push(("config file's folder", dir.as_path()));
+        }
+        Ok(crate::workspace::check_apart(workspace, &protected)?)
     }
 }
 
@@ -130,7 +153,7 @@ pub(crate) fn load_pipeline(
 
 fn validate(files: &[PathBuf], config_path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
-    let step_types = Catalog::available_types(Some(&config.plugins_dir));
+    let step_types = Catalog::available_types(Some(&config.plugins_dir))?;
     let mut ok = true;
     // Without a config file any secret name is accepted: there is nothing to check it against.
     let secrets = config_path.map(|_| &config.secrets);
@@ -149,12 +172,17 @@ fn validate(files: &[PathBuf], config_path: Option<&std::path::Path>) -> anyhow:
 async fn list(config_path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let host = Host::open(config_path)?;
     let mut ok = true;
-    for step_type in host.catalog.step_types() {
+    for step_type in host.catalog.step_types()? {
         match host.catalog.get(&step_type).await {
             Ok(p) => {
                 let grants: Vec<&str> = p.grant.capabilities().map(|c| c.name()).collect();
+                let replaces = if host.catalog.replaces_builtin(&step_type)? {
+                    "  (a file replacing the built-in; granted only what the config gives it)"
+                } else {
+                    ""
+                };
                 println!(
-                    "{:<20} {:<8} {}  [grants: {}]",
+                    "{:<20} {:<8} {}  [grants: {}]{replaces}",
                     p.info.name,
                     p.info.version,
                     p.info.summary,

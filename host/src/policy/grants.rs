@@ -98,6 +98,12 @@ impl Grant {
         Ok(Grant { capabilities, http })
     }
 
+    /// Nothing at all, not even `log`: what `describe()` runs with, since the WIT says it
+    /// must not call imports, and what inspecting a file grants it.
+    pub fn none() -> Grant {
+        Grant::default()
+    }
+
     /// Whether the plugin may use `cap`.
     pub fn allows(&self, cap: Capability) -> bool {
         self.capabilities.contains(&cap)
@@ -109,37 +115,52 @@ impl Grant {
     }
 }
 
-/// Every plugin's grant: built-in defaults overlaid by the operator's config.
+/// What the built-in steps get when the operator configures nothing for them. Only the
+/// embedded built-ins get these: a custom file named like one gets only what the config gives.
+const BUILTIN_DEFAULTS: [(&str, &[Capability]); 2] = [
+    ("run_command", &[Capability::Process]),
+    ("upload_artifact", &[Capability::Artifacts]),
+];
+
+/// Every plugin's grant: the operator's config, and the built-ins' defaults where the config
+/// says nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grants {
-    by_type: BTreeMap<String, Grant>,
+    configured: BTreeMap<String, Grant>,
 }
 
 impl Grants {
-    /// Built-in steps get what they need by default; anything else gets only `log`.
-    /// An operator entry for a step type replaces its default entirely.
+    /// Parses the operator's `[plugins.grants]`. An entry for a step type replaces the
+    /// built-in's default entirely.
     pub fn new(config: &BTreeMap<String, GrantConfig>) -> Result<Grants, PolicyError> {
-        let defaults = [
-            ("run_command", vec![Capability::Process]),
-            ("upload_artifact", vec![Capability::Artifacts]),
-        ];
-        let mut by_type = BTreeMap::new();
-        for (name, interfaces) in defaults {
-            let cfg = GrantConfig {
-                interfaces,
-                http: Vec::new(),
-            };
-            by_type.insert(name.to_string(), Grant::from_config(name, &cfg)?);
-        }
-        for (name, cfg) in config {
-            by_type.insert(name.clone(), Grant::from_config(name, cfg)?);
-        }
-        Ok(Grants { by_type })
+        let configured = config
+            .iter()
+            .map(|(name, cfg)| Ok((name.clone(), Grant::from_config(name, cfg)?)))
+            .collect::<Result<_, PolicyError>>()?;
+        Ok(Grants { configured })
     }
 
-    /// The grant for a step type (only `log` when none is configured).
-    pub fn for_plugin(&self, step_type: &str) -> Grant {
-        self.by_type
+    /// The grant of the embedded built-in `step_type`: the config's entry, else its default.
+    pub fn for_builtin(&self, step_type: &str) -> Grant {
+        if let Some(grant) = self.configured.get(step_type) {
+            return grant.clone();
+        }
+        let interfaces = BUILTIN_DEFAULTS
+            .iter()
+            .find(|(name, _)| *name == step_type)
+            .map(|(_, caps)| caps.to_vec())
+            .unwrap_or_default();
+        let cfg = GrantConfig {
+            interfaces,
+            http: Vec::new(),
+        };
+        Grant::from_config(step_type, &cfg).expect("built-in grants are valid")
+    }
+
+    /// The grant of a custom plugin file for `step_type`: the config's entry, else only `log`
+    /// (also when it replaces a built-in: the built-in's defaults were made for its code).
+    pub fn for_custom(&self, step_type: &str) -> Grant {
+        self.configured
             .get(step_type)
             .cloned()
             .unwrap_or_else(|| Grant::from_config(step_type, &GrantConfig::default()).expect("empty grant is valid"))
@@ -148,23 +169,17 @@ impl Grants {
 
 impl Default for Grants {
     fn default() -> Self {
-        Grants::new(&BTreeMap::new()).expect("built-in grants are valid")
+        Grants::new(&BTreeMap::new()).expect("an empty config is valid")
     }
 }
 
 /// Checks a component's import list against its grant. WASI 0.2 interfaces are always
 /// allowed: the runtime links them with nothing granted (no env, no sockets, workspace only).
 pub fn check_imports(plugin: &str, imports: &[String], grant: &Grant) -> Result<(), PolicyError> {
+    check_version(plugin, imports)?;
     for import in imports {
-        let (path, version) = import.split_once('@').unwrap_or((import, ""));
+        let (path, _) = import.split_once('@').unwrap_or((import, ""));
         let needed = if let Some(iface) = path.strip_prefix("powernode:step/") {
-            if !same_minor(version, WIT_VERSION) {
-                return Err(PolicyError::VersionMismatch {
-                    plugin: plugin.into(),
-                    wanted: version.into(),
-                    served: WIT_VERSION.into(),
-                });
-            }
             match iface {
                 "types" => None,
                 other => Some(Capability::from_interface(other).ok_or_else(|| unknown(plugin, import))?),
@@ -189,6 +204,24 @@ pub fn check_imports(plugin: &str, imports: &[String], grant: &Grant) -> Result<
         }
     }
     Ok(())
+}
+
+/// Refuses a plugin built against a `powernode:step` version this host does not serve, before
+/// the linker would report it as a missing import.
+pub fn check_version(plugin: &str, imports: &[String]) -> Result<(), PolicyError> {
+    let wanted = imports
+        .iter()
+        .filter_map(|i| i.strip_prefix("powernode:step/")?.split_once('@'))
+        .map(|(_, version)| version)
+        .find(|version| !same_minor(version, WIT_VERSION));
+    match wanted {
+        Some(version) => Err(PolicyError::VersionMismatch {
+            plugin: plugin.into(),
+            wanted: version.into(),
+            served: WIT_VERSION.into(),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn unknown(plugin: &str, import: &str) -> PolicyError {
@@ -219,7 +252,7 @@ mod tests {
         let err = check_imports(
             "my_step",
             &imports(&["powernode:step/log@0.1.0", "powernode:step/process@0.1.0"]),
-            &grants.for_plugin("my_step"),
+            &grants.for_custom("my_step"),
         )
         .unwrap_err();
         let msg = err.to_string();
@@ -233,13 +266,39 @@ mod tests {
     #[test]
     fn builtin_defaults_and_operator_override() {
         let grants = Grants::default();
-        assert!(grants.for_plugin("run_command").allows(Capability::Process));
-        assert!(!grants.for_plugin("upload_artifact").allows(Capability::Process));
+        assert!(grants.for_builtin("run_command").allows(Capability::Process));
+        assert!(!grants.for_builtin("upload_artifact").allows(Capability::Process));
         let mut cfg = BTreeMap::new();
         cfg.insert("run_command".to_string(), GrantConfig::default());
         let grants = Grants::new(&cfg).unwrap();
-        assert!(!grants.for_plugin("run_command").allows(Capability::Process));
-        assert!(grants.for_plugin("run_command").allows(Capability::Log));
+        assert!(!grants.for_builtin("run_command").allows(Capability::Process));
+        assert!(grants.for_builtin("run_command").allows(Capability::Log));
+    }
+
+    #[test]
+    fn a_custom_file_named_like_a_builtin_gets_no_default() {
+        let grants = Grants::default();
+        let custom = grants.for_custom("run_command");
+        assert_eq!(custom.capabilities().collect::<Vec<_>>(), [Capability::Log]);
+        let mut cfg = BTreeMap::new();
+        cfg.insert(
+            "run_command".to_string(),
+            GrantConfig {
+                interfaces: vec![Capability::Process],
+                http: vec![],
+            },
+        );
+        assert!(
+            Grants::new(&cfg)
+                .unwrap()
+                .for_custom("run_command")
+                .allows(Capability::Process)
+        );
+    }
+
+    #[test]
+    fn nothing_is_granted_by_none() {
+        assert_eq!(Grant::none().capabilities().count(), 0);
     }
 
     #[test]
@@ -251,7 +310,7 @@ mod tests {
         ]);
         assert_eq!(check_imports("p", &wasi, &Grant::default()), Ok(()));
         let http = imports(&["wasi:http/outgoing-handler@0.2.6"]);
-        let err = check_imports("p", &http, &Grants::default().for_plugin("p")).unwrap_err();
+        let err = check_imports("p", &http, &Grants::default().for_custom("p")).unwrap_err();
         assert!(err.to_string().contains("http = [\"api.example.com\"]"), "{err}");
         let cfg = GrantConfig {
             interfaces: vec![],
@@ -268,7 +327,7 @@ mod tests {
         let err = check_imports(
             "p",
             &imports(&["powernode:step/log@0.2.0"]),
-            &Grants::default().for_plugin("p"),
+            &Grants::default().for_custom("p"),
         )
         .unwrap_err();
         assert_eq!(
@@ -279,7 +338,7 @@ mod tests {
             check_imports(
                 "p",
                 &imports(&["powernode:step/log@0.1.3"]),
-                &Grants::default().for_plugin("p")
+                &Grants::default().for_custom("p")
             ),
             Ok(())
         );

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use super::bindings::FullPre;
-use super::{Runtime, StepState, cache};
-use crate::policy::{Grant, PolicyError, check_imports};
+use super::run::Filesystem;
+use super::{Runtime, StepState};
+use crate::policy::{Grant, PolicyError, check_imports, check_version};
 
 /// What a plugin says about itself (`describe()`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -95,11 +96,15 @@ const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Runtime {
     /// Loads the component `wasm` as step type `name` with `grant`: compiles it (or takes
-    /// it from the cache), refuses it if it imports anything not granted, pre-instantiates
-    /// it and checks that `describe()` names the same type. `origin` names it in errors.
+    /// it from the cache), refuses it if it was built for another WIT version or imports
+    /// anything not granted, pre-instantiates it and checks that `describe()` names the same
+    /// type. `origin` names it in errors.
     pub async fn load(&self, name: &str, origin: &str, wasm: &[u8], grant: Grant) -> Result<Plugin, LoadError> {
-        let plugin = self.load_unchecked(origin, wasm, grant).await?;
-        check_imports(name, &plugin.imports, &plugin.grant)?;
+        let plugin = self
+            .load_checked(origin, wasm, grant, |imports, grant| {
+                check_imports(name, imports, grant)
+            })
+            .await?;
         if plugin.info.name != name {
             return Err(LoadError::NameMismatch {
                 origin: origin.into(),
@@ -110,41 +115,43 @@ impl Runtime {
         Ok(plugin)
     }
 
-    /// Loads without checking imports against the grant, for `powernode plugin inspect`.
-    /// `describe()` runs with the grant given (host calls outside it trap).
-    pub async fn load_unchecked(&self, origin: &str, wasm: &[u8], grant: Grant) -> Result<Plugin, LoadError> {
+    /// Loads a file for `powernode plugin inspect`: its imports are not checked against a
+    /// grant (the caller reports them) and it is granted nothing.
+    pub async fn load_for_inspection(&self, origin: &str, wasm: &[u8]) -> Result<Plugin, LoadError> {
+        self.load_checked(origin, wasm, Grant::none(), |imports, _| check_version(origin, imports))
+            .await
+    }
+
+    /// Compiles, runs `check` on the import list before anything is linked or run, then
+    /// pre-instantiates and describes.
+    async fn load_checked(
+        &self,
+        origin: &str,
+        wasm: &[u8],
+        grant: Grant,
+        check: impl FnOnce(&[String], &Grant) -> Result<(), PolicyError>,
+    ) -> Result<Plugin, LoadError> {
         let sha256 = hex::encode(Sha256::digest(wasm));
-        let engine = self.engine.clone();
-        let cache_dir = self.config.cache_dir.clone();
-        let bytes = wasm.to_vec();
-        let digest = sha256.clone();
-        let compiled =
-            tokio::task::spawn_blocking(move || cache::compile(&engine, &bytes, &digest, cache_dir.as_deref()))
-                .await
-                .expect("compile task panicked");
-        let compile_err = |e: wasmtime::Error| LoadError::Compile {
+        let (component, from_cache) = self.compile(wasm, &sha256).await.map_err(|e| LoadError::Compile {
             origin: origin.into(),
             reason: format!("{e:#}"),
-        };
-        let (component, from_cache) = compiled.map_err(compile_err)?;
+        })?;
         let imports = component
             .component_type()
             .imports(&self.engine)
             .map(|(name, _)| name.to_string())
             .collect::<Vec<_>>();
+        check(&imports, &grant)?;
         let not_a_step = |e: wasmtime::Error| LoadError::NotAStep {
             origin: origin.into(),
             reason: format!("{e:#}"),
         };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(not_a_step)?;
         let pre = FullPre::new(instance_pre).map_err(not_a_step)?;
-        let info = self
-            .describe(&pre, &grant)
-            .await
-            .map_err(|reason| LoadError::Describe {
-                origin: origin.into(),
-                reason,
-            })?;
+        let info = self.describe(&pre).await.map_err(|reason| LoadError::Describe {
+            origin: origin.into(),
+            reason,
+        })?;
         Ok(Plugin {
             info,
             imports,
@@ -155,20 +162,23 @@ impl Runtime {
         })
     }
 
-    async fn describe(&self, pre: &FullPre<StepState>, grant: &Grant) -> Result<PluginInfo, String> {
+    /// Runs `describe()` granted nothing: no host interface, no preopened directory, no
+    /// outbound HTTP. The WIT says it must not call imports; a call traps.
+    async fn describe(&self, pre: &FullPre<StepState>) -> Result<PluginInfo, String> {
         let _permit = self.permits.acquire().await.expect("semaphore open");
-        let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
         let scope = super::state::StepScope {
             run_id: "describe".into(),
             plugin: "describe".into(),
             repository: String::new(),
-            workspace: scratch.path().to_path_buf(),
+            workspace: std::path::PathBuf::new(),
             deadline: Instant::now() + DESCRIBE_TIMEOUT,
             forge: None,
             trigger_is_issue: false,
         };
         let log = super::log::StepLog::new(self.config.log_limits, &[]);
-        let mut store = self.new_store(scope, grant.clone(), log).map_err(|e| e.to_string())?;
+        let mut store = self
+            .new_store(scope, Grant::none(), log, Filesystem::None)
+            .map_err(|e| e.to_string())?;
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.powernode_step_handler().call_describe(&mut store).await

@@ -8,8 +8,9 @@ use serde::Deserialize;
 
 use crate::policy::{GrantConfig, Grants, PolicyError};
 use crate::provider::ForgeKind;
-use crate::runtime::{LogLimits, RuntimeConfig};
+use crate::runtime::{HostLimits, LogLimits, RuntimeConfig};
 pub use crate::secret::Secret;
+use crate::store::KvQuota;
 
 /// The whole config file. Its `Debug` shows secret names, never values.
 #[derive(Clone, Deserialize)]
@@ -120,14 +121,33 @@ pub struct LimitsConfig {
     pub max_concurrent_steps: u32,
     /// Step log kept per step, in KiB.
     pub log_kb: usize,
+    /// Artifact bytes one run may store, in MiB.
+    pub max_artifact_mb: u64,
+    /// kv data one plugin may keep per repository, in MiB.
+    pub kv_mb: u64,
+    /// kv keys one plugin may keep per repository.
+    pub kv_keys: u64,
+    /// Open handles (files, directory listings, HTTP objects) per step.
+    pub max_handles: usize,
+    /// Directory listings one step may hold open at once.
+    pub max_dir_streams: usize,
+    /// Size of one set of HTTP header fields a plugin builds, in KiB.
+    pub http_field_kb: usize,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
+        let host = HostLimits::default();
         LimitsConfig {
             memory_mb: 256,
             max_concurrent_steps: 16,
             log_kb: 1024,
+            max_artifact_mb: host.max_artifact_bytes >> 20,
+            kv_mb: host.kv.max_bytes >> 20,
+            kv_keys: host.kv.max_keys,
+            max_handles: host.max_handles,
+            max_dir_streams: host.max_dir_streams,
+            http_field_kb: host.http_field_bytes >> 10,
         }
     }
 }
@@ -282,6 +302,16 @@ impl Config {
                 kept_bytes: self.limits.log_kb << 10,
                 ..LogLimits::default()
             },
+            host: HostLimits {
+                max_artifact_bytes: self.limits.max_artifact_mb << 20,
+                kv: KvQuota {
+                    max_bytes: self.limits.kv_mb << 20,
+                    max_keys: self.limits.kv_keys,
+                },
+                max_handles: self.limits.max_handles,
+                max_dir_streams: self.limits.max_dir_streams,
+                http_field_bytes: self.limits.http_field_kb << 10,
+            },
             ..RuntimeConfig::default()
         }
     }
@@ -348,7 +378,7 @@ http = ["deploy.example.com"]
 "#;
         let c = Config::parse(Path::new("p.toml"), text, &env).unwrap();
         assert_eq!(c.secrets["DEPLOY_SECRET"], "s3cret-value");
-        let g = c.grants().unwrap().for_plugin("deploy");
+        let g = c.grants().unwrap().for_custom("deploy");
         assert!(g.allows(Capability::Provider) && g.allows(Capability::Http) && !g.allows(Capability::Process));
     }
 

@@ -28,6 +28,7 @@ pub use run::{StepFailure, StepInput, StepReport, StepSuccess};
 pub use state::MemoryExceeded;
 
 use crate::services::Services;
+use crate::store::KvQuota;
 use state::StepState;
 
 /// How often the epoch advances: the granularity of step time limits.
@@ -46,6 +47,36 @@ pub struct RuntimeConfig {
     pub log_limits: LogLimits,
     /// Wasm stack a step may use.
     pub max_wasm_stack: usize,
+    /// Bounds on host-side work a step can cause.
+    pub host: HostLimits,
+}
+
+/// Bounds on what a step can make the host hold or write: the guest's memory cap does
+/// not cover host memory, files or descriptors, so each has its own.
+#[derive(Debug, Clone, Copy)]
+pub struct HostLimits {
+    /// Artifact bytes one run may store in all.
+    pub max_artifact_bytes: u64,
+    /// kv data one (plugin, repository) may keep.
+    pub kv: KvQuota,
+    /// Live resource handles of one step: open files, directory streams, HTTP objects.
+    pub max_handles: usize,
+    /// Directory listings one step may hold open at once (each holds its entries in host memory).
+    pub max_dir_streams: usize,
+    /// Bytes of header fields one `wasi:http` fields object may hold.
+    pub http_field_bytes: usize,
+}
+
+impl Default for HostLimits {
+    fn default() -> Self {
+        HostLimits {
+            max_artifact_bytes: 1 << 30,
+            kv: KvQuota::default(),
+            max_handles: 1024,
+            max_dir_streams: 16,
+            http_field_bytes: 64 << 10,
+        }
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -56,6 +87,7 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             log_limits: LogLimits::default(),
             max_wasm_stack: 1 << 20,
+            host: HostLimits::default(),
         }
     }
 }
@@ -137,6 +169,7 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<StepState>> {
     p::process::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     p::provider::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     p::git::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    host::fs::bound_directory_streams(&mut linker)?;
     Ok(linker)
 }
 

@@ -6,16 +6,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::component::{ResourceTable, ResourceTableError};
+use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
-use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime_wasi_http::{FieldMapError, WasiHttpCtx};
 
 use super::bindings::{self, StepContext, StepError};
 use super::host::http::HttpPolicy;
 use super::log::{LogFlood, LogLine, StepLog, Stream};
 use super::state::{MemoryExceeded, MemoryLimiter, StepScope, StepState};
 use super::stdio::LogPipe;
-use super::{Plugin, Runtime};
+use super::{HostLimits, Plugin, Runtime};
 use crate::model::TriggerContext;
 use crate::policy::Grant;
 use crate::provider::RepoBinding;
@@ -81,6 +82,10 @@ pub enum StepFailure {
     /// The plugin wrote more log than allowed.
     #[error("{0}")]
     LogFlood(String),
+    /// The plugin made the host hold more than a host-side limit allows (handles, header
+    /// sizes); the limit is named.
+    #[error("resource limit: {0}")]
+    ResourceLimit(String),
     /// Any other trap, or the instance could not be created.
     #[error("plugin trapped: {0}")]
     Trap(String),
@@ -98,6 +103,7 @@ impl StepFailure {
             StepFailure::StackOverflow => "stack_overflow",
             StepFailure::Panic(_) => "panic",
             StepFailure::LogFlood(_) => "log_flood",
+            StepFailure::ResourceLimit(_) => "resource_limit",
             StepFailure::Trap(_) => "trap",
         }
     }
@@ -114,10 +120,23 @@ pub struct StepReport {
     pub elapsed: Duration,
 }
 
+/// What a store's WASI filesystem sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Filesystem {
+    /// The step's workspace, read-write.
+    Workspace,
+    /// Nothing (for `describe()`).
+    None,
+}
+
 /// Raised from the epoch callback when the deadline has passed.
 #[derive(Debug, thiserror::Error)]
 #[error("deadline passed")]
 struct DeadlinePassed;
+
+/// The longest a step may run whatever its input says, so a deadline never overflows the clock
+/// (pipelines are validated to at most 7 days).
+const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Host calls get this long past the deadline before the whole call is dropped.
 const HOST_CALL_GRACE: Duration = Duration::from_secs(2);
@@ -127,6 +146,7 @@ impl Runtime {
     /// panics on guest behaviour: traps, timeouts and limits all become a [`StepFailure`].
     pub async fn run(&self, plugin: &Plugin, input: StepInput) -> StepReport {
         let started = Instant::now();
+        let timeout = input.timeout.min(MAX_TIMEOUT);
         let _permit = self.permits.acquire().await.expect("semaphore open");
         let log = StepLog::new(self.config.log_limits, &input.secrets);
         let scope = StepScope {
@@ -134,11 +154,11 @@ impl Runtime {
             plugin: plugin.info.name.clone(),
             repository: input.trigger.repository.full_name.clone(),
             workspace: input.workspace.clone(),
-            deadline: Instant::now() + input.timeout,
+            deadline: Instant::now() + timeout,
             forge: input.forge.clone(),
             trigger_is_issue: input.trigger.event == "issue_comment" && !input.trigger.is_pull_request,
         };
-        let outcome = match self.new_store(scope, plugin.grant.clone(), log.clone()) {
+        let outcome = match self.new_store(scope, plugin.grant.clone(), log.clone(), Filesystem::Workspace) {
             Err(e) => Err(StepFailure::Trap(format!("cannot set up the step: {e:#}"))),
             Ok(mut store) => {
                 let ctx = wit_context(&input);
@@ -146,9 +166,9 @@ impl Runtime {
                     let instance = plugin.pre.instantiate_async(&mut store).await?;
                     instance.powernode_step_handler().call_run(&mut store, &ctx).await
                 };
-                match tokio::time::timeout(input.timeout + HOST_CALL_GRACE, call).await {
-                    Err(_) => Err(StepFailure::Timeout(input.timeout)),
-                    Ok(Err(trap)) => Err(classify(&trap, &log, input.timeout)),
+                match tokio::time::timeout(timeout + HOST_CALL_GRACE, call).await {
+                    Err(_) => Err(StepFailure::Timeout(timeout)),
+                    Ok(Err(trap)) => Err(classify(&trap, &log, timeout, &self.config.host)),
                     Ok(Ok(Err(e))) => Err(step_error(e)),
                     Ok(Ok(Ok(out))) => Ok(StepSuccess {
                         raw_output: out.raw_output,
@@ -164,28 +184,41 @@ impl Runtime {
         }
     }
 
-    /// A store for one instance: WASI sees only the workspace (as `.` and `/workspace`),
+    /// A store for one instance: WASI sees at most the workspace (as `.` and `/workspace`),
     /// no environment, no arguments, no sockets; stdout and stderr go to the step log.
-    pub(super) fn new_store(&self, scope: StepScope, grant: Grant, log: StepLog) -> wasmtime::Result<Store<StepState>> {
+    pub(super) fn new_store(
+        &self,
+        scope: StepScope,
+        grant: Grant,
+        log: StepLog,
+        fs: Filesystem,
+    ) -> wasmtime::Result<Store<StepState>> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(LogPipe::new(log.clone(), Stream::Stdout))
-            .stderr(LogPipe::new(log.clone(), Stream::Stderr))
-            .preopened_dir(&scope.workspace, ".", FsPerms::ReadWrite)?
-            .preopened_dir(&scope.workspace, "/workspace", FsPerms::ReadWrite)?
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
+            .stderr(LogPipe::new(log.clone(), Stream::Stderr));
+        if fs == Filesystem::Workspace {
+            wasi.preopened_dir(&scope.workspace, ".", FsPerms::ReadWrite)?
+                .preopened_dir(&scope.workspace, "/workspace", FsPerms::ReadWrite)?;
+        }
+        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
         let deadline = scope.deadline;
+        let limits = self.config.host;
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(limits.http_field_bytes);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_handles);
         let state = StepState {
             wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: Default::default(),
+            http,
+            table,
             http_policy: HttpPolicy::new(grant.http.clone(), log.clone()),
             limiter: MemoryLimiter::new(self.config.memory_limit),
             log,
             scope,
             grant,
             services: self.services.clone(),
+            limits,
+            dir_streams: Vec::new(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -260,8 +293,25 @@ fn step_error(e: StepError) -> StepFailure {
     }
 }
 
+/// Whether an out-of-bounds access is a guest's shadow stack running out. Rust and C guests
+/// keep part of their stack in linear memory, below their data (`--stack-first`); when it runs
+/// out the stack pointer wraps below zero and the next store faults. That fault is told apart
+/// from an ordinary bad access by where it happened: at the top of a deep run of frames of
+/// one function, i.e. inside a recursion.
+fn shadow_stack_overflow(err: &wasmtime::Error) -> bool {
+    const MIN_RECURSION: usize = 16;
+    let Some(trace) = err.downcast_ref::<WasmBacktrace>() else {
+        return false;
+    };
+    let frames = trace.frames();
+    let Some(top) = frames.first() else { return false };
+    let same =
+        |f: &&wasmtime::FrameInfo| f.func_index() == top.func_index() && f.module().name() == top.module().name();
+    frames.iter().take_while(same).count() >= MIN_RECURSION
+}
+
 /// Names a trap: our own limits first, then wasmtime's trap codes.
-fn classify(err: &wasmtime::Error, log: &StepLog, timeout: Duration) -> StepFailure {
+fn classify(err: &wasmtime::Error, log: &StepLog, timeout: Duration, limits: &HostLimits) -> StepFailure {
     if let Some(m) = err.downcast_ref::<MemoryExceeded>() {
         return StepFailure::MemoryLimit(m.to_string());
     }
@@ -271,8 +321,21 @@ fn classify(err: &wasmtime::Error, log: &StepLog, timeout: Duration) -> StepFail
     if err.downcast_ref::<DeadlinePassed>().is_some() {
         return StepFailure::Timeout(timeout);
     }
+    if let Some(ResourceTableError::Full) = err.downcast_ref::<ResourceTableError>() {
+        return StepFailure::ResourceLimit(format!(
+            "the step held more than {} handles (open files, directory listings, HTTP objects) at once (limits.max_handles)",
+            limits.max_handles
+        ));
+    }
+    if let Some(FieldMapError::TotalSizeTooBig | FieldMapError::TooManyFields) = err.downcast_ref::<FieldMapError>() {
+        return StepFailure::ResourceLimit(format!(
+            "a set of HTTP header fields grew past {} KiB (limits.http_field_kb)",
+            limits.http_field_bytes >> 10
+        ));
+    }
     match err.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => StepFailure::StackOverflow,
+        Some(Trap::MemoryOutOfBounds) if shadow_stack_overflow(err) => StepFailure::StackOverflow,
         Some(Trap::Interrupt) => StepFailure::Timeout(timeout),
         Some(Trap::UnreachableCodeReached) => {
             // A Rust guest's panic prints "panicked at <place>:" and then its message to

@@ -10,6 +10,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::HostLimits;
 use super::host::http::HttpPolicy;
 use super::log::StepLog;
 use crate::policy::{Capability, Grant};
@@ -46,6 +47,9 @@ pub struct StepState {
     pub(super) scope: StepScope,
     pub(super) grant: Grant,
     pub(super) services: Arc<Services>,
+    pub(super) limits: HostLimits,
+    /// Table indices of the directory streams this step opened (some may be closed since).
+    pub(super) dir_streams: Vec<u32>,
 }
 
 impl StepState {

@@ -19,6 +19,12 @@ pub enum StoreError {
     /// The caller's input is not acceptable (too large, bad name).
     #[error("{0}")]
     Invalid(String),
+    /// A quota or budget would be exceeded; nothing was stored.
+    #[error("{0}")]
+    Quota(String),
+    /// The step's deadline passed during the operation; nothing was stored.
+    #[error("stopped at the step's deadline; nothing was stored")]
+    Deadline,
 }
 
 /// Where a kv entry belongs: one plugin's data for one repository.
@@ -28,6 +34,35 @@ pub struct KvScope<'a> {
     pub plugin: &'a str,
     /// The repository's full name.
     pub repository: &'a str,
+}
+
+/// How much kv data one (plugin, repository) may keep: a plugin cannot fill the host's disk
+/// or memory through kv.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvQuota {
+    /// Bytes of keys and values in all.
+    pub max_bytes: u64,
+    /// Number of keys.
+    pub max_keys: u64,
+}
+
+impl Default for KvQuota {
+    fn default() -> Self {
+        KvQuota {
+            max_bytes: 64 << 20,
+            max_keys: 10_000,
+        }
+    }
+}
+
+/// Bounds of one artifact copy: bytes the run may still store, and when the step's time is up
+/// (the copy stops there rather than outliving the step).
+#[derive(Debug, Clone, Copy)]
+pub struct CopyBudget {
+    /// Bytes that may still be stored for the run.
+    pub max_bytes: u64,
+    /// When the step that asked for the copy must be done.
+    pub deadline: std::time::Instant,
 }
 
 /// A stored run artifact.
@@ -54,12 +89,19 @@ pub const MAX_KV_KEY: usize = 512;
 pub trait Store: Send + Sync {
     /// A kv value, if set.
     fn kv_get(&self, scope: &KvScope<'_>, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Sets a kv value (bounded by [`MAX_KV_VALUE`]).
-    fn kv_set(&self, scope: &KvScope<'_>, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Sets a kv value (bounded by [`MAX_KV_VALUE`] and the scope's `quota`).
+    fn kv_set(&self, scope: &KvScope<'_>, key: &str, value: &[u8], quota: &KvQuota) -> Result<(), StoreError>;
     /// Deletes a kv value; deleting a missing key is fine.
     fn kv_delete(&self, scope: &KvScope<'_>, key: &str) -> Result<(), StoreError>;
-    /// Copies `source` into the artifact area as `name` of `run_id` and records it.
-    fn put_artifact(&self, run_id: &str, name: &str, source: &std::path::Path) -> Result<ArtifactRecord, StoreError>;
+    /// Copies `source` into the artifact area as `name` of `run_id` and records it, within
+    /// `budget`; over it, or past its deadline, nothing is kept.
+    fn put_artifact(
+        &self,
+        run_id: &str,
+        name: &str,
+        source: &std::path::Path,
+        budget: &CopyBudget,
+    ) -> Result<ArtifactRecord, StoreError>;
     /// The artifacts of a run, by name.
     fn artifacts(&self, run_id: &str) -> Result<Vec<ArtifactRecord>, StoreError>;
     /// A prompt template's text.
@@ -72,4 +114,8 @@ pub trait Store: Send + Sync {
     fn put_pipeline(&self, name: &str, text: &str) -> Result<(), StoreError>;
     /// Deletes a pipeline, durably before it returns; false if there was none.
     fn delete_pipeline(&self, name: &str) -> Result<bool, StoreError>;
+    /// The SHA-256 recorded for a compile cache entry when this host wrote it.
+    fn compiled_digest(&self, entry: &str) -> Result<Option<String>, StoreError>;
+    /// Records the SHA-256 of a compile cache entry just written.
+    fn put_compiled_digest(&self, entry: &str, sha256: &str) -> Result<(), StoreError>;
 }

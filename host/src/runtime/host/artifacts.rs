@@ -1,8 +1,10 @@
-//! `powernode:step/artifacts` → a workspace file copied into the run's artifacts.
+//! `powernode:step/artifacts` → a workspace file copied into the run's artifacts, within the
+//! run's artifact budget and the step's deadline.
 
 use crate::policy::Capability;
 use crate::runtime::bindings::powernode::step::artifacts::{Artifact, Host};
 use crate::runtime::state::StepState;
+use crate::store::CopyBudget;
 use crate::workspace;
 
 impl Host for StepState {
@@ -15,7 +17,17 @@ impl Host for StepState {
         };
         let store = self.services.store.clone();
         let run_id = self.scope.run_id.clone();
-        let record = tokio::task::spawn_blocking(move || store.put_artifact(&run_id, &name, &source)).await?;
+        let limit = self.limits.max_artifact_bytes;
+        let deadline = self.scope.deadline;
+        let record = tokio::task::spawn_blocking(move || {
+            let stored: u64 = store.artifacts(&run_id)?.iter().map(|a| a.size).sum();
+            let budget = CopyBudget {
+                max_bytes: limit.saturating_sub(stored),
+                deadline,
+            };
+            store.put_artifact(&run_id, &name, &source, &budget)
+        })
+        .await?;
         Ok(record
             .map(|r| Artifact {
                 name: r.name,

@@ -1,4 +1,4 @@
-//! `powernode:step/kv` → the store, scoped to (plugin, repository).
+//! `powernode:step/kv` → the store, scoped to (plugin, repository) and held to its quota.
 
 use crate::policy::Capability;
 use crate::runtime::bindings::powernode::step::kv::Host;
@@ -29,7 +29,7 @@ impl Host for StepState {
         Ok(self
             .services
             .store
-            .kv_set(&self.kv_scope(), &key, &value)
+            .kv_set(&self.kv_scope(), &key, &value, &self.limits.kv)
             .map_err(|e| e.to_string()))
     }
 

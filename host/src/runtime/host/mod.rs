@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod forge;
+pub mod fs;
 mod git;
 pub mod http;
 mod kv;

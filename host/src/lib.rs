@@ -10,6 +10,7 @@ pub mod intake;
 pub mod model;
 pub mod pipeline;
 pub mod policy;
+pub mod printable;
 pub mod provider;
 pub mod registry;
 pub mod runner;

@@ -12,7 +12,7 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::model::TriggerContext;
 use crate::pipeline::{Pipeline, RenderContext, RenderError, StepDef, StepOutputs, render_config};
 use crate::provider::RepoBinding;
-use crate::runtime::{LogLine, StepFailure, StepInput, StepSuccess};
+use crate::runtime::{Level, LogLine, StepFailure, StepInput, StepSuccess, Stream};
 
 /// One run to do.
 #[derive(Debug, Clone)]
@@ -41,6 +41,9 @@ pub enum StepError {
     /// The plugin ran and failed.
     #[error("{0}")]
     Run(#[from] StepFailure),
+    /// The workspace could not be checked after the step.
+    #[error("workspace: {0}")]
+    Workspace(String),
 }
 
 /// What one step did.
@@ -98,9 +101,26 @@ pub async fn run_pipeline(
     let mut mask: Vec<String> = req.secrets.values().cloned().collect();
     mask.extend(req.forge.iter().map(|f| f.token().expose().to_string()));
     let mut steps = Vec::new();
+    // Every step's plugin loads under its grant before the first step runs, so a run never
+    // stops half-way for a plugin that was refused from the start.
+    if let Some((step, error)) = preflight(catalog, pipeline).await {
+        let result = StepResult {
+            name: step.name.clone(),
+            outcome: Err(error),
+            log: Vec::new(),
+            elapsed: Duration::ZERO,
+        };
+        on_event(RunEvent::Finished(step, &result));
+        steps.push(result);
+        return RunSummary {
+            run_id: req.run_id,
+            steps,
+        };
+    }
     for step in &pipeline.steps {
         on_event(RunEvent::Started(step));
-        let result = run_step(catalog, pipeline, step, &req, &ctx, &mask).await;
+        let mut result = run_step(catalog, pipeline, step, &req, &ctx, &mask).await;
+        sweep_links(&req.workspace, &mut result);
         on_event(RunEvent::Finished(step, &result));
         let ok = match &result.outcome {
             Ok(out) => {
@@ -121,6 +141,43 @@ pub async fn run_pipeline(
     RunSummary {
         run_id: req.run_id,
         steps,
+    }
+}
+
+/// The first step whose plugin is unknown or refused, with why.
+async fn preflight<'p>(catalog: &Catalog, pipeline: &'p Pipeline) -> Option<(&'p StepDef, StepError)> {
+    for step in &pipeline.steps {
+        if let Err(e) = catalog.get(&step.step_type).await {
+            return Some((step, e.into()));
+        }
+    }
+    None
+}
+
+/// Removes links a step left that lead out of the workspace (the next step's native command
+/// would write through them) and says so in the step's log.
+fn sweep_links(workspace: &std::path::Path, result: &mut StepResult) {
+    let at_ms = result.elapsed.as_millis() as u64;
+    let note = |message: String| LogLine {
+        at_ms,
+        level: Level::Warn,
+        stream: Stream::Log,
+        message,
+    };
+    match crate::workspace::remove_escaping_links(workspace) {
+        Ok(removed) => result.log.extend(removed.into_iter().map(|l| {
+            note(format!(
+                "removed symbolic link `{}` -> `{}`: it led outside the workspace",
+                l.path.display(),
+                l.target.display()
+            ))
+        })),
+        // Unchecked, the workspace may hold a way out: the run stops here.
+        Err(e) => {
+            result.outcome = Err(StepError::Workspace(format!(
+                "could not check the workspace for links leading out of it: {e}"
+            )))
+        }
     }
 }
 

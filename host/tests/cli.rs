@@ -147,3 +147,23 @@ fn source_needs_the_events_repository_and_a_known_id() {
     );
     assert!(!second.contains("t0k3n-cli-test"), "{second}");
 }
+
+#[test]
+fn a_workspace_holding_the_plugins_or_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.yml"),
+        "name: p\nsteps:\n  - name: one\n    type: run_command\n    config:\n      command: touch ran\n",
+    )
+    .unwrap();
+    // With no config, data_dir and plugins_dir default to folders of the current directory.
+    let out = powernode(&["run", "p.yml", "--workspace", "."], dir.path());
+    let refused = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{refused}");
+    assert!(refused.contains("contains the data directory"), "{refused}");
+    assert!(!dir.path().join("ran").exists(), "a step ran in the refused workspace");
+    let inside = dir.path().join("plugins/sub");
+    let out = powernode(&["run", "p.yml", "--workspace", inside.to_str().unwrap()], dir.path());
+    let nested = text(&out);
+    assert!(nested.contains("is inside the plugins directory"), "{nested}");
+}

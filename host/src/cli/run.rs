@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::model::TriggerContext;
+use crate::printable::printable;
 use crate::provider::connect::bind;
 use crate::runner::{RunEvent, RunRequest, run_pipeline};
 use crate::runtime::{Level, mask_secrets};
@@ -36,7 +37,7 @@ pub struct RunArgs {
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let host = Host::open(args.config.as_deref())?;
-    let pipeline = load_pipeline(&args.pipeline, Some(&host.config.secrets), &host.catalog.step_types())?;
+    let pipeline = load_pipeline(&args.pipeline, Some(&host.config.secrets), &host.catalog.step_types()?)?;
     let mut trigger: TriggerContext = match &args.event {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
@@ -46,15 +47,14 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let temp;
     let workspace = match &args.workspace {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            dir.clone()
-        }
+        Some(dir) => dir.clone(),
         None => {
             temp = tempfile::Builder::new().prefix("powernode-run-").tempdir()?;
             temp.path().to_path_buf()
         }
     };
+    host.check_workspace(&workspace)?;
+    std::fs::create_dir_all(&workspace)?;
     let mut secrets: Vec<String> = host.config.secrets.values().cloned().collect();
     let forge = match &args.source {
         Some(id) => {
@@ -74,7 +74,8 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let run_id = uuid::Uuid::now_v7().to_string();
-    let mask = |s: &str| mask_secrets(s, &secrets);
+    // Plugin text reaches the terminal: escapes out first, then secrets masked.
+    let mask = |s: &str| mask_secrets(&printable(s), &secrets);
     println!("pipeline `{}`: run {run_id} in {}", pipeline.name, workspace.display());
     let req = RunRequest {
         run_id,

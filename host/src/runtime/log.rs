@@ -176,7 +176,8 @@ impl Inner {
             self.dropped_lines += 1;
             return Ok(());
         }
-        let message = self.mask(message.trim_end_matches('\r'));
+        // Escapes go before masking, so one inside a secret cannot split it past the mask.
+        let message = self.mask(&crate::printable::printable(message));
         self.kept += message.len() + 1;
         self.lines.push(LogLine {
             at_ms: self.started.elapsed().as_millis() as u64,
@@ -218,6 +219,16 @@ mod tests {
         log.write(Stream::Stdout, b"22 end\n").unwrap();
         let lines: Vec<_> = log.finish().into_iter().map(|l| l.message).collect();
         assert_eq!(lines, ["token=*** abc", "echo ***", "partial *** end"]);
+    }
+
+    #[test]
+    fn escapes_are_stripped_and_cannot_split_a_secret() {
+        let log = StepLog::new(LogLimits::default(), &["hunter22".into()]);
+        log.line(Level::Info, Stream::Log, "\u{1b}]0;title\u{7}hunt\u{1b}[0mer22\r")
+            .unwrap();
+        log.write(Stream::Stderr, b"\x1b[31mred\x1b[0m\r\n").unwrap();
+        let lines: Vec<_> = log.finish().into_iter().map(|l| l.message).collect();
+        assert_eq!(lines, ["***", "red"]);
     }
 
     #[test]

@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need, then checks formatting, lints, runs every
-# test of the workspace (unit, end-to-end with real wasm components and fake forges, doc
-# tests) and checks the requests the GitHub client sent against GitHub's OpenAPI description.
+# The test command: installs what the tests need, then checks formatting, lints and runs
+# the tests of every cargo workspace in the repository: the host's (unit, end-to-end with
+# real wasm components and fake forges, doc tests), the built-in plugins', the test guests'
+# and the SDK example's; and checks the requests the GitHub client sent against GitHub's
+# OpenAPI description.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
+# The wasm workspaces are built for wasm32-wasip2 by build scripts; their unit tests,
+# formatting and lints run here on the host's target.
+wasm_workspaces=(plugins/Cargo.toml tests/guests/Cargo.toml sdk/examples/hello/Cargo.toml)
 cargo fmt --all -- --check
+for manifest in "${wasm_workspaces[@]}"; do
+  cargo fmt --manifest-path "$manifest" --all -- --check
+done
 cargo clippy --workspace --all-targets --locked -- -D warnings
+for manifest in "${wasm_workspaces[@]}"; do
+  cargo clippy --manifest-path "$manifest" --workspace --all-targets --locked -- -D warnings
+done
+for manifest in "${wasm_workspaces[@]}"; do
+  cargo test --manifest-path "$manifest" --workspace --locked
+done
 requests="$(mktemp -d)"
 trap 'rm -rf "$requests"' EXIT
 POWERNODE_GITHUB_REQUEST_LOG="$requests" cargo test --workspace --locked

@@ -14,7 +14,7 @@ use tempfile::TempDir;
 pub struct Harness {
     pub runtime: Arc<Runtime>,
     pub store: Arc<SledStore>,
-    _data: TempDir,
+    data: TempDir,
     pub workspace: TempDir,
 }
 
@@ -34,9 +34,14 @@ impl Harness {
         Harness {
             runtime,
             store,
-            _data: data,
+            data,
             workspace: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// The data directory the store (and artifacts) live in.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data.path()
     }
 
     /// Loads the component at `path` as step type `name` with `grant`.

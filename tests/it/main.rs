@@ -12,5 +12,6 @@ mod git;
 mod git_server;
 mod grants;
 mod harness;
+mod hostile;
 mod python;
 mod sandbox;

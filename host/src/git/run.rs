@@ -309,7 +309,8 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, GitError::Timeout { .. }), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(5));
+        // Well under the 30 s the shell would live if the group survived.
+        assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
     }
 
     #[tokio::test]

@@ -12,6 +12,10 @@ use super::diagnostic::{Diagnostic, Pos, parent_field};
 /// Step timeout used when a step sets none.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
+/// Longest `timeout_minutes` a step may set: 7 days, far beyond any real step, and far
+/// below where adding it to a clock would overflow.
+pub const MAX_TIMEOUT_MINUTES: f64 = 7.0 * 24.0 * 60.0;
+
 /// Keys allowed at the top level of a pipeline file.
 pub const PIPELINE_KEYS: &[&str] = &["name", "description", "triggers", "steps"];
 /// Keys allowed in one trigger.
@@ -154,7 +158,7 @@ impl StepDef {
     /// (also used for values validation rejects).
     pub fn timeout(&self) -> Duration {
         self.timeout_minutes
-            .filter(|m| *m > 0.0)
+            .filter(|m| *m > 0.0 && *m <= MAX_TIMEOUT_MINUTES)
             .and_then(|m| Duration::try_from_secs_f64(m * 60.0).ok())
             .unwrap_or(DEFAULT_STEP_TIMEOUT)
     }

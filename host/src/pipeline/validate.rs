@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::definition::{Pipeline, StepDef, Trigger, TriggerKind};
+use super::definition::{MAX_TIMEOUT_MINUTES, Pipeline, StepDef, Trigger, TriggerKind};
 use super::diagnostic::{Diagnostic, Diagnostics, field_index, field_key, hint};
 use super::template::{RESERVED_WORDS, Reference, TRIGGER_VARS, analyze, analyze_expression, environment, from_target};
 
@@ -152,9 +152,11 @@ impl Check<'_> {
             self.problem(&type_field, message);
         }
         if let Some(minutes) = step.timeout_minutes
-            && !(minutes.is_finite() && minutes > 0.0 && minutes * 60.0 < u64::MAX as f64)
+            && !(minutes.is_finite() && minutes > 0.0 && minutes <= MAX_TIMEOUT_MINUTES)
         {
-            let message = format!("timeout must be a positive number of minutes, got {minutes}");
+            let message = format!(
+                "timeout must be a positive number of minutes up to {MAX_TIMEOUT_MINUTES} (7 days), got {minutes}"
+            );
             self.problem(&field_key(path, "timeout_minutes"), message);
         }
         match &step.config {

@@ -127,8 +127,17 @@ fn timeout_must_be_positive_wherever_it_was_written() {
     );
     assert_eq!(
         problems(&text),
-        "p.yml:5:22: steps[0].timeout_minutes: timeout must be a positive number of minutes, got 0\n\
-         p.yml:9:24: steps[1].timeout_minutes: timeout must be a positive number of minutes, got -2"
+        "p.yml:5:22: steps[0].timeout_minutes: timeout must be a positive number of minutes up to 10080 (7 days), got 0\n\
+         p.yml:9:24: steps[1].timeout_minutes: timeout must be a positive number of minutes up to 10080 (7 days), got -2"
+    );
+}
+
+#[test]
+fn a_huge_timeout_is_a_positioned_error_not_a_panic() {
+    let text = with_steps("  - name: a\n    type: run_command\n    timeout_minutes: 3e17\n");
+    assert_eq!(
+        problems(&text),
+        "p.yml:5:22: steps[0].timeout_minutes: timeout must be a positive number of minutes up to 10080 (7 days), got 300000000000000000"
     );
 }
 

@@ -21,14 +21,20 @@ impl Step for ForgeOps {
     type Config = Config;
 
     fn info() -> Info {
-        Info::new("forge_ops", env!("CARGO_PKG_VERSION"), "Calls provider and git operations (test)")
+        Info::new(
+            "forge_ops",
+            env!("CARGO_PKG_VERSION"),
+            "Calls provider and git operations (test)",
+        )
     }
 
     fn run(ctx: Context<Config>) -> Result<Output, Error> {
         match ctx.config {
             Config::Repo => {
                 let r = provider::get_repository()?;
-                Ok(Output::new(r.full_name).with("clone_url", r.clone_url).with("default_branch", r.default_branch))
+                Ok(Output::new(r.full_name)
+                    .with("clone_url", r.clone_url)
+                    .with("default_branch", r.default_branch))
             }
             Config::Status { sha, context } => {
                 let status = Status {
@@ -46,7 +52,12 @@ impl Step for ForgeOps {
                 Ok(Output::new(c.body).with("id", c.id))
             }
             Config::Pr { title, head, base } => {
-                let pr = NewPullRequest { title, body: "opened by a test".into(), head, base };
+                let pr = NewPullRequest {
+                    title,
+                    body: "opened by a test".into(),
+                    head,
+                    base,
+                };
                 let pr = match provider::create_pull_request(&pr) {
                     Err(ProviderError::Conflict(_)) => provider::find_pull_request(&pr.head, &pr.base)?
                         .ok_or_else(|| Error::failed("conflict, but no open pull request found"))?,
@@ -59,7 +70,12 @@ impl Step for ForgeOps {
                 Ok(Output::new(pr.title))
             }
             Config::ClonePush { branch } => {
-                let opts = git::CloneOptions { git_ref: None, sha: None, depth: Some(1), path: Some("repo".into()) };
+                let opts = git::CloneOptions {
+                    git_ref: None,
+                    sha: None,
+                    depth: Some(1),
+                    path: Some("repo".into()),
+                };
                 let head = git::clone(&opts).map_err(Error::failed)?;
                 std::fs::write("repo/powernode.txt", format!("from {head}\n")).map_err(Error::failed)?;
                 let push = git::PushOptions {

@@ -3,6 +3,7 @@
 //! The embedded default is sled under the data directory; large blobs live as files beside it.
 
 pub mod inbox;
+pub mod runs;
 mod sled_store;
 
 pub use sled_store::SledStore;

@@ -37,6 +37,11 @@ impl SledStore {
         })
     }
 
+    /// The runs and their queue, in the same database.
+    pub fn runs(&self) -> Result<super::runs::SledRuns, StoreError> {
+        super::runs::SledRuns::open(&self.db)
+    }
+
     /// Flushes everything written so far to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;

@@ -1,0 +1,276 @@
+//! Runs and their queue: what the scheduler claims, runs and records, behind one trait that
+//! maps onto a SQL backend (claim = `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED)`,
+//! a lease renewed by heartbeats, expired leases taken back).
+//!
+//! A run is created `queued` (idempotently: creating an existing id does nothing, so the
+//! inbox can be replayed into it after a crash), claimed by one worker with a lease, updated
+//! step by step, and finished. A run whose lease expired (its server died) is given back by
+//! [`RunStore::recover`]: its attempt ends as failed, "interrupted by a restart", and it is
+//! queued once more as a new attempt; a second interruption ends it.
+
+mod sled_runs;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use sled_runs::SledRuns;
+
+use super::StoreError;
+use crate::model::TriggerContext;
+
+/// Where a run or a step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker is on it.
+    Running,
+    /// Every step succeeded (or was allowed to fail).
+    Success,
+    /// A step failed, or the run could not start.
+    Failure,
+    /// Cancelled by a user or a newer run of its concurrency group.
+    Cancelled,
+    /// Ran past its time limit.
+    TimedOut,
+    /// Not run: its `if:` was false, or an earlier step failed.
+    Skipped,
+}
+
+impl RunState {
+    /// Whether the state is an end state.
+    pub fn is_final(self) -> bool {
+        !matches!(self, RunState::Queued | RunState::Running)
+    }
+
+    /// The name used in the API and in filters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Queued => "queued",
+            RunState::Running => "running",
+            RunState::Success => "success",
+            RunState::Failure => "failure",
+            RunState::Cancelled => "cancelled",
+            RunState::TimedOut => "timed_out",
+            RunState::Skipped => "skipped",
+        }
+    }
+
+    /// The state called `name`, for filters.
+    pub fn from_name(name: &str) -> Option<RunState> {
+        [
+            RunState::Queued,
+            RunState::Running,
+            RunState::Success,
+            RunState::Failure,
+            RunState::Cancelled,
+            RunState::TimedOut,
+            RunState::Skipped,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
+/// A run to create.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewRun {
+    /// Its id (UUIDv7, so ids sort by creation time).
+    pub id: String,
+    /// The pipeline it runs.
+    pub pipeline: String,
+    /// The `[[sources]]` id whose forge it acts on; none for manual runs without one.
+    pub source: Option<String>,
+    /// What started it.
+    pub trigger: TriggerContext,
+    /// When it was queued, ms since the Unix epoch.
+    pub queued_at_ms: u64,
+}
+
+/// One step of a run, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The step's name.
+    pub name: String,
+    /// Its step type.
+    pub step_type: String,
+    /// Where it is.
+    pub state: RunState,
+    /// When it started, ms since the Unix epoch.
+    pub started_at_ms: Option<u64>,
+    /// When it ended.
+    pub finished_at_ms: Option<u64>,
+    /// Why it did not succeed.
+    pub error: Option<String>,
+    /// `{step}.raw_output`.
+    pub raw_output: Option<String>,
+    /// `{step}.NAME` outputs.
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// A worker's hold on a running run: it must renew it before `until_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The node holding it.
+    pub node: String,
+    /// When it expires, ms since the Unix epoch.
+    pub until_ms: u64,
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Its id.
+    pub id: String,
+    /// The pipeline it runs.
+    pub pipeline: String,
+    /// The forge source it acts on.
+    pub source: Option<String>,
+    /// What started it.
+    pub trigger: TriggerContext,
+    /// Where it is.
+    pub state: RunState,
+    /// 1 for the first attempt; 2 after an interrupted one was queued again.
+    pub attempt: u32,
+    /// When it was queued.
+    pub queued_at_ms: u64,
+    /// When its current attempt started.
+    pub started_at_ms: Option<u64>,
+    /// When it ended.
+    pub finished_at_ms: Option<u64>,
+    /// Why it did not succeed.
+    pub error: Option<String>,
+    /// Its steps as far as they got.
+    pub steps: Vec<StepRecord>,
+    /// A cancel was asked for while it was running; the worker stops it.
+    pub cancel_requested: bool,
+    /// The worker's hold while running.
+    pub lease: Option<Lease>,
+    /// Earlier attempts that were interrupted, oldest first.
+    #[serde(default)]
+    pub previous_attempts: Vec<PastAttempt>,
+}
+
+/// An attempt of a run that was interrupted (its server stopped while it ran).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastAttempt {
+    /// Its number.
+    pub attempt: u32,
+    /// When it started.
+    pub started_at_ms: Option<u64>,
+    /// When it was found interrupted.
+    pub ended_at_ms: u64,
+    /// Why it ended.
+    pub error: String,
+    /// Its steps as far as they got.
+    pub steps: Vec<StepRecord>,
+}
+
+impl RunRecord {
+    fn new(run: NewRun) -> RunRecord {
+        RunRecord {
+            id: run.id,
+            pipeline: run.pipeline,
+            source: run.source,
+            trigger: run.trigger,
+            state: RunState::Queued,
+            attempt: 1,
+            queued_at_ms: run.queued_at_ms,
+            started_at_ms: None,
+            finished_at_ms: None,
+            error: None,
+            steps: Vec::new(),
+            cancel_requested: false,
+            lease: None,
+            previous_attempts: Vec::new(),
+        }
+    }
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Only this pipeline's.
+    pub pipeline: Option<String>,
+    /// Only this repository's (`owner/name`).
+    pub repository: Option<String>,
+    /// Only runs in this state.
+    pub state: Option<RunState>,
+}
+
+impl RunFilter {
+    fn matches(&self, run: &RunRecord) -> bool {
+        self.pipeline.as_ref().is_none_or(|p| *p == run.pipeline)
+            && self
+                .repository
+                .as_ref()
+                .is_none_or(|r| *r == run.trigger.repository.full_name)
+            && self.state.is_none_or(|s| s == run.state)
+    }
+}
+
+/// One page of a list, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The runs.
+    pub runs: Vec<RunRecord>,
+    /// Pass as `before` for the next page; none at the end.
+    pub next: Option<String>,
+}
+
+/// What a cancel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// It was queued and is now cancelled.
+    WasQueued,
+    /// It is running; its worker was asked to stop it.
+    Requested,
+    /// It had already ended in this state.
+    AlreadyFinal(RunState),
+}
+
+/// How runs ended by [`RunStore::recover`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Interrupted on their first attempt: queued again.
+    pub requeued: Vec<String>,
+    /// Interrupted again: failed for good.
+    pub failed: Vec<String>,
+}
+
+/// The reason an interrupted attempt ends with.
+pub const INTERRUPTED: &str = "interrupted by a restart";
+
+/// Runs and their queue.
+pub trait RunStore: Send + Sync {
+    /// Creates a queued run; `Ok(false)` when a run with that id exists (nothing changes).
+    fn create(&self, run: NewRun) -> Result<bool, StoreError>;
+    /// Takes the oldest queued run for `node`, with a lease until `lease_until_ms`.
+    fn claim(&self, node: &str, now_ms: u64, lease_until_ms: u64) -> Result<Option<RunRecord>, StoreError>;
+    /// Extends `node`'s lease on a running run; `Ok(false)` when the node no longer holds it.
+    fn heartbeat(&self, id: &str, node: &str, lease_until_ms: u64) -> Result<bool, StoreError>;
+    /// Records a step's state (appended when new, replaced by index otherwise).
+    fn put_step(&self, id: &str, index: usize, step: StepRecord) -> Result<(), StoreError>;
+    /// Ends a running run held by `node`.
+    fn finish(
+        &self,
+        id: &str,
+        node: &str,
+        state: RunState,
+        error: Option<String>,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+    /// Cancels a queued run, or asks the worker of a running one to stop it.
+    fn cancel(&self, id: &str, now_ms: u64) -> Result<Option<Cancelled>, StoreError>;
+    /// Ends the attempts of running runs whose lease expired before `now_ms` (their node
+    /// died): each is queued again once, then failed.
+    fn recover(&self, now_ms: u64) -> Result<Recovered, StoreError>;
+    /// A run by id.
+    fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
+    /// Runs matching `filter`, newest first, `limit` at most, older than the run `before`.
+    fn list(&self, filter: &RunFilter, before: Option<&str>, limit: usize) -> Result<Page, StoreError>;
+}

@@ -1,0 +1,245 @@
+//! [`RunStore`] on sled: `runs` holds each record as JSON by id (UUIDv7, so newest last),
+//! `queue` the ids of queued runs, oldest first. One lock orders the transitions of this
+//! process; multi-tree changes are sled transactions, so a crash leaves both trees agreeing.
+
+use std::sync::Mutex;
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, TransactionalTree};
+
+use super::{Cancelled, INTERRUPTED, NewRun, Page, Recovered, RunFilter, RunRecord, RunState, RunStore, StepRecord};
+use crate::store::StoreError;
+
+/// Runs in a sled database.
+pub struct SledRuns {
+    db: sled::Db,
+    runs: sled::Tree,
+    queue: sled::Tree,
+    lock: Mutex<()>,
+}
+
+impl SledRuns {
+    /// The run trees of `db`.
+    pub fn open(db: &sled::Db) -> Result<SledRuns, StoreError> {
+        Ok(SledRuns {
+            db: db.clone(),
+            runs: db.open_tree("runs")?,
+            queue: db.open_tree("run_queue")?,
+            lock: Mutex::new(()),
+        })
+    }
+
+    fn read(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.runs.get(id)?.map(|v| decode(&v)).transpose()
+    }
+
+    fn write(&self, run: &RunRecord) -> Result<(), StoreError> {
+        self.runs.insert(run.id.as_bytes(), encode(run))?;
+        Ok(())
+    }
+
+    /// Applies `change` to the stored run `id` under the lock; `None` if there is none.
+    fn update<T>(&self, id: &str, change: impl FnOnce(&mut RunRecord) -> T) -> Result<Option<T>, StoreError> {
+        let _held = self.lock.lock().expect("run lock");
+        let Some(mut run) = self.read(id)? else { return Ok(None) };
+        let out = change(&mut run);
+        self.write(&run)?;
+        Ok(Some(out))
+    }
+
+    /// Writes `run` and adds it to (or removes it from) the queue in one transaction.
+    fn write_queued(&self, run: &RunRecord, queued: bool) -> Result<(), StoreError> {
+        let value = encode(run);
+        let result = (&self.runs, &self.queue).transaction(|(runs, queue): &(TransactionalTree, TransactionalTree)| {
+            runs.insert(run.id.as_bytes(), value.as_slice())?;
+            if queued {
+                queue.insert(run.id.as_bytes(), &[])?;
+            } else {
+                queue.remove(run.id.as_bytes())?;
+            }
+            Ok::<_, Abort<()>>(())
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+            Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
+        }
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn encode(run: &RunRecord) -> Vec<u8> {
+    serde_json::to_vec(run).expect("a run record serializes")
+}
+
+fn decode(bytes: &[u8]) -> Result<RunRecord, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Invalid(format!("corrupt run record: {e}")))
+}
+
+impl RunStore for SledRuns {
+    fn create(&self, run: NewRun) -> Result<bool, StoreError> {
+        let _held = self.lock.lock().expect("run lock");
+        if self.runs.contains_key(&run.id)? {
+            return Ok(false);
+        }
+        self.write_queued(&RunRecord::new(run), true)?;
+        Ok(true)
+    }
+
+    fn claim(&self, node: &str, now_ms: u64, lease_until_ms: u64) -> Result<Option<RunRecord>, StoreError> {
+        let _held = self.lock.lock().expect("run lock");
+        let Some((id, _)) = self.queue.first()? else {
+            return Ok(None);
+        };
+        let id = String::from_utf8_lossy(&id).into_owned();
+        let Some(mut run) = self.read(&id)? else {
+            self.queue.remove(id.as_bytes())?;
+            return Ok(None);
+        };
+        run.state = RunState::Running;
+        run.started_at_ms = Some(now_ms);
+        run.lease = Some(super::Lease {
+            node: node.into(),
+            until_ms: lease_until_ms,
+        });
+        self.write_queued(&run, false)?;
+        Ok(Some(run))
+    }
+
+    fn heartbeat(&self, id: &str, node: &str, lease_until_ms: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .update(id, |run| match &mut run.lease {
+                Some(lease) if lease.node == node && run.state == RunState::Running => {
+                    lease.until_ms = lease_until_ms;
+                    true
+                }
+                _ => false,
+            })?
+            .unwrap_or(false))
+    }
+
+    fn put_step(&self, id: &str, index: usize, step: StepRecord) -> Result<(), StoreError> {
+        self.update(id, |run| {
+            if index < run.steps.len() {
+                run.steps[index] = step;
+            } else {
+                run.steps.push(step);
+            }
+        })?;
+        Ok(())
+    }
+
+    fn finish(
+        &self,
+        id: &str,
+        node: &str,
+        state: RunState,
+        error: Option<String>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.update(id, |run| {
+            if run.state == RunState::Running && run.lease.as_ref().is_some_and(|l| l.node == node) {
+                run.state = state;
+                run.error = error;
+                run.finished_at_ms = Some(now_ms);
+                run.lease = None;
+            }
+        })?;
+        self.flush()
+    }
+
+    fn cancel(&self, id: &str, now_ms: u64) -> Result<Option<Cancelled>, StoreError> {
+        let _held = self.lock.lock().expect("run lock");
+        let Some(mut run) = self.read(id)? else { return Ok(None) };
+        let outcome = match run.state {
+            RunState::Queued => {
+                run.state = RunState::Cancelled;
+                run.finished_at_ms = Some(now_ms);
+                run.error = Some("cancelled before it started".into());
+                self.write_queued(&run, false)?;
+                Cancelled::WasQueued
+            }
+            RunState::Running => {
+                run.cancel_requested = true;
+                self.write(&run)?;
+                Cancelled::Requested
+            }
+            done => Cancelled::AlreadyFinal(done),
+        };
+        self.flush()?;
+        Ok(Some(outcome))
+    }
+
+    fn recover(&self, now_ms: u64) -> Result<Recovered, StoreError> {
+        let _held = self.lock.lock().expect("run lock");
+        let mut recovered = Recovered::default();
+        for entry in self.runs.iter() {
+            let (_, value) = entry?;
+            let mut run = decode(&value)?;
+            let expired = run.lease.as_ref().is_none_or(|l| l.until_ms < now_ms);
+            if run.state != RunState::Running || !expired {
+                continue;
+            }
+            run.lease = None;
+            for step in run.steps.iter_mut().filter(|s| !s.state.is_final()) {
+                step.state = RunState::Failure;
+                step.error = Some(INTERRUPTED.into());
+                step.finished_at_ms = Some(now_ms);
+            }
+            if run.attempt == 1 && !run.cancel_requested {
+                run.previous_attempts.push(super::PastAttempt {
+                    attempt: run.attempt,
+                    started_at_ms: run.started_at_ms.take(),
+                    ended_at_ms: now_ms,
+                    error: INTERRUPTED.into(),
+                    steps: std::mem::take(&mut run.steps),
+                });
+                run.attempt += 1;
+                run.state = RunState::Queued;
+                self.write_queued(&run, true)?;
+                recovered.requeued.push(run.id);
+            } else {
+                run.state = if run.cancel_requested {
+                    RunState::Cancelled
+                } else {
+                    RunState::Failure
+                };
+                run.error = Some(INTERRUPTED.into());
+                run.finished_at_ms = Some(now_ms);
+                self.write(&run)?;
+                recovered.failed.push(run.id);
+            }
+        }
+        self.flush()?;
+        Ok(recovered)
+    }
+
+    fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.read(id)
+    }
+
+    fn list(&self, filter: &RunFilter, before: Option<&str>, limit: usize) -> Result<Page, StoreError> {
+        let range = match before {
+            Some(id) => self.runs.range(..id.as_bytes()),
+            None => self.runs.range::<&[u8], _>(..),
+        };
+        let mut runs = Vec::new();
+        for entry in range.rev() {
+            let (_, value) = entry?;
+            let run = decode(&value)?;
+            if !filter.matches(&run) {
+                continue;
+            }
+            if runs.len() == limit {
+                let next = runs.last().map(|r: &RunRecord| r.id.clone());
+                return Ok(Page { runs, next });
+            }
+            runs.push(run);
+        }
+        Ok(Page { runs, next: None })
+    }
+}

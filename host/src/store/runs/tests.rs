@@ -1,0 +1,163 @@
+//! The behaviour every [`RunStore`] must have; run against each backend.
+
+use super::*;
+
+fn new_run(id: &str, pipeline: &str, repo: &str) -> NewRun {
+    let mut trigger = TriggerContext::default();
+    trigger.repository.full_name = repo.into();
+    NewRun {
+        id: id.into(),
+        pipeline: pipeline.into(),
+        source: None,
+        trigger,
+        queued_at_ms: 1,
+    }
+}
+
+fn step(name: &str, state: RunState) -> StepRecord {
+    StepRecord {
+        name: name.into(),
+        step_type: "run_command".into(),
+        state,
+        started_at_ms: Some(2),
+        finished_at_ms: None,
+        error: None,
+        raw_output: None,
+        outputs: BTreeMap::new(),
+    }
+}
+
+/// Runs every check against a fresh store from `open`.
+fn conformance(open: impl Fn() -> Box<dyn RunStore>) {
+    creating_twice_changes_nothing(&*open());
+    claims_are_oldest_first_and_exclusive(&*open());
+    a_lease_is_renewed_only_by_its_node(&*open());
+    cancel_by_state(&*open());
+    an_interrupted_run_is_retried_once_then_failed(&*open());
+    lists_are_newest_first_filtered_and_paged(&*open());
+}
+
+fn creating_twice_changes_nothing(store: &dyn RunStore) {
+    assert!(store.create(new_run("01", "p", "o/r")).unwrap());
+    assert!(!store.create(new_run("01", "other", "o/r")).unwrap());
+    let run = store.get("01").unwrap().unwrap();
+    assert_eq!(
+        (run.pipeline.as_str(), run.state, run.attempt),
+        ("p", RunState::Queued, 1)
+    );
+}
+
+fn claims_are_oldest_first_and_exclusive(store: &dyn RunStore) {
+    store.create(new_run("02", "p", "o/r")).unwrap();
+    store.create(new_run("01", "p", "o/r")).unwrap();
+    let first = store.claim("a", 10, 100).unwrap().unwrap();
+    assert_eq!((first.id.as_str(), first.state), ("01", RunState::Running));
+    assert_eq!(first.lease.as_ref().unwrap().node, "a");
+    assert_eq!(store.claim("b", 10, 100).unwrap().unwrap().id, "02");
+    assert_eq!(store.claim("c", 10, 100).unwrap(), None);
+    store.put_step("01", 0, step("build", RunState::Running)).unwrap();
+    let mut done = step("build", RunState::Success);
+    done.finished_at_ms = Some(5);
+    store.put_step("01", 0, done.clone()).unwrap();
+    // Only the holder finishes it.
+    store.finish("01", "b", RunState::Failure, None, 20).unwrap();
+    assert_eq!(store.get("01").unwrap().unwrap().state, RunState::Running);
+    store.finish("01", "a", RunState::Success, None, 20).unwrap();
+    let run = store.get("01").unwrap().unwrap();
+    assert_eq!(
+        (run.state, run.finished_at_ms, run.lease),
+        (RunState::Success, Some(20), None)
+    );
+    assert_eq!(run.steps, vec![done]);
+}
+
+fn a_lease_is_renewed_only_by_its_node(store: &dyn RunStore) {
+    store.create(new_run("01", "p", "o/r")).unwrap();
+    store.claim("a", 10, 100).unwrap().unwrap();
+    assert!(store.heartbeat("01", "a", 200).unwrap());
+    assert!(!store.heartbeat("01", "b", 300).unwrap());
+    assert_eq!(store.get("01").unwrap().unwrap().lease.unwrap().until_ms, 200);
+    // Not expired yet: recovery leaves it alone.
+    assert_eq!(store.recover(150).unwrap(), Recovered::default());
+}
+
+fn cancel_by_state(store: &dyn RunStore) {
+    store.create(new_run("01", "p", "o/r")).unwrap();
+    store.create(new_run("02", "p", "o/r")).unwrap();
+    assert_eq!(store.cancel("01", 5).unwrap(), Some(Cancelled::WasQueued));
+    assert_eq!(
+        store.claim("a", 10, 100).unwrap().unwrap().id,
+        "02",
+        "a cancelled run is not claimed"
+    );
+    assert_eq!(store.cancel("02", 11).unwrap(), Some(Cancelled::Requested));
+    assert!(store.get("02").unwrap().unwrap().cancel_requested);
+    store
+        .finish("02", "a", RunState::Cancelled, Some("cancelled".into()), 12)
+        .unwrap();
+    assert_eq!(
+        store.cancel("02", 13).unwrap(),
+        Some(Cancelled::AlreadyFinal(RunState::Cancelled))
+    );
+    assert_eq!(store.cancel("nope", 13).unwrap(), None);
+}
+
+fn an_interrupted_run_is_retried_once_then_failed(store: &dyn RunStore) {
+    store.create(new_run("01", "p", "o/r")).unwrap();
+    store.claim("a", 10, 100).unwrap().unwrap();
+    store.put_step("01", 0, step("build", RunState::Running)).unwrap();
+    let recovered = store.recover(101).unwrap();
+    assert_eq!(recovered.requeued, ["01"]);
+    let run = store.get("01").unwrap().unwrap();
+    assert_eq!((run.state, run.attempt), (RunState::Queued, 2));
+    assert!(run.steps.is_empty());
+    let past = &run.previous_attempts[0];
+    assert_eq!((past.attempt, past.error.as_str()), (1, INTERRUPTED));
+    assert_eq!(past.steps[0].state, RunState::Failure);
+    let again = store.claim("b", 110, 200).unwrap().unwrap();
+    assert_eq!((again.id.as_str(), again.attempt), ("01", 2));
+    let recovered = store.recover(201).unwrap();
+    assert_eq!(recovered.failed, ["01"]);
+    let run = store.get("01").unwrap().unwrap();
+    assert_eq!(
+        (run.state, run.error.as_deref()),
+        (RunState::Failure, Some(INTERRUPTED))
+    );
+    assert_eq!(store.claim("c", 210, 300).unwrap(), None, "never a third attempt");
+}
+
+fn lists_are_newest_first_filtered_and_paged(store: &dyn RunStore) {
+    for (id, pipeline, repo) in [
+        ("01", "a", "o/x"),
+        ("02", "b", "o/x"),
+        ("03", "a", "o/y"),
+        ("04", "a", "o/x"),
+    ] {
+        store.create(new_run(id, pipeline, repo)).unwrap();
+    }
+    let ids = |page: &Page| page.runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    let all = store.list(&RunFilter::default(), None, 3).unwrap();
+    assert_eq!(ids(&all), ["04", "03", "02"]);
+    assert_eq!(all.next.as_deref(), Some("02"));
+    let rest = store.list(&RunFilter::default(), all.next.as_deref(), 3).unwrap();
+    assert_eq!((ids(&rest), rest.next), (vec!["01".to_string()], None));
+    let filter = RunFilter {
+        pipeline: Some("a".into()),
+        repository: Some("o/x".into()),
+        state: Some(RunState::Queued),
+    };
+    assert_eq!(ids(&store.list(&filter, None, 10).unwrap()), ["04", "01"]);
+}
+
+#[test]
+fn sled_runs_conform() {
+    conformance(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new()
+            .temporary(true)
+            .path(dir.path().join("db"))
+            .open()
+            .unwrap();
+        Box::new(SledRuns::open(&db).unwrap())
+    });
+}

@@ -15,6 +15,7 @@ pub mod provider;
 pub mod registry;
 pub mod runner;
 pub mod runtime;
+pub mod scheduler;
 pub mod secret;
 pub mod server;
 pub mod services;

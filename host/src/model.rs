@@ -85,3 +85,38 @@ impl Default for TriggerContext {
         }
     }
 }
+
+impl TriggerContext {
+    /// The trigger of a run started by a webhook: the one place a normalized [`Event`]
+    /// becomes what pipelines and plugins see. A change whose fork status the forge did not
+    /// say counts as a fork (no secrets) until proven otherwise.
+    ///
+    /// [`Event`]: crate::webhook::Event
+    pub fn from_event(e: &crate::webhook::Event) -> TriggerContext {
+        TriggerContext {
+            event: e.event.as_str().into(),
+            action: e.action.map(|a| a.as_str().into()),
+            git_ref: e.git_ref.clone(),
+            before: e.before.clone(),
+            after: e.after.clone(),
+            head_sha: e.head_sha.clone(),
+            head_branch: e.head_branch.clone(),
+            base_sha: e.base_sha.clone(),
+            base_branch: e.base_branch.clone(),
+            number: e.number,
+            title: e.title.clone(),
+            body: e.body.clone(),
+            comment_body: e.comment_body.clone(),
+            comment_id: e.comment_id,
+            sender: Some(e.sender.clone()).filter(|s| !s.is_empty()),
+            is_pull_request: e.is_pull_request,
+            is_fork: e.is_pull_request && e.is_fork != Some(false),
+            repository: Repository {
+                provider: e.provider.as_str().into(),
+                full_name: e.repository.full_name.clone(),
+                default_branch: e.repository.default_branch.clone().unwrap_or_default(),
+                clone_url: e.repository.clone_url.clone(),
+            },
+        }
+    }
+}

@@ -273,4 +273,8 @@ pub trait RunStore: Send + Sync {
     fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
     /// Runs matching `filter`, newest first, `limit` at most, older than the run `before`.
     fn list(&self, filter: &RunFilter, before: Option<&str>, limit: usize) -> Result<Page, StoreError>;
+    /// Appends lines (already masked) to the run's log.
+    fn append_log(&self, id: &str, lines: &[String]) -> Result<(), StoreError>;
+    /// The run's log lines, in order.
+    fn log(&self, id: &str) -> Result<Vec<String>, StoreError>;
 }

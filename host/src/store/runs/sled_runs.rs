@@ -15,6 +15,8 @@ pub struct SledRuns {
     db: sled::Db,
     runs: sled::Tree,
     queue: sled::Tree,
+    logs: sled::Tree,
+    meta: sled::Tree,
     lock: Mutex<()>,
 }
 
@@ -25,6 +27,8 @@ impl SledRuns {
             db: db.clone(),
             runs: db.open_tree("runs")?,
             queue: db.open_tree("run_queue")?,
+            logs: db.open_tree("run_logs")?,
+            meta: db.open_tree("run_meta")?,
             lock: Mutex::new(()),
         })
     }
@@ -70,6 +74,27 @@ impl SledRuns {
         self.db.flush()?;
         Ok(())
     }
+
+    /// The inbox position up to which deliveries have been turned into runs.
+    pub fn inbox_cursor(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(INBOX_CURSOR)?
+            .and_then(|v| Some(u64::from_be_bytes(v.as_ref().try_into().ok()?)))
+            .unwrap_or(0))
+    }
+
+    /// Records that deliveries before `seq` have been turned into runs.
+    pub fn set_inbox_cursor(&self, seq: u64) -> Result<(), StoreError> {
+        self.meta.insert(INBOX_CURSOR, &seq.to_be_bytes())?;
+        self.flush()
+    }
+}
+
+const INBOX_CURSOR: &[u8] = b"inbox_cursor";
+
+fn log_key(id: &str, seq: u64) -> Vec<u8> {
+    [id.as_bytes(), b"\0", &seq.to_be_bytes()].concat()
 }
 
 fn encode(run: &RunRecord) -> Vec<u8> {
@@ -81,6 +106,24 @@ fn decode(bytes: &[u8]) -> Result<RunRecord, StoreError> {
 }
 
 impl RunStore for SledRuns {
+    fn append_log(&self, id: &str, lines: &[String]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for line in lines {
+            batch.insert(log_key(id, self.db.generate_id()?), line.as_bytes());
+        }
+        self.logs.apply_batch(batch)?;
+        Ok(())
+    }
+
+    fn log(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = [id.as_bytes(), b"\0"].concat();
+        self.logs
+            .scan_prefix(prefix)
+            .values()
+            .map(|v| Ok(String::from_utf8_lossy(&v?).into_owned()))
+            .collect()
+    }
+
     fn create(&self, run: NewRun) -> Result<bool, StoreError> {
         let _held = self.lock.lock().expect("run lock");
         if self.runs.contains_key(&run.id)? {

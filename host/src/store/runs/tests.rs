@@ -35,6 +35,19 @@ fn conformance(open: impl Fn() -> Box<dyn RunStore>) {
     cancel_by_state(&*open());
     an_interrupted_run_is_retried_once_then_failed(&*open());
     lists_are_newest_first_filtered_and_paged(&*open());
+    logs_keep_their_order_per_run(&*open());
+}
+
+fn logs_keep_their_order_per_run(store: &dyn RunStore) {
+    store.append_log("01", &["a".into(), "b".into()]).unwrap();
+    store.append_log("02", &["other".into()]).unwrap();
+    store.append_log("01", &["c".into()]).unwrap();
+    assert_eq!(store.log("01").unwrap(), ["a", "b", "c"]);
+    assert_eq!(
+        store.log("0").unwrap(),
+        Vec::<String>::new(),
+        "a prefix of an id is another run"
+    );
 }
 
 fn creating_twice_changes_nothing(store: &dyn RunStore) {

@@ -1,0 +1,197 @@
+//! Executing one claimed run: its workspace, its forge binding, the shared runner, a
+//! heartbeat that also carries cancels from other nodes, every step and log line recorded
+//! (secrets masked), and the end state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::status::{self, Phase};
+use super::{Scheduler, now_ms};
+use crate::pipeline::Pipeline;
+use crate::provider::RepoBinding;
+use crate::provider::connect::bind;
+use crate::runner::{RunEvent, RunRequest, StepError, StepResult, run_pipeline};
+use crate::runtime::{StepFailure, mask_secrets};
+use crate::store::runs::{RunRecord, RunState, StepRecord};
+
+/// Runs `run`, which this node has claimed, to its end and records it.
+pub(super) async fn execute(scheduler: &Arc<Scheduler>, run: RunRecord) {
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    scheduler
+        .running
+        .lock()
+        .expect("running lock")
+        .insert(run.id.clone(), cancel_tx.clone());
+    let heartbeat = tokio::spawn(heartbeat(scheduler.clone(), run.id.clone(), cancel_tx));
+    status::report(scheduler, &run.id, Phase::Running).await;
+    let (state, error) = match prepare(scheduler, &run) {
+        Ok((pipeline, forge)) => steps(scheduler, &run, &pipeline, forge, cancel_rx).await,
+        Err(message) => (RunState::Failure, Some(message)),
+    };
+    heartbeat.abort();
+    scheduler.running.lock().expect("running lock").remove(&run.id);
+    let error = error.map(|e| mask(scheduler, &e));
+    if let Err(e) = scheduler
+        .runs
+        .finish(&run.id, &scheduler.config.node, state, error.clone(), now_ms())
+    {
+        tracing::error!(run = %run.id, error = %e, "cannot record the end of a run");
+    }
+    tracing::info!(run = %run.id, state = state.as_str(), error = error.as_deref().unwrap_or(""), "run finished");
+    status::report(scheduler, &run.id, Phase::Finished(state)).await;
+}
+
+/// The run's pipeline and forge binding, or why it cannot start.
+fn prepare(scheduler: &Scheduler, run: &RunRecord) -> Result<(Pipeline, Option<Arc<RepoBinding>>), String> {
+    let pipeline = scheduler
+        .pipelines
+        .get()
+        .iter()
+        .find(|p| p.name == run.pipeline)
+        .cloned()
+        .ok_or_else(|| format!("pipeline `{}` no longer exists", run.pipeline))?;
+    let forge = match &run.source {
+        None => None,
+        Some(id) => {
+            let source = scheduler
+                .sources
+                .iter()
+                .find(|s| &s.id == id)
+                .ok_or_else(|| format!("source `{id}` is no longer configured"))?;
+            let binding = bind(source, &run.trigger.repository.full_name).map_err(|e| e.to_string())?;
+            Some(Arc::new(binding))
+        }
+    };
+    Ok((pipeline, forge))
+}
+
+async fn steps(
+    scheduler: &Scheduler,
+    run: &RunRecord,
+    pipeline: &Pipeline,
+    forge: Option<Arc<RepoBinding>>,
+    mut cancel: watch::Receiver<bool>,
+) -> (RunState, Option<String>) {
+    let workspace = scheduler.config.workspaces.join(&run.id);
+    let _ = std::fs::remove_dir_all(&workspace);
+    if let Err(e) = std::fs::create_dir_all(&workspace) {
+        return (RunState::Failure, Some(format!("cannot create the workspace: {e}")));
+    }
+    let req = RunRequest {
+        run_id: run.id.clone(),
+        trigger: run.trigger.clone(),
+        secrets: scheduler.secrets.clone(),
+        workspace: workspace.clone(),
+        forge,
+    };
+    let mut index = 0;
+    let record = |event: RunEvent<'_>| match event {
+        RunEvent::Started(step) => {
+            let started = StepRecord {
+                name: step.name.clone(),
+                step_type: step.step_type.clone(),
+                state: RunState::Running,
+                started_at_ms: Some(now_ms()),
+                finished_at_ms: None,
+                error: None,
+                raw_output: None,
+                outputs: Default::default(),
+            };
+            put_step(scheduler, &run.id, index, started);
+        }
+        RunEvent::Finished(step, result) => {
+            let ended = now_ms();
+            let finished = StepRecord {
+                name: step.name.clone(),
+                step_type: step.step_type.clone(),
+                state: step_state(result),
+                started_at_ms: Some(ended.saturating_sub(result.elapsed.as_millis() as u64)),
+                finished_at_ms: Some(ended),
+                error: result.outcome.as_ref().err().map(|e| mask(scheduler, &e.to_string())),
+                raw_output: result.outcome.as_ref().ok().map(|o| mask(scheduler, &o.raw_output)),
+                outputs: result
+                    .outcome
+                    .as_ref()
+                    .map(|o| o.outputs.iter().map(|(k, v)| (k.clone(), mask(scheduler, v))).collect())
+                    .unwrap_or_default(),
+            };
+            put_step(scheduler, &run.id, index, finished);
+            let lines: Vec<String> = result
+                .log
+                .iter()
+                .map(|l| format!("[{}] {}", step.name, mask(scheduler, &l.message)))
+                .collect();
+            if let Err(e) = scheduler.runs.append_log(&run.id, &lines) {
+                tracing::error!(run = %run.id, error = %e, "cannot store a step's log");
+            }
+            index += 1;
+        }
+    };
+    let outcome = tokio::select! {
+        summary = run_pipeline(&scheduler.catalog, pipeline, req, record) => {
+            if summary.succeeded(pipeline) {
+                (RunState::Success, None)
+            } else {
+                let failed = summary.steps.iter().find(|s| s.outcome.is_err());
+                let state = failed.map_or(RunState::Failure, |s| match step_state(s) {
+                    RunState::TimedOut => RunState::TimedOut,
+                    _ => RunState::Failure,
+                });
+                let error = failed.map(|s| format!("step `{}` failed: {}", s.name, s.outcome.as_ref().err().map(|e| e.to_string()).unwrap_or_default()));
+                (state, error)
+            }
+        }
+        // Dropping the runner drops the step's wasm store (the plugin stops at once) and its
+        // processes' groups are killed.
+        _ = cancel.wait_for(|c| *c) => (RunState::Cancelled, Some("cancelled".into())),
+    };
+    if outcome.0 == RunState::Success || !scheduler.config.keep_failed_workspaces {
+        if let Err(e) = std::fs::remove_dir_all(&workspace) {
+            tracing::warn!(run = %run.id, error = %e, "cannot remove the run's workspace");
+        }
+    }
+    outcome
+}
+
+fn step_state(result: &StepResult) -> RunState {
+    match &result.outcome {
+        Ok(_) => RunState::Success,
+        Err(StepError::Run(StepFailure::Timeout(_))) => RunState::TimedOut,
+        Err(_) => RunState::Failure,
+    }
+}
+
+fn put_step(scheduler: &Scheduler, run: &str, index: usize, step: StepRecord) {
+    if let Err(e) = scheduler.runs.put_step(run, index, step) {
+        tracing::error!(run, error = %e, "cannot record a step");
+    }
+}
+
+/// Masks every configured secret in text that is about to be stored.
+fn mask(scheduler: &Scheduler, text: &str) -> String {
+    let secrets: Vec<String> = scheduler.secrets.values().cloned().collect();
+    mask_secrets(text, &secrets)
+}
+
+/// Renews the lease while the run goes on; a cancel recorded by another node, or a lost
+/// lease, stops the run here.
+async fn heartbeat(scheduler: Arc<Scheduler>, id: String, cancel: watch::Sender<bool>) {
+    let every = (scheduler.config.lease / 3).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        let until = now_ms() + scheduler.config.lease.as_millis() as u64;
+        let held = scheduler.runs.heartbeat(&id, &scheduler.config.node, until);
+        let cancelled = scheduler
+            .runs
+            .get(&id)
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.cancel_requested);
+        if cancelled || matches!(held, Ok(false)) {
+            let _ = cancel.send(true);
+            return;
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The scheduler: runs recorded by the webhook intake, the API or a rerun execute here.
+//!
+//! Runs wait in a [`RunStore`]; `max_concurrent_runs` workers claim them with a lease they
+//! renew while the run goes on, execute the pipeline's steps with the shared runner in a
+//! fresh workspace, record every step and log line, report commit statuses to the forge,
+//! and finish the run. A run whose server died is given back by [`RunStore::recover`] at
+//! the next start. A cancel stops the run's plugin and its processes at once.
+
+mod execute;
+mod feed;
+mod status;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Notify, watch};
+
+pub use feed::feed_inbox;
+
+use crate::catalog::Catalog;
+use crate::config::SourceConfig;
+use crate::registry::Active;
+use crate::store::StoreError;
+use crate::store::runs::{Cancelled, NewRun, RunStore};
+
+/// How the scheduler runs.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Runs executing at once.
+    pub max_concurrent_runs: usize,
+    /// Where each run's workspace is made (`data_dir/workspaces`).
+    pub workspaces: PathBuf,
+    /// Keep the workspace of a run that did not succeed, for a look.
+    pub keep_failed_workspaces: bool,
+    /// How the server is reached from outside: statuses link to `public_url/runs/{id}`.
+    pub public_url: String,
+    /// This server's name in leases.
+    pub node: String,
+    /// How long a lease lasts without a heartbeat.
+    pub lease: Duration,
+}
+
+/// What the workers share.
+pub struct Scheduler {
+    runs: Arc<dyn RunStore>,
+    catalog: Arc<Catalog>,
+    pipelines: Active,
+    sources: Vec<SourceConfig>,
+    secrets: BTreeMap<String, String>,
+    config: SchedulerConfig,
+    wake: Notify,
+    /// Cancel signals of the runs executing on this node.
+    running: Mutex<HashMap<String, watch::Sender<bool>>>,
+}
+
+impl Scheduler {
+    /// A scheduler over `runs`, running `pipelines` with `catalog`'s plugins.
+    pub fn new(
+        runs: Arc<dyn RunStore>,
+        catalog: Arc<Catalog>,
+        pipelines: Active,
+        sources: Vec<SourceConfig>,
+        secrets: BTreeMap<String, String>,
+        config: SchedulerConfig,
+    ) -> Arc<Scheduler> {
+        Arc::new(Scheduler {
+            runs,
+            catalog,
+            pipelines,
+            sources,
+            secrets,
+            config,
+            wake: Notify::new(),
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The run store.
+    pub fn runs(&self) -> &Arc<dyn RunStore> {
+        &self.runs
+    }
+
+    /// Gives back the runs of a previous process (their leases expired) and starts the
+    /// workers. Returns once the workers are running.
+    pub fn start(self: &Arc<Self>) -> Result<(), StoreError> {
+        let recovered = self.runs.recover(now_ms() + self.config.lease.as_millis() as u64)?;
+        for id in &recovered.requeued {
+            tracing::warn!(run = %id, "run interrupted by a restart: queued again as attempt 2");
+        }
+        for id in &recovered.failed {
+            tracing::error!(run = %id, "run interrupted by a restart again: failed");
+        }
+        for worker in 0..self.config.max_concurrent_runs.max(1) {
+            let scheduler = self.clone();
+            tokio::spawn(async move { scheduler.work(worker).await });
+        }
+        Ok(())
+    }
+
+    /// Queues a run and wakes a worker; `Ok(false)` if it was queued before.
+    pub async fn enqueue(&self, run: NewRun) -> Result<bool, StoreError> {
+        let created = self.runs.create(run.clone())?;
+        if created {
+            status::report(self, &run.id, status::Phase::Queued).await;
+            self.wake.notify_one();
+        }
+        Ok(created)
+    }
+
+    /// Cancels a run: a queued one at once, a running one by stopping its steps.
+    pub fn cancel(&self, id: &str) -> Result<Option<Cancelled>, StoreError> {
+        let outcome = self.runs.cancel(id, now_ms())?;
+        if outcome == Some(Cancelled::Requested)
+            && let Some(signal) = self.running.lock().expect("running lock").get(id)
+        {
+            let _ = signal.send(true);
+        }
+        Ok(outcome)
+    }
+
+    async fn work(self: Arc<Self>, worker: usize) {
+        loop {
+            let claimed = self.runs.claim(
+                &self.config.node,
+                now_ms(),
+                now_ms() + self.config.lease.as_millis() as u64,
+            );
+            match claimed {
+                Ok(Some(run)) => {
+                    tracing::info!(worker, run = %run.id, pipeline = %run.pipeline, attempt = run.attempt, "run claimed");
+                    execute::execute(&self, run).await;
+                }
+                Ok(None) => {
+                    // Woken by a new run, or polling for runs another node queued.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.wake.notified()).await;
+                }
+                Err(e) => {
+                    tracing::error!(worker, error = %e, "cannot claim a run; retrying in a second");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,68 @@
+//! Commit statuses from the host: `pending` when a run is queued, `running` when it starts,
+//! its end state when it ends; context `powernode/<pipeline>`, linking to the run's page.
+//! A status that cannot be set is logged: it never fails the run.
+
+use super::Scheduler;
+use crate::provider::connect::bind;
+use crate::provider::{CommitState, StatusUpdate};
+use crate::store::runs::RunState;
+
+/// Where a run is, as a status says.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Phase {
+    /// Waiting for a worker.
+    Queued,
+    /// Started.
+    Running,
+    /// Ended in this state.
+    Finished(RunState),
+}
+
+/// Sets the run's commit status on its forge, when it has one and a commit to report on.
+pub(super) async fn report(scheduler: &Scheduler, run_id: &str, phase: Phase) {
+    let Ok(Some(run)) = scheduler.runs.get(run_id) else {
+        return;
+    };
+    let Some(source_id) = &run.source else { return };
+    let Some(sha) = run.trigger.head_sha.clone().or_else(|| run.trigger.after.clone()) else {
+        return;
+    };
+    let Some(source) = scheduler.sources.iter().find(|s| &s.id == source_id) else {
+        return;
+    };
+    let (state, description) = match phase {
+        Phase::Queued => (CommitState::Pending, "queued".to_string()),
+        Phase::Running => (CommitState::Running, "running".to_string()),
+        Phase::Finished(end) => match end {
+            RunState::Success => (CommitState::Success, "all steps succeeded".into()),
+            RunState::Cancelled => (CommitState::Canceled, "cancelled".into()),
+            RunState::TimedOut => (CommitState::Failure, "timed out".into()),
+            _ => (
+                CommitState::Failure,
+                run.error.clone().unwrap_or_else(|| "failed".into()),
+            ),
+        },
+    };
+    let update = StatusUpdate {
+        sha,
+        state,
+        context: format!("powernode/{}", run.pipeline),
+        description: Some(description.chars().take(140).collect()),
+        target_url: Some(format!(
+            "{}/runs/{}",
+            scheduler.config.public_url.trim_end_matches('/'),
+            run.id
+        )),
+    };
+    let result = match bind(source, &run.trigger.repository.full_name) {
+        Ok(binding) => binding
+            .forge()
+            .update_status(binding.repo(), &update)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = result {
+        tracing::warn!(run = %run.id, source = %source_id, error = %e, "cannot set the commit status");
+    }
+}

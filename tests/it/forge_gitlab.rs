@@ -213,6 +213,22 @@ async fn gets_a_merge_request_by_iid() {
     );
 }
 
+#[tokio::test]
+async fn a_merge_request_without_a_head_commit_is_an_error_not_an_empty_sha() {
+    let (fake, _server, client) = setup().await;
+    let iid = fake.add_merge_request(PROJECT, "deps", "main", 42);
+    fake.state().merge_requests[0].sha = None;
+    let err = client.get_pull_request(PROJECT, iid).await.unwrap_err();
+    assert_eq!(
+        err,
+        ForgeError::Transport(
+            "GitLab answered merge request !1 (deps into main) without its head commit (`sha` is null)".into()
+        )
+    );
+    let err = client.find_pull_request(PROJECT, "deps", "main").await.unwrap_err();
+    assert!(err.to_string().contains("without its head commit"), "{err}");
+}
+
 fn file_diffs(n: usize) -> Vec<Value> {
     (0..n)
         .map(|i| {

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use powernode::provider::gitea::GiteaClient;
 use powernode::provider::http::RetryPolicy;
-use powernode::provider::{CommitState, Forge, ForgeError, ForgeKind, NewPullRequest, StatusUpdate, Thread, comments};
+use powernode::provider::{
+    BotLogin, CommitState, Forge, ForgeError, ForgeKind, NewPullRequest, StatusUpdate, Thread, comments,
+};
 use serde_json::{Value, json};
 
 use crate::fakes::gitea::GiteaFake;
@@ -279,14 +281,28 @@ async fn upsert_creates_once_then_edits_in_place_and_ignores_a_copied_marker() {
     let thread = Thread::PullRequest(number);
     let tag = comments::marker_tag("review").unwrap();
     let copied = fake.add_comment(REPO, number, "mallory", &format!("quoting you\n\n{tag}"));
-    let first = comments::upsert(&client, REPO, thread, "review", "v1", "powernode-bot")
-        .await
-        .unwrap();
+    let first = comments::upsert(
+        &client,
+        REPO,
+        thread,
+        "review",
+        "v1",
+        &BotLogin::new("powernode-bot").unwrap(),
+    )
+    .await
+    .unwrap();
     assert_ne!(first.id, copied);
     assert_eq!(server.last().method, "POST");
-    let second = comments::upsert(&client, REPO, thread, "review", "v2", "powernode-bot")
-        .await
-        .unwrap();
+    let second = comments::upsert(
+        &client,
+        REPO,
+        thread,
+        "review",
+        "v2",
+        &BotLogin::new("powernode-bot").unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(second.id, first.id);
     let path = format!("/api/v1/repos/octo/app/issues/comments/{}", first.id);
     assert_request(

@@ -24,7 +24,7 @@ pub struct FakeComment {
     pub number: u64,
     /// Comment id.
     pub id: u64,
-    /// Author's login.
+    /// Author's login; on GitHub, empty for a comment it names no author of (`"user": null`).
     pub author: String,
     /// Text.
     pub body: String,

@@ -93,8 +93,9 @@ fn pull_json(s: &GithubState, r: &FakeRepo, p: &FakePull) -> Value {
 }
 
 fn comment_json(c: &FakeComment) -> Value {
+    let user = (!c.author.is_empty()).then(|| json!({"login": c.author, "type": "User"}));
     json!({
-        "id": c.id, "node_id": format!("IC_{}", c.id), "body": c.body, "user": {"login": c.author, "type": "User"},
+        "id": c.id, "node_id": format!("IC_{}", c.id), "body": c.body, "user": user,
         "html_url": format!("{WEB}/{}/issues/{}#issuecomment-{}", c.repo, c.number, c.id),
         "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
     })

@@ -77,8 +77,10 @@ pub struct SourceConfig {
     /// The secret webhooks from this forge are signed with.
     #[serde(default)]
     pub webhook_secret: Option<Secret>,
-    /// Our own account on the forge: its comments trigger nothing, and only its comments
-    /// are edited in place. Asked from the forge when not set.
+    /// Our own account on the forge: events it sends start nothing, and only its comments
+    /// are edited in place. When not set, `powernode serve` asks the forge at start (and a
+    /// run asks before its first comment); if the forge will not say, the server warns and
+    /// filters nothing. Never empty.
     #[serde(default)]
     pub bot_login: Option<String>,
 }

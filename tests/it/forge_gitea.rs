@@ -74,6 +74,25 @@ async fn current_user_is_the_login_of_the_token() {
 }
 
 #[tokio::test]
+async fn the_bot_login_is_asked_from_gitea_and_forgejo_when_not_configured() {
+    let (_fake, server, _client) = setup().await;
+    for kind in ["gitea", "forgejo"] {
+        let unset = crate::fakes::source(kind, &server.base_url, TOKEN, None);
+        let login = powernode::provider::connect::bot_login(&unset).await.unwrap();
+        assert_eq!(login.as_str(), "powernode-bot");
+        assert_request(&server.last(), "GET", "/api/v1/user", None);
+    }
+    let wrong = crate::fakes::source("gitea", &server.base_url, "not-the-token", None);
+    let err = powernode::provider::connect::bot_login(&wrong).await.unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "source `fake`: the forge did not say which account the token belongs to: authentication failed (401)"
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn the_instance_root_and_the_api_base_are_both_accepted() {
     let fake = GiteaFake::new("powernode-bot", TOKEN, REPO);
     let server = FakeServer::start(fake.router()).await;

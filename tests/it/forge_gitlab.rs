@@ -61,6 +61,15 @@ fn new_mr(head: &str, base: &str) -> NewPullRequest {
 }
 
 #[tokio::test]
+async fn the_bot_login_is_the_username_gitlab_names_when_not_configured() {
+    let (_fake, server, _client) = setup().await;
+    let unset = crate::fakes::source("gitlab", &server.base_url, TOKEN, None);
+    let login = powernode::provider::connect::bot_login(&unset).await.unwrap();
+    assert_eq!(login.as_str(), "powernode-bot");
+    assert_request(&server.last(), "GET", "/api/v4/user", None);
+}
+
+#[tokio::test]
 async fn reads_the_project_by_its_encoded_path_or_numeric_id() {
     let (_fake, server, client) = setup().await;
     assert_eq!(client.kind(), ForgeKind::Gitlab);

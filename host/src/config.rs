@@ -78,8 +78,10 @@ pub struct SourceConfig {
     /// The secret webhooks from this forge are signed with.
     #[serde(default)]
     pub webhook_secret: Option<Secret>,
-    /// Our own account on the forge: its comments trigger nothing, and only its comments
-    /// are edited in place. Asked from the forge when not set.
+    /// Our own account on the forge: events it sends start nothing, and only its comments
+    /// are edited in place. When not set, `powernode serve` asks the forge at start (and a
+    /// run asks before its first comment); if the forge will not say, the server warns and
+    /// filters nothing. Never empty.
     #[serde(default)]
     pub bot_login: Option<String>,
 }
@@ -283,6 +285,12 @@ impl Config {
             if !(s.api_url.starts_with("https://") || s.api_url.starts_with("http://")) {
                 return Err(bad(format!("`api_url` must be an http(s) URL, got `{}`", s.api_url)));
             }
+            if s.bot_login.as_deref().is_some_and(|l| l.trim().is_empty()) {
+                return Err(bad(
+                    "`bot_login` is empty: set it to the login of the account the token belongs to, or remove it to have the forge asked"
+                        .into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -454,6 +462,23 @@ http = ["deploy.example.com"]
             Some("s3cret-value")
         );
         assert!(!format!("{c:?}").contains("s3cret-value"));
+    }
+
+    #[test]
+    fn an_empty_bot_login_is_refused() {
+        let source =
+            "[[sources]]\nid = \"gh\"\nkind = \"github\"\napi_url = \"https://api.github.com\"\ntoken = \"t\"\n";
+        for login in ["\"\"", "\"  \"", "\"${EMPTY}\""] {
+            let text = format!("{source}bot_login = {login}\n");
+            let err = Config::parse(Path::new("p.toml"), &text, &|_| Some(String::new())).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "config: source `gh`: `bot_login` is empty: set it to the login of the account the token belongs to, or remove it to have the forge asked",
+                "{login}"
+            );
+        }
+        let unset = Config::parse(Path::new("p.toml"), source, &env).unwrap();
+        assert_eq!(unset.sources[0].bot_login, None);
     }
 
     #[test]

@@ -40,8 +40,28 @@ pub struct ExecOutput {
     pub timed_out: bool,
 }
 
-/// Runs `req` to completion or timeout. `Err` only when the program could not start.
-pub async fn run(req: ExecRequest) -> std::io::Result<ExecOutput> {
+/// Why a program's run has no trustworthy result.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The program could not start (not found, not executable, bad working directory).
+    #[error(transparent)]
+    Spawn(std::io::Error),
+    /// Waiting for the started program failed.
+    #[error("waiting for the program failed: {0}")]
+    Wait(std::io::Error),
+    /// One of its output streams could not be read to the end: the output is incomplete.
+    #[error("reading the program's {stream} failed: {source}")]
+    Output {
+        /// `stdout` or `stderr`.
+        stream: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Runs `req` to completion or timeout. `Err` when the program could not start, or when its
+/// output could not be read whole (a run judged on half its output is worse than a failure).
+pub async fn run(req: ExecRequest) -> Result<ExecOutput, ExecError> {
     let mut cmd = tokio::process::Command::new(&req.program);
     cmd.args(&req.args)
         .current_dir(&req.cwd)
@@ -61,17 +81,17 @@ pub async fn run(req: ExecRequest) -> std::io::Result<ExecOutput> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd.spawn()?;
+    let mut child = cmd.spawn().map_err(ExecError::Spawn)?;
     let pgid = child.id().map(|id| nix::unistd::Pid::from_raw(id as i32));
     if let (Some(input), Some(mut stdin)) = (req.stdin, child.stdin.take()) {
         tokio::spawn(async move {
             let _ = stdin.write_all(&input).await;
         });
     }
-    let stdout = tokio::spawn(read_bounded(child.stdout.take(), req.max_output));
-    let stderr = tokio::spawn(read_bounded(child.stderr.take(), req.max_output));
+    let stdout = tokio::spawn(read_bounded(child.stdout.take(), req.max_output, "stdout"));
+    let stderr = tokio::spawn(read_bounded(child.stderr.take(), req.max_output, "stderr"));
     let (status, timed_out) = match tokio::time::timeout(req.timeout, child.wait()).await {
-        Ok(status) => (Some(status?), false),
+        Ok(status) => (Some(status.map_err(ExecError::Wait)?), false),
         Err(_) => (None, true),
     };
     // Kill the whole group: `sh -c` children would otherwise outlive the step and keep
@@ -84,24 +104,42 @@ pub async fn run(req: ExecRequest) -> std::io::Result<ExecOutput> {
     }
     Ok(ExecOutput {
         exit_code: status.and_then(|s| s.code()),
-        stdout: stdout.await.unwrap_or_default(),
-        stderr: stderr.await.unwrap_or_default(),
+        stdout: joined(stdout.await, "stdout")?,
+        stderr: joined(stderr.await, "stderr")?,
         timed_out,
     })
 }
 
-async fn read_bounded(pipe: Option<impl AsyncRead + Unpin>, max: usize) -> Vec<u8> {
-    let Some(mut pipe) = pipe else { return Vec::new() };
+/// A reader task's result; a task that panicked is an error on its stream too.
+fn joined(
+    task: Result<Result<Vec<u8>, ExecError>, tokio::task::JoinError>,
+    stream: &'static str,
+) -> Result<Vec<u8>, ExecError> {
+    task.map_err(|e| ExecError::Output {
+        stream,
+        source: std::io::Error::other(e.to_string()),
+    })?
+}
+
+/// Reads `pipe` to its end, keeping the first `max` bytes and dropping the rest.
+async fn read_bounded(
+    pipe: Option<impl AsyncRead + Unpin>,
+    max: usize,
+    stream: &'static str,
+) -> Result<Vec<u8>, ExecError> {
+    let Some(mut pipe) = pipe else { return Ok(Vec::new()) };
     let mut kept = Vec::new();
     let mut buf = [0u8; 8192];
-    while let Ok(n) = pipe.read(&mut buf).await {
-        if n == 0 {
-            break;
-        }
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) => return Ok(kept),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(ExecError::Output { stream, source }),
+        };
         let room = max.saturating_sub(kept.len());
         kept.extend_from_slice(&buf[..n.min(room)]);
     }
-    kept
 }
 
 #[cfg(test)]
@@ -146,6 +184,58 @@ mod tests {
             started.elapsed() < Duration::from_secs(10),
             "pipes closed once the group died"
         );
+    }
+
+    /// A pipe that gives `data`, then fails.
+    struct Broken {
+        data: Option<&'static [u8]>,
+    }
+
+    impl AsyncRead for Broken {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(match self.data.take() {
+                Some(data) => {
+                    buf.put_slice(data);
+                    Ok(())
+                }
+                None => Err(std::io::Error::from_raw_os_error(nix::libc::EIO)),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_is_reported_with_its_stream_not_taken_for_the_end() {
+        let err = read_bounded(
+            Some(Broken {
+                data: Some(b"half of it"),
+            }),
+            1 << 20,
+            "stderr",
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ExecError::Output { stream: "stderr", .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with("reading the program's stderr failed: "),
+            "{message}"
+        );
+        assert!(message.contains("Input/output error"), "{message}");
+        let whole = read_bounded(Some(&b"all of it"[..]), 1 << 20, "stdout").await.unwrap();
+        assert_eq!(whole, b"all of it");
+    }
+
+    #[tokio::test]
+    async fn a_program_that_cannot_start_says_so() {
+        let mut req = sh("true", Duration::from_secs(10));
+        req.program = "/nonexistent/powernode-test-program".into();
+        let err = run(req).await.unwrap_err();
+        assert!(matches!(err, ExecError::Spawn(_)), "{err:?}");
+        assert!(err.to_string().contains("No such file or directory"), "{err}");
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::SourceConfig;
 use crate::pipeline::EventFacts;
-use crate::provider::ForgeKind;
+use crate::provider::{BotLogin, ForgeKind};
 use crate::registry::Active;
 use crate::secret::Secret;
 use crate::store::inbox::{Accepted, Answer, EnqueuedRun, Inbox, InboxError, NewDelivery};
@@ -59,7 +59,7 @@ pub struct Reply {
 struct Source {
     kind: ForgeKind,
     secret: Option<Secret>,
-    bot_login: Option<String>,
+    bot_login: Option<BotLogin>,
 }
 
 /// Sources, pipelines and the durable inbox.
@@ -71,11 +71,14 @@ pub struct Intake {
 
 impl Intake {
     /// Intake for `sources`, starting runs of the `pipelines` current at each delivery, storing into `inbox`.
+    /// A source's events are dropped when sent by its `bot_login`; without one (`powernode
+    /// serve` fills it in from the forge when it can), nothing is dropped as our own.
     pub fn new(sources: &[SourceConfig], pipelines: Active, inbox: Inbox) -> Self {
         let sources = sources
             .iter()
             .map(|s| {
-                let source = Source { kind: s.kind, secret: s.webhook_secret.clone(), bot_login: s.bot_login.clone() };
+                let bot_login = s.bot_login.as_deref().and_then(BotLogin::new);
+                let source = Source { kind: s.kind, secret: s.webhook_secret.clone(), bot_login };
                 if source.secret.is_none() {
                     tracing::warn!(source = %s.id, "no webhook_secret: deliveries to this source are not authenticated");
                 }
@@ -119,7 +122,7 @@ impl Intake {
                 Outcome::Event(event) => event,
             };
         if let Some(bot) = &source.bot_login
-            && event.sender.eq_ignore_ascii_case(bot)
+            && bot.is(&event.sender)
         {
             return Ok(ignored(format!("sent by our own bot account `{bot}`")));
         }

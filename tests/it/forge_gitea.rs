@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use powernode::provider::gitea::GiteaClient;
 use powernode::provider::http::RetryPolicy;
-use powernode::provider::{CommitState, Forge, ForgeError, ForgeKind, NewPullRequest, StatusUpdate, Thread, comments};
+use powernode::provider::{
+    BotLogin, CommitState, Forge, ForgeError, ForgeKind, NewPullRequest, StatusUpdate, Thread, comments,
+};
 use serde_json::{Value, json};
 
 use crate::fakes::gitea::GiteaFake;
@@ -69,6 +71,25 @@ async fn current_user_is_the_login_of_the_token() {
     let (_fake, server, client) = setup().await;
     assert_eq!(client.current_user().await.unwrap(), "powernode-bot");
     assert_request(&server.last(), "GET", "/api/v1/user", None);
+}
+
+#[tokio::test]
+async fn the_bot_login_is_asked_from_gitea_and_forgejo_when_not_configured() {
+    let (_fake, server, _client) = setup().await;
+    for kind in ["gitea", "forgejo"] {
+        let unset = crate::fakes::source(kind, &server.base_url, TOKEN, None);
+        let login = powernode::provider::connect::bot_login(&unset).await.unwrap();
+        assert_eq!(login.as_str(), "powernode-bot");
+        assert_request(&server.last(), "GET", "/api/v1/user", None);
+    }
+    let wrong = crate::fakes::source("gitea", &server.base_url, "not-the-token", None);
+    let err = powernode::provider::connect::bot_login(&wrong).await.unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "source `fake`: the forge did not say which account the token belongs to: authentication failed (401)"
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -279,14 +300,28 @@ async fn upsert_creates_once_then_edits_in_place_and_ignores_a_copied_marker() {
     let thread = Thread::PullRequest(number);
     let tag = comments::marker_tag("review").unwrap();
     let copied = fake.add_comment(REPO, number, "mallory", &format!("quoting you\n\n{tag}"));
-    let first = comments::upsert(&client, REPO, thread, "review", "v1", "powernode-bot")
-        .await
-        .unwrap();
+    let first = comments::upsert(
+        &client,
+        REPO,
+        thread,
+        "review",
+        "v1",
+        &BotLogin::new("powernode-bot").unwrap(),
+    )
+    .await
+    .unwrap();
     assert_ne!(first.id, copied);
     assert_eq!(server.last().method, "POST");
-    let second = comments::upsert(&client, REPO, thread, "review", "v2", "powernode-bot")
-        .await
-        .unwrap();
+    let second = comments::upsert(
+        &client,
+        REPO,
+        thread,
+        "review",
+        "v2",
+        &BotLogin::new("powernode-bot").unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(second.id, first.id);
     let path = format!("/api/v1/repos/octo/app/issues/comments/{}", first.id);
     assert_request(

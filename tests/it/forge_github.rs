@@ -7,13 +7,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use powernode::provider::connect;
 use powernode::provider::github::{GithubClient, MEDIA_DIFF};
 use powernode::provider::http::RetryPolicy;
 use powernode::provider::{CommitState, Forge, ForgeError, NewPullRequest, StatusUpdate, Thread};
 use serde_json::{Value, json};
 
 use crate::fakes::github::GithubFake;
-use crate::fakes::{FakeServer, Recorded};
+use crate::fakes::{FakeServer, Recorded, source};
 
 mod comments;
 mod limits;
@@ -166,6 +167,49 @@ async fn current_user_is_the_login_the_token_belongs_to() {
     assert_eq!(gh.client.current_user().await.unwrap(), BOT);
     let r = gh.only();
     assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/user"));
+}
+
+#[tokio::test]
+async fn the_bot_login_is_asked_from_the_forge_only_when_not_configured() {
+    let gh = Gh::start().await;
+    let unset = source("github", &gh.server.base_url, TOKEN, None);
+    assert_eq!(connect::bot_login(&unset).await.unwrap().as_str(), BOT);
+    let r = gh.only();
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/user"));
+    let set = source("github", &gh.server.base_url, TOKEN, Some("Someone-Else"));
+    assert_eq!(connect::bot_login(&set).await.unwrap().as_str(), "Someone-Else");
+    assert_eq!(gh.server.requests().len(), 1, "a configured bot_login is not asked");
+}
+
+#[tokio::test]
+async fn an_installation_token_cannot_tell_the_bot_login() {
+    let gh = Gh::start().await;
+    gh.fake.state().installation_token = true;
+    let err = connect::bot_login(&source("github", &gh.server.base_url, TOKEN, None))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "source `fake`: the forge did not say which account the token belongs to: forbidden (403): Resource not accessible by integration"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_forge_cannot_tell_the_bot_login_and_says_so_quickly() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let started = std::time::Instant::now();
+    let err = connect::bot_login(&source("github", &url, TOKEN, None))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("source `fake`: the forge did not say which account the token belongs to: transport:"),
+        "{err}"
+    );
+    assert!(err.contains("gave up after 3 attempts"), "{err}");
+    assert!(started.elapsed() < connect::WHO_AM_I_TIMEOUT, "{:?}", started.elapsed());
 }
 
 #[tokio::test]

@@ -61,6 +61,15 @@ fn new_mr(head: &str, base: &str) -> NewPullRequest {
 }
 
 #[tokio::test]
+async fn the_bot_login_is_the_username_gitlab_names_when_not_configured() {
+    let (_fake, server, _client) = setup().await;
+    let unset = crate::fakes::source("gitlab", &server.base_url, TOKEN, None);
+    let login = powernode::provider::connect::bot_login(&unset).await.unwrap();
+    assert_eq!(login.as_str(), "powernode-bot");
+    assert_request(&server.last(), "GET", "/api/v4/user", None);
+}
+
+#[tokio::test]
 async fn reads_the_project_by_its_encoded_path_or_numeric_id() {
     let (_fake, server, client) = setup().await;
     assert_eq!(client.kind(), ForgeKind::Gitlab);
@@ -211,6 +220,22 @@ async fn gets_a_merge_request_by_iid() {
         client.get_pull_request(PROJECT, 9).await.unwrap_err(),
         ForgeError::NotFound("404 Not found".into())
     );
+}
+
+#[tokio::test]
+async fn a_merge_request_without_a_head_commit_is_an_error_not_an_empty_sha() {
+    let (fake, _server, client) = setup().await;
+    let iid = fake.add_merge_request(PROJECT, "deps", "main", 42);
+    fake.state().merge_requests[0].sha = None;
+    let err = client.get_pull_request(PROJECT, iid).await.unwrap_err();
+    assert_eq!(
+        err,
+        ForgeError::Transport(
+            "GitLab answered merge request !1 (deps into main) without its head commit (`sha` is null)".into()
+        )
+    );
+    let err = client.find_pull_request(PROJECT, "deps", "main").await.unwrap_err();
+    assert!(err.to_string().contains("without its head commit"), "{err}");
 }
 
 fn file_diffs(n: usize) -> Vec<Value> {

@@ -7,7 +7,9 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 
+use crate::config::SourceConfig;
 use crate::intake::Intake;
+use crate::provider::connect;
 use crate::registry::Registry;
 use crate::server::{self, AppState};
 use crate::store::inbox::Inbox;
@@ -15,7 +17,8 @@ use crate::store::inbox::Inbox;
 use super::Host;
 
 pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let host = Host::open(config_path)?;
+    let mut host = Host::open(config_path)?;
+    learn_bot_logins(&mut host.config.sources).await;
     let config = &host.config;
     let secrets = config.secrets.keys().cloned().collect();
     let registry = Registry::load(
@@ -54,6 +57,41 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
     // Every delivery that was answered is already durable; this only stops the writer.
     intake.inbox().shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fills in `bot_login` of the sources without one from the forge (all asked at once, each
+/// within [`connect::WHO_AM_I_TIMEOUT`]), so our own comments do not start runs. A source
+/// whose forge will not say is served anyway, with a warning: its bot's events are not
+/// recognised until `bot_login` is set.
+async fn learn_bot_logins(sources: &mut [SourceConfig]) {
+    let mut asked = tokio::task::JoinSet::new();
+    for (i, source) in sources.iter().enumerate().filter(|(_, s)| s.bot_login.is_none()) {
+        let source = source.clone();
+        asked.spawn(async move { (i, connect::bot_login(&source).await) });
+    }
+    while let Some(done) = asked.join_next().await {
+        let (i, answer) = match done {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!("asking a forge for bot_login failed: {e}");
+                continue;
+            }
+        };
+        let source = &mut sources[i];
+        match answer {
+            Ok(login) => {
+                tracing::info!(source = %source.id, bot_login = %login, "bot_login asked from the forge");
+                source.bot_login = Some(login.as_str().to_string());
+            }
+            Err(e) => tracing::warn!(
+                source = %source.id,
+                "{e}. Without it, events and comments from our own account are not recognised: \
+                 our comments can start runs that comment again (a loop). \
+                 Set `bot_login` for source `{}` in the config.",
+                source.id
+            ),
+        }
+    }
 }
 
 async fn shutdown_signal() {

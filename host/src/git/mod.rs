@@ -103,6 +103,15 @@ pub enum GitError {
         /// Exit code; `None` when there was no process exit to report.
         code: Option<i32>,
     },
+    /// git started, but its output could not be read whole or waiting for it failed.
+    #[error("git {step}: {source}")]
+    Exec {
+        /// Which step was running.
+        step: String,
+        /// What failed.
+        #[source]
+        source: crate::exec::ExecError,
+    },
     /// A local file-system or process-spawning error.
     #[error("{what}: {source}")]
     Io {

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::GitError;
 use super::auth::{GitAuth, mask};
 use super::validate::RemoteUrl;
-use crate::exec::{self, ExecRequest};
+use crate::exec::{self, ExecError, ExecRequest};
 
 /// Bytes kept of each of a git process's stdout and stderr; the rest is read and dropped.
 const MAX_OUTPUT: usize = 1 << 20;
@@ -157,7 +157,8 @@ impl Git {
         })
     }
 
-    /// Runs git to completion, whatever its exit code; `Err` only for spawn failure or timeout.
+    /// Runs git to completion, whatever its exit code; `Err` for spawn failure, timeout, or
+    /// output that could not be read whole.
     pub(super) async fn run_any(
         &self,
         step: &str,
@@ -183,9 +184,15 @@ impl Git {
             stdin,
             max_output: MAX_OUTPUT,
         };
-        let out = exec::run(request).await.map_err(|source| GitError::Io {
-            what: format!("spawning `git` for {step}"),
-            source,
+        let out = exec::run(request).await.map_err(|e| match e {
+            ExecError::Spawn(source) => GitError::Io {
+                what: format!("spawning `git` for {step}"),
+                source,
+            },
+            other => GitError::Exec {
+                step: step.into(),
+                source: other,
+            },
         })?;
         if out.timed_out {
             tracing::warn!(step, after = ?self.timeout, "git timed out and was killed");

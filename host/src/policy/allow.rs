@@ -1,7 +1,8 @@
-//! Outbound HTTP allow-lists: deny by default, and loopback, link-local and private
-//! addresses only when an entry names them by IP or CIDR.
+//! Outbound HTTP allow-lists: deny by default, and loopback, link-local, private and
+//! reserved addresses only when an entry names them by IP or CIDR. An IPv6 address that
+//! carries an IPv4 one (mapped, NAT64, 6to4, Teredo, ...) is judged by that IPv4 address.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
@@ -40,15 +41,17 @@ pub enum Denied {
         /// Requested port.
         port: u16,
     },
-    /// The host is listed by name but resolves to a private address.
+    /// The host is listed by name but resolves to an address that is not public.
     #[error(
-        "`{host}` resolves to {addr}, a loopback, link-local or private address; list that address or its network explicitly to allow it"
+        "`{host}` resolves to {addr}, not a public address ({class}); list that address or its network explicitly to allow it"
     )]
     PrivateAddress {
         /// Requested host.
         host: String,
         /// The address it resolved to.
         addr: IpAddr,
+        /// Its class, e.g. `private 10.0.0.0/8` or `NAT64 of 10.0.0.1, private 10.0.0.0/8`.
+        class: String,
     },
 }
 
@@ -88,18 +91,31 @@ impl AllowList {
             Target::Suffix(s) => literal.is_none() && host.ends_with(s.as_str()),
             Target::Net(_) => false,
         });
-        let covered = |ip: &IpAddr| {
+        let listed = |ip: &IpAddr| {
             self.entries
                 .iter()
                 .filter(|e| port_ok(e))
                 .any(|e| matches!(&e.target, Target::Net(n) if n.contains(ip)))
         };
+        // An IPv6 address carrying an IPv4 one is also covered by a listing of that IPv4
+        // address: the operator allowed where the packets go.
+        let covered = |ip: &IpAddr| {
+            listed(ip)
+                || match ip {
+                    IpAddr::V6(v6) => embedded_v4(*v6).is_some_and(|(_, v4)| listed(&IpAddr::V4(v4))),
+                    IpAddr::V4(_) => false,
+                }
+        };
         let by_address = literal.is_some() && addrs.iter().all(covered);
         if !by_name && !by_address {
             return Err(Denied::NotListed { host, port });
         }
-        match addrs.iter().find(|ip| !is_public(ip) && !covered(ip)) {
-            Some(addr) => Err(Denied::PrivateAddress { host, addr: *addr }),
+        let refused = addrs
+            .iter()
+            .filter(|ip| !covered(ip))
+            .find_map(|ip| non_public(ip).map(|class| (*ip, class)));
+        match refused {
+            Some((addr, class)) => Err(Denied::PrivateAddress { host, addr, class }),
             None => Ok(()),
         }
     }
@@ -145,25 +161,108 @@ fn parse_entry(raw: &str) -> Result<Entry, String> {
     Ok(Entry { target, port })
 }
 
-/// Whether an address is on the public internet (not loopback, private, link-local, ...).
-fn is_public(ip: &IpAddr) -> bool {
+/// Why `ip` is not an address on the public internet (its class, and for an IPv6 address
+/// that carries an IPv4 one, which), or `None` when it is public.
+fn non_public(ip: &IpAddr) -> Option<String> {
     match ip {
-        IpAddr::V4(v4) => {
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(&IpAddr::V4(v4));
-            }
-            let seg0 = v6.segments()[0];
-            !(v6.is_loopback() || v6.is_unspecified() || (seg0 & 0xfe00) == 0xfc00 || (seg0 & 0xffc0) == 0xfe80)
-        }
+        IpAddr::V4(v4) => v4_class(*v4).map(str::to_string),
+        IpAddr::V6(v6) => v6_class(*v6),
+    }
+}
+
+/// IPv4 ranges that are not public, first match wins (IANA special-purpose registry).
+const V4_CLASSES: &[([u8; 4], u32, &str)] = &[
+    ([0, 0, 0, 0], 8, "\"this network\" 0.0.0.0/8"),
+    ([10, 0, 0, 0], 8, "private 10.0.0.0/8"),
+    ([100, 64, 0, 0], 10, "shared address space (CGNAT) 100.64.0.0/10"),
+    ([127, 0, 0, 0], 8, "loopback 127.0.0.0/8"),
+    ([169, 254, 0, 0], 16, "link-local 169.254.0.0/16"),
+    ([172, 16, 0, 0], 12, "private 172.16.0.0/12"),
+    ([192, 0, 0, 0], 24, "IETF protocol assignments 192.0.0.0/24"),
+    ([192, 0, 2, 0], 24, "documentation 192.0.2.0/24"),
+    ([192, 88, 99, 0], 24, "deprecated 6to4 relay anycast 192.88.99.0/24"),
+    ([192, 168, 0, 0], 16, "private 192.168.0.0/16"),
+    ([198, 18, 0, 0], 15, "benchmarking 198.18.0.0/15"),
+    ([198, 51, 100, 0], 24, "documentation 198.51.100.0/24"),
+    ([203, 0, 113, 0], 24, "documentation 203.0.113.0/24"),
+    ([224, 0, 0, 0], 4, "multicast 224.0.0.0/4"),
+    // Before 240.0.0.0/4, which holds it, so the message names it.
+    ([255, 255, 255, 255], 32, "broadcast 255.255.255.255"),
+    ([240, 0, 0, 0], 4, "reserved 240.0.0.0/4"),
+];
+
+/// IPv6 ranges that are not public and carry no IPv4 address to judge instead, first
+/// match wins. Everything outside 2000::/3 is refused after these anyway; listing the
+/// ranges below it only makes the message name them.
+const V6_CLASSES: &[(u128, u32, &str)] = &[
+    // Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the operator's
+    // prefix length, so the whole range counts as the local network it translates into.
+    (0x0064_ff9b_0001 << 80, 48, "local-use NAT64 64:ff9b:1::/48"),
+    (0x0100 << 112, 64, "discard-only 100::/64"),
+    (0x2001_0002 << 96, 48, "benchmarking 2001:2::/48"),
+    (0x2001_0010 << 96, 28, "deprecated ORCHID 2001:10::/28"),
+    (0x2001_0db8 << 96, 32, "documentation 2001:db8::/32"),
+    (0x3fff << 112, 20, "documentation 3fff::/20"),
+    (0xfc00 << 112, 7, "unique local fc00::/7"),
+    (0xfe80 << 112, 10, "link-local fe80::/10"),
+    (0xfec0 << 112, 10, "deprecated site-local fec0::/10"),
+    (0xff00 << 112, 8, "multicast ff00::/8"),
+];
+
+fn in_prefix(addr: u128, prefix: u128, len: u32, bits: u32) -> bool {
+    let mask = u128::MAX.checked_shl(bits - len).unwrap_or(0) & (u128::MAX >> (128 - bits));
+    addr & mask == prefix & mask
+}
+
+/// The class of a non-public IPv4 address.
+fn v4_class(v4: Ipv4Addr) -> Option<&'static str> {
+    let addr = u128::from(u32::from(v4));
+    V4_CLASSES
+        .iter()
+        .find(|(net, len, _)| in_prefix(addr, u128::from(u32::from_be_bytes(*net)), *len, 32))
+        .map(|(_, _, class)| *class)
+}
+
+/// The class of a non-public IPv6 address; one that carries an IPv4 address takes that
+/// address's class, since the packets end up there.
+fn v6_class(v6: Ipv6Addr) -> Option<String> {
+    if v6.is_unspecified() {
+        return Some("unspecified ::".into());
+    }
+    if v6.is_loopback() {
+        return Some("loopback ::1".into());
+    }
+    if let Some((how, v4)) = embedded_v4(v6) {
+        return v4_class(v4).map(|class| format!("{how} of {v4}, {class}"));
+    }
+    let addr = u128::from(v6);
+    if let Some((_, _, class)) = V6_CLASSES.iter().find(|(net, len, _)| in_prefix(addr, *net, *len, 128)) {
+        return Some((*class).into());
+    }
+    // IANA has allocated only 2000::/3 for global unicast; the rest is reserved.
+    (!in_prefix(addr, 0x2000 << 112, 3, 128)).then(|| "reserved, outside global unicast 2000::/3".into())
+}
+
+/// The IPv4 address an IPv6 address carries and reaches, with the name of the scheme: IPv4-
+/// mapped, IPv4-compatible, SIIT's IPv4-translated, NAT64's well-known prefix, 6to4 (the
+/// relay's address) and Teredo (the client's public address, stored inverted).
+fn embedded_v4(v6: Ipv6Addr) -> Option<(&'static str, Ipv4Addr)> {
+    let addr = u128::from(v6);
+    let low32 = Ipv4Addr::from(addr as u32);
+    if in_prefix(addr, 0xffff << 32, 96, 128) {
+        Some(("IPv4-mapped", low32))
+    } else if in_prefix(addr, 0, 96, 128) {
+        Some(("IPv4-compatible", low32))
+    } else if in_prefix(addr, 0xffff << 48, 96, 128) {
+        Some(("IPv4-translated", low32))
+    } else if in_prefix(addr, 0x0064_ff9b << 96, 96, 128) {
+        Some(("NAT64", low32))
+    } else if in_prefix(addr, 0x2002 << 112, 16, 128) {
+        Some(("6to4", Ipv4Addr::from((addr >> 80) as u32)))
+    } else if in_prefix(addr, 0x2001_0000 << 96, 32, 128) {
+        Some(("Teredo", Ipv4Addr::from(!(addr as u32))))
+    } else {
+        None
     }
 }
 
@@ -212,7 +311,8 @@ mod tests {
             l.check("deploy.example.com", 443, &[LOOPBACK]),
             Err(Denied::PrivateAddress {
                 host: "deploy.example.com".into(),
-                addr: LOOPBACK
+                addr: LOOPBACK,
+                class: "loopback 127.0.0.0/8".into(),
             })
         );
     }
@@ -242,6 +342,159 @@ mod tests {
         assert!(
             list(&["*.corp"])
                 .check("x.corp", 443, &["169.254.169.254".parse().unwrap()])
+                .is_err()
+        );
+    }
+
+    /// Addresses a listed name may resolve to, and whether the request may go there with
+    /// only the name listed (`None`) or the refusal's class.
+    const VERDICTS: &[(&str, Option<&str>)] = &[
+        ("93.184.215.14", None),
+        ("8.8.8.8", None),
+        ("0.1.2.3", Some("\"this network\" 0.0.0.0/8")),
+        ("10.1.2.3", Some("private 10.0.0.0/8")),
+        ("100.64.0.1", Some("shared address space (CGNAT) 100.64.0.0/10")),
+        ("100.127.255.254", Some("shared address space (CGNAT) 100.64.0.0/10")),
+        ("100.128.0.1", None),
+        ("127.0.0.2", Some("loopback 127.0.0.0/8")),
+        ("169.254.169.254", Some("link-local 169.254.0.0/16")),
+        ("172.31.0.1", Some("private 172.16.0.0/12")),
+        ("172.32.0.1", None),
+        ("192.0.0.8", Some("IETF protocol assignments 192.0.0.0/24")),
+        ("192.0.2.1", Some("documentation 192.0.2.0/24")),
+        ("192.88.99.1", Some("deprecated 6to4 relay anycast 192.88.99.0/24")),
+        ("192.168.1.1", Some("private 192.168.0.0/16")),
+        ("198.18.0.1", Some("benchmarking 198.18.0.0/15")),
+        ("198.19.255.255", Some("benchmarking 198.18.0.0/15")),
+        ("198.20.0.1", None),
+        ("198.51.100.7", Some("documentation 198.51.100.0/24")),
+        ("203.0.113.9", Some("documentation 203.0.113.0/24")),
+        ("224.0.0.251", Some("multicast 224.0.0.0/4")),
+        ("239.255.255.250", Some("multicast 224.0.0.0/4")),
+        ("240.0.0.1", Some("reserved 240.0.0.0/4")),
+        ("255.255.255.254", Some("reserved 240.0.0.0/4")),
+        ("255.255.255.255", Some("broadcast 255.255.255.255")),
+        ("2606:2800:220:1:248:1893:25c8:1946", None),
+        ("::", Some("unspecified ::")),
+        ("::1", Some("loopback ::1")),
+        (
+            "::ffff:127.0.0.1",
+            Some("IPv4-mapped of 127.0.0.1, loopback 127.0.0.0/8"),
+        ),
+        ("::ffff:10.0.0.1", Some("IPv4-mapped of 10.0.0.1, private 10.0.0.0/8")),
+        ("::ffff:93.184.215.14", None),
+        (
+            "::127.0.0.1",
+            Some("IPv4-compatible of 127.0.0.1, loopback 127.0.0.0/8"),
+        ),
+        (
+            "::0.0.0.2",
+            Some("IPv4-compatible of 0.0.0.2, \"this network\" 0.0.0.0/8"),
+        ),
+        (
+            "::ffff:0:169.254.169.254",
+            Some("IPv4-translated of 169.254.169.254, link-local 169.254.0.0/16"),
+        ),
+        ("64:ff9b::a00:1", Some("NAT64 of 10.0.0.1, private 10.0.0.0/8")),
+        ("64:ff9b::7f00:1", Some("NAT64 of 127.0.0.1, loopback 127.0.0.0/8")),
+        (
+            "64:ff9b::c612:1",
+            Some("NAT64 of 198.18.0.1, benchmarking 198.18.0.0/15"),
+        ),
+        ("64:ff9b::5db8:d70e", None),
+        ("64:ff9b:1::5db8:d70e", Some("local-use NAT64 64:ff9b:1::/48")),
+        (
+            "2002:a9fe:a9fe::1",
+            Some("6to4 of 169.254.169.254, link-local 169.254.0.0/16"),
+        ),
+        ("2002:f000:1::1", Some("6to4 of 240.0.0.1, reserved 240.0.0.0/4")),
+        ("2002:5db8:d70e::1", None),
+        // Teredo: server 65.54.227.120, client 192.168.1.1 stored inverted (3f57:fefe).
+        (
+            "2001:0:4136:e378:8000:63bf:3f57:fefe",
+            Some("Teredo of 192.168.1.1, private 192.168.0.0/16"),
+        ),
+        // Client 93.184.215.14 inverted.
+        ("2001:0:4136:e378:8000:63bf:a247:28f1", None),
+        ("100::1", Some("discard-only 100::/64")),
+        ("2001:2::1", Some("benchmarking 2001:2::/48")),
+        ("2001:10::1", Some("deprecated ORCHID 2001:10::/28")),
+        ("2001:db8::1", Some("documentation 2001:db8::/32")),
+        ("3fff::1", Some("documentation 3fff::/20")),
+        ("fc00::1", Some("unique local fc00::/7")),
+        ("fd12:3456::1", Some("unique local fc00::/7")),
+        ("fe80::1", Some("link-local fe80::/10")),
+        ("fec0::1", Some("deprecated site-local fec0::/10")),
+        ("ff02::1", Some("multicast ff00::/8")),
+        ("4000::1", Some("reserved, outside global unicast 2000::/3")),
+        ("::2:3:4:5", Some("reserved, outside global unicast 2000::/3")),
+    ];
+
+    #[test]
+    fn every_address_class_gets_its_verdict() {
+        let l = list(&["svc.example.com"]);
+        for (addr, expected) in VERDICTS {
+            let ip: IpAddr = addr.parse().unwrap();
+            let verdict = l.check("svc.example.com", 443, &[ip]);
+            match expected {
+                None => assert_eq!(verdict, Ok(()), "{addr}"),
+                Some(class) => assert_eq!(
+                    verdict,
+                    Err(Denied::PrivateAddress {
+                        host: "svc.example.com".into(),
+                        addr: ip,
+                        class: (*class).into()
+                    }),
+                    "{addr}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_address_among_public_ones_is_still_refused() {
+        let nat64: IpAddr = "64:ff9b::a9fe:a9fe".parse().unwrap();
+        let verdict = list(&["svc.example.com"]).check("svc.example.com", 443, &[PUBLIC, nat64]);
+        let err = verdict.unwrap_err().to_string();
+        assert!(
+            err.contains("not a public address (NAT64 of 169.254.169.254, link-local 169.254.0.0/16)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn non_public_classes_pass_only_when_listed_by_address() {
+        let cases = [
+            ("198.18.0.1", "198.18.0.0/15"),
+            ("240.0.0.1", "240.0.0.0/4"),
+            ("100.64.0.1", "100.64.0.0/10"),
+            ("fec0::1", "fec0::/10"),
+            ("64:ff9b::a00:1", "64:ff9b::/96"),
+            // The IPv4 address behind an embedding, listed, covers the IPv6 form too.
+            ("64:ff9b::a00:1", "10.0.0.0/8"),
+            ("::ffff:127.0.0.1", "127.0.0.1"),
+            ("2002:a00:1::1", "10.0.0.1"),
+            ("2001:0:4136:e378:8000:63bf:3f57:fefe", "192.168.1.1"),
+        ];
+        for (addr, entry) in cases {
+            let ip: IpAddr = addr.parse().unwrap();
+            assert_eq!(
+                list(&["svc.example.com", entry]).check("svc.example.com", 443, &[ip]),
+                Ok(()),
+                "{addr} with {entry}"
+            );
+            assert!(
+                list(&["svc.example.com", "172.16.0.0/12"])
+                    .check("svc.example.com", 443, &[ip])
+                    .is_err(),
+                "{addr} without {entry}"
+            );
+        }
+        // Listing one embedded address does not open its neighbours.
+        let other: IpAddr = "64:ff9b::a00:2".parse().unwrap();
+        assert!(
+            list(&["svc.example.com", "10.0.0.1"])
+                .check("svc.example.com", 443, &[other])
                 .is_err()
         );
     }

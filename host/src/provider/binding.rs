@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
-use super::{Comment, Forge, ForgeError, ForgeKind, RepositoryInfo, Thread, comments};
+use super::{BotLogin, Comment, Forge, ForgeError, ForgeKind, RepositoryInfo, Thread, comments};
 use crate::secret::Secret;
 
 /// One repository on one forge, as a run sees it.
@@ -13,7 +13,7 @@ pub struct RepoBinding {
     forge: Arc<dyn Forge>,
     repo: String,
     token: Secret,
-    bot_login: OnceCell<String>,
+    bot_login: OnceCell<BotLogin>,
     info: OnceCell<RepositoryInfo>,
 }
 
@@ -27,14 +27,19 @@ impl std::fmt::Debug for RepoBinding {
 }
 
 impl RepoBinding {
-    /// Binds `forge` to `repo` (full name). `bot_login` is our account; asked from the forge
-    /// on first need when not configured. `token` is what git authenticates with.
+    /// Binds `forge` to `repo` (full name). `bot_login` is our account; when it is `None`
+    /// or empty the forge is asked on first need, since an empty login would match every
+    /// comment whose author is unknown. `token` is what git authenticates with.
     pub fn new(forge: Arc<dyn Forge>, repo: &str, bot_login: Option<String>, token: Secret) -> Self {
         RepoBinding {
             forge,
             repo: repo.to_string(),
             token,
-            bot_login: bot_login.map(OnceCell::from).unwrap_or_default(),
+            bot_login: bot_login
+                .as_deref()
+                .and_then(BotLogin::new)
+                .map(OnceCell::from)
+                .unwrap_or_default(),
             info: OnceCell::new(),
         }
     }
@@ -67,16 +72,19 @@ impl RepoBinding {
     }
 
     /// Our bot's login, configured or fetched once.
-    pub async fn bot_login(&self) -> Result<&str, ForgeError> {
+    pub async fn bot_login(&self) -> Result<&BotLogin, ForgeError> {
         self.bot_login
-            .get_or_try_init(|| self.forge.current_user())
+            .get_or_try_init(|| async {
+                let login = self.forge.current_user().await?;
+                BotLogin::new(&login)
+                    .ok_or_else(|| ForgeError::Transport("the forge answered `who am I` with an empty login".into()))
+            })
             .await
-            .map(String::as_str)
     }
 
     /// The comment carrying `marker`, created once and then edited in place.
     pub async fn upsert_comment(&self, thread: Thread, marker: &str, body: &str) -> Result<Comment, ForgeError> {
-        let bot = self.bot_login().await?.to_string();
-        comments::upsert(self.forge(), &self.repo, thread, marker, body, &bot).await
+        let bot = self.bot_login().await?;
+        comments::upsert(self.forge(), &self.repo, thread, marker, body, bot).await
     }
 }

@@ -1,7 +1,7 @@
 //! Comment bodies: the hidden marker of comments that are created once and then edited in
 //! place, truncation to a forge's size limit, and the upsert built on the [`Forge`] calls.
 
-use super::{Comment, Forge, ForgeError, Thread};
+use super::{BotLogin, Comment, Forge, ForgeError, Thread};
 
 const TAG_OPEN: &str = "<!-- powernode:";
 const TAG_CLOSE: &str = " -->";
@@ -39,15 +39,16 @@ pub fn truncate_body(body: &str, limit: usize) -> String {
     format!("{kept}{}{tag}", note_for(total - keep))
 }
 
-/// Creates the comment carrying `marker` in `thread`, or edits it in
-/// place if it exists. Only comments written by `bot_login` count: anyone can paste a marker.
+/// Creates the comment carrying `marker` in `thread`, or edits it in place if it exists.
+/// Only comments written by `bot` count: anyone can paste a marker, and a comment whose
+/// author the forge does not name is never ours.
 pub async fn upsert(
     forge: &dyn Forge,
     repo: &str,
     thread: Thread,
     marker: &str,
     body: &str,
-    bot_login: &str,
+    bot: &BotLogin,
 ) -> Result<Comment, ForgeError> {
     let tag = marker_tag(marker)?;
     let full = format!("{body}\n\n{tag}");
@@ -55,7 +56,7 @@ pub async fn upsert(
         .list_comments(repo, thread)
         .await?
         .into_iter()
-        .find(|c| c.author.eq_ignore_ascii_case(bot_login) && c.body.contains(&tag));
+        .find(|c| bot.is(&c.author) && c.body.contains(&tag));
     match existing {
         Some(c) => forge.update_comment(repo, thread, c.id, &full).await,
         None => forge.post_comment(repo, thread, &full).await,

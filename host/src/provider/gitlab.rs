@@ -172,16 +172,28 @@ struct GitlabMergeRequest {
 }
 
 impl GitlabMergeRequest {
-    fn into_pull(self) -> PullRequest {
-        PullRequest {
+    /// The merge request as a [`PullRequest`]; an error when GitLab gave no head commit
+    /// (`sha` is null, e.g. while the source branch is gone), since a status or checkout
+    /// aimed at an empty sha would fail later with a far less helpful message.
+    fn into_pull(self) -> Result<PullRequest, ForgeError> {
+        let head_sha = match self.sha {
+            Some(sha) if !sha.is_empty() => sha,
+            _ => {
+                return Err(ForgeError::Transport(format!(
+                    "GitLab answered merge request !{} ({} into {}) without its head commit (`sha` is null)",
+                    self.iid, self.source_branch, self.target_branch
+                )));
+            }
+        };
+        Ok(PullRequest {
             number: self.iid,
             url: self.web_url,
             title: self.title,
             body: self.description.unwrap_or_default(),
             head: self.source_branch,
             base: self.target_branch,
-            head_sha: self.sha.unwrap_or_default(),
-        }
+            head_sha,
+        })
     }
 }
 
@@ -306,11 +318,10 @@ impl Forge for GitlabClient {
             "description": pr.body,
         });
         let path = Self::project_path(repo, &["merge_requests"])?;
-        Ok(self
-            .api
+        self.api
             .json::<GitlabMergeRequest>(Method::POST, &path, &[], Some(&body))
             .await?
-            .into_pull())
+            .into_pull()
     }
 
     async fn find_pull_request(&self, repo: &str, head: &str, base: &str) -> Result<Option<PullRequest>, ForgeError> {
@@ -322,19 +333,19 @@ impl Forge for GitlabClient {
         ];
         let found: Vec<GitlabMergeRequest> = self.api.json(Method::GET, &path, &query, None).await?;
         // A fork's merge request may use the same branch names: only the project's own counts.
-        Ok(found
+        found
             .into_iter()
             .find(|mr| mr.source_branch == head && mr.target_branch == base && mr.source_project_id == mr.project_id)
-            .map(GitlabMergeRequest::into_pull))
+            .map(GitlabMergeRequest::into_pull)
+            .transpose()
     }
 
     async fn get_pull_request(&self, repo: &str, number: u64) -> Result<PullRequest, ForgeError> {
         let path = Self::project_path(repo, &["merge_requests", &number.to_string()])?;
-        Ok(self
-            .api
+        self.api
             .json::<GitlabMergeRequest>(Method::GET, &path, &[], None)
             .await?
-            .into_pull())
+            .into_pull()
     }
 
     async fn get_pull_request_diff(&self, repo: &str, number: u64) -> Result<String, ForgeError> {

@@ -149,10 +149,42 @@ pub struct Comment {
     pub id: u64,
     /// Text.
     pub body: String,
-    /// Login of its author.
+    /// Login of its author; empty when the forge names none (`"user": null`), which
+    /// [`BotLogin::is`] never takes for our bot.
     pub author: String,
     /// Web URL, when the forge gives one.
     pub url: String,
+}
+
+/// Our bot's account on a forge: what keeps our own comments from starting runs and what
+/// tells our marked comments from copies. Never empty, so an author or sender the forge
+/// left out (an empty login) is never taken for ours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BotLogin(String);
+
+impl BotLogin {
+    /// `login` without surrounding whitespace; `None` when nothing is left.
+    pub fn new(login: &str) -> Option<BotLogin> {
+        let login = login.trim();
+        (!login.is_empty()).then(|| BotLogin(login.to_string()))
+    }
+
+    /// The login.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `login` names this account. Forges compare logins without case; an empty
+    /// `login` (no author) never matches, since a `BotLogin` is never empty.
+    pub fn is(&self, login: &str) -> bool {
+        login.eq_ignore_ascii_case(&self.0)
+    }
+}
+
+impl std::fmt::Display for BotLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Everything Powernode asks of a forge, on one repository at a time.
@@ -216,3 +248,19 @@ pub trait Forge: Send + Sync {
 
 /// How long one HTTP request may take before it counts as a transport error.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::BotLogin;
+
+    #[test]
+    fn a_bot_login_is_never_empty_and_never_matches_a_missing_author() {
+        assert_eq!(BotLogin::new(""), None);
+        assert_eq!(BotLogin::new("  \t"), None);
+        let bot = BotLogin::new(" Powernode-Bot ").unwrap();
+        assert_eq!(bot.as_str(), "Powernode-Bot");
+        assert!(bot.is("powernode-bot"));
+        assert!(!bot.is(""));
+        assert!(!bot.is("powernode-bot2"));
+    }
+}

@@ -36,6 +36,23 @@ impl Server {
 
     /// Starts `powernode serve` with the given `api_token` (`None`: the API is closed).
     fn start_with(dir: &Path, api_token: Option<&str>) -> Server {
+        Server::launch(dir, api_token, "", Stdio::inherit())
+    }
+
+    /// Starts `powernode serve` with `sources` (TOML) added to the config and its stderr
+    /// written to `stderr.log` under `dir` (read it with [`Server::stderr`]).
+    fn start_with_sources(dir: &Path, sources: &str) -> Server {
+        std::fs::create_dir_all(dir).unwrap();
+        let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
+        Server::launch(dir, Some(API_TOKEN), sources, Stdio::from(log))
+    }
+
+    /// What the server wrote to stderr, when started by [`Server::start_with_sources`].
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap()
+    }
+
+    fn launch(dir: &Path, api_token: Option<&str>, sources: &str, stderr: Stdio) -> Server {
         std::fs::create_dir_all(dir.join("pipelines")).unwrap();
         std::fs::write(
             dir.join("pipelines/review.yml"),
@@ -70,6 +87,7 @@ api_url = "https://api.github.com"
 token = "unused"
 webhook_secret = "{SECRET}"
 bot_login = "runatlantis"
+{sources}
 "#,
             d = dir.display(),
             api_token = api_token.map(|t| format!("api_token = \"{t}\"")).unwrap_or_default(),
@@ -79,7 +97,7 @@ bot_login = "runatlantis"
             .args(["serve", "--config"])
             .arg(dir.join("powernode.toml"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -143,6 +161,40 @@ async fn post(url: &str, body: &[u8], headers: &BTreeMap<String, String>) -> (u1
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// A GitHub API on loopback that knows only `GET /user`, answering as GitHub does: `login`
+/// for the bearer token `unused`, or for an app `installation` token 403 "Resource not
+/// accessible by integration"; 401 "Bad credentials" for any other token.
+async fn github_user_api(login: &'static str, installation: bool) -> (String, tokio::task::JoinHandle<()>) {
+    use axum::http::{HeaderMap, StatusCode};
+    let user = move |headers: HeaderMap| async move {
+        let docs = "https://docs.github.com/rest/users/users#get-the-authenticated-user";
+        let (status, body) = if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer unused") {
+            (
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"message": "Bad credentials", "documentation_url": docs, "status": "401"}),
+            )
+        } else if installation {
+            (
+                StatusCode::FORBIDDEN,
+                serde_json::json!({"message": "Resource not accessible by integration", "documentation_url": docs, "status": "403"}),
+            )
+        } else {
+            (
+                StatusCode::OK,
+                serde_json::json!({"login": login, "id": 1, "type": "User"}),
+            )
+        };
+        (status, axum::Json(body))
+    };
+    let app = axum::Router::new().route("/user", axum::routing::get(user));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (
+        url,
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }),
+    )
 }
 
 fn with_delivery(headers: &BTreeMap<String, String>, id: &str) -> BTreeMap<String, String> {

@@ -113,6 +113,68 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
     assert_eq!(inbox.len(), 1);
 }
 
+/// A source of `id` at `api_url` with no `bot_login`.
+fn source_without_bot_login(id: &str, api_url: &str) -> String {
+    format!(
+        "[[sources]]\nid = \"{id}\"\nkind = \"github\"\napi_url = \"{api_url}\"\ntoken = \"unused\"\nwebhook_secret = \"{SECRET}\"\n"
+    )
+}
+
+// Multi-threaded: the fake forge must answer while this thread waits for the server to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_bot_login_the_server_asks_the_forge_at_start_and_drops_its_own_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, _task) = github_user_api("runatlantis", false).await;
+    let server = Server::start_with_sources(dir.path(), &source_without_bot_login("github-asked", &api));
+    let (comment, headers) = fixture("github", "issue_comment.created.pr");
+    let (status, answer) = post(&format!("{}/webhooks/github-asked", server.url), &comment, &headers).await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        answer["reason"], "sent by our own bot account `runatlantis`",
+        "{answer}"
+    );
+    assert!(!server.stderr().contains("bot_login"), "{}", server.stderr());
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_forge_will_not_say_who_we_are_the_server_warns_and_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app_api, _task) = github_user_api("runatlantis", true).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down_api = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let sources = format!(
+        "{}\n{}",
+        source_without_bot_login("github-app", &app_api),
+        source_without_bot_login("github-down", &down_api)
+    );
+    let server = Server::start_with_sources(dir.path(), &sources);
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("source `github-app`: the forge did not say which account the token belongs to: forbidden (403): Resource not accessible by integration"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Set `bot_login` for source `github-app` in the config."),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("source `github-down`: the forge did not say which account the token belongs to: transport:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Set `bot_login` for source `github-down` in the config."),
+        "{stderr}"
+    );
+    assert!(stderr.contains("WARN"), "{stderr}");
+    // Still serving; the bot's own comment cannot be told apart and is accepted.
+    let (comment, headers) = fixture("github", "issue_comment.created.pr");
+    let (status, answer) = post(&format!("{}/webhooks/github-app", server.url), &comment, &headers).await;
+    assert_eq!((status, answer["status"].as_str()), (202, Some("accepted")), "{answer}");
+    server.stop();
+}
+
 #[tokio::test]
 async fn a_sigkill_mid_stream_loses_no_acknowledged_delivery() {
     let dir = tempfile::tempdir().unwrap();

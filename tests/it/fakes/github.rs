@@ -136,6 +136,9 @@ pub struct GithubState {
     pub token: String,
     /// The login that token belongs to.
     pub login: String,
+    /// The token is a GitHub App installation token, which belongs to no user: `GET /user`
+    /// answers 403 "Resource not accessible by integration".
+    pub installation_token: bool,
     /// Path prefix of the API (`""`, or `/api/v3` for Enterprise Server).
     pub prefix: String,
     /// Origin written into pagination links instead of the request's own (tests of links

@@ -43,6 +43,8 @@ pub struct FakeMergeRequest {
     pub target: String,
     /// Project the source branch lives in (a fork's id for fork merge requests).
     pub source_project_id: u64,
+    /// Head commit; `None` is GitLab's `"sha": null` (e.g. once the source branch is gone).
+    pub sha: Option<String>,
     /// Open.
     pub open: bool,
 }
@@ -147,6 +149,7 @@ impl GitlabFake {
             source: source.into(),
             target: target.into(),
             source_project_id,
+            sha: Some(format!("{iid:040x}")),
             open: true,
         });
         iid
@@ -197,7 +200,7 @@ impl GitlabState {
             "id": 5000 + m.iid, "iid": m.iid, "project_id": 42, "source_project_id": m.source_project_id,
             "target_project_id": 42, "title": m.title, "description": m.description,
             "state": if m.open { "opened" } else { "closed" },
-            "source_branch": m.source, "target_branch": m.target, "sha": format!("{:040x}", m.iid),
+            "source_branch": m.source, "target_branch": m.target, "sha": m.sha,
             "web_url": format!("{host}/{}/-/merge_requests/{}", m.project, m.iid),
             "author": {"id": 1, "username": self.username},
         })

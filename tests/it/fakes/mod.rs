@@ -14,6 +14,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use powernode::config::{Config, SourceConfig};
 
 /// An issue or pull request comment, as the GitHub and Gitea fakes keep them.
 #[derive(Debug, Clone)]
@@ -24,7 +25,7 @@ pub struct FakeComment {
     pub number: u64,
     /// Comment id.
     pub id: u64,
-    /// Author's login.
+    /// Author's login; on GitHub, empty for a comment it names no author of (`"user": null`).
     pub author: String,
     /// Text.
     pub body: String,
@@ -107,6 +108,18 @@ async fn record(log: Arc<Mutex<Vec<Recorded>>>, req: Request, next: Next) -> Res
         body: serde_json::from_slice(&bytes).ok(),
     });
     next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// The `[[sources]]` entry `fake`, of `kind`, at a fake forge's `api_url`, as the config file
+/// would give it.
+pub fn source(kind: &str, api_url: &str, token: &str, bot_login: Option<&str>) -> SourceConfig {
+    let mut text =
+        format!("[[sources]]\nid = \"fake\"\nkind = \"{kind}\"\napi_url = \"{api_url}\"\ntoken = \"{token}\"\n");
+    if let Some(login) = bot_login {
+        text.push_str(&format!("bot_login = \"{login}\"\n"));
+    }
+    let mut config = Config::parse(std::path::Path::new("fake.toml"), &text, &|_| None).unwrap();
+    config.sources.remove(0)
 }
 
 /// Decodes `%XX` escapes in one path segment (the fakes route on the raw path and unescape

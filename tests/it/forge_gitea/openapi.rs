@@ -1,7 +1,7 @@
 //! Every request the Gitea client sends, checked against Gitea's own API description: the
 //! method and path exist, query parameters and body properties are ones it declares.
 
-use powernode::provider::{CommitState, Forge, StatusUpdate, Thread, comments};
+use powernode::provider::{BotLogin, CommitState, Forge, StatusUpdate, Thread, comments};
 
 use super::{REPO, new_pr, setup};
 
@@ -60,12 +60,26 @@ async fn every_request_matches_giteas_api_description() {
     client.find_pull_request(REPO, "old/x", "main").await.unwrap();
     client.get_pull_request(REPO, number).await.unwrap();
     client.get_pull_request_diff(REPO, number).await.unwrap();
-    comments::upsert(&client, REPO, Thread::PullRequest(number), "m", "a", "powernode-bot")
-        .await
-        .unwrap();
-    comments::upsert(&client, REPO, Thread::PullRequest(number), "m", "b", "powernode-bot")
-        .await
-        .unwrap();
+    comments::upsert(
+        &client,
+        REPO,
+        Thread::PullRequest(number),
+        "m",
+        "a",
+        &BotLogin::new("powernode-bot").unwrap(),
+    )
+    .await
+    .unwrap();
+    comments::upsert(
+        &client,
+        REPO,
+        Thread::PullRequest(number),
+        "m",
+        "b",
+        &BotLogin::new("powernode-bot").unwrap(),
+    )
+    .await
+    .unwrap();
     client
         .trigger_workflow(REPO, "ci.yml", "main", &[("k".into(), "v".into())])
         .await

@@ -2,8 +2,11 @@
 //! by `Link: rel="next"` (never to a host outside the API base), edited in place, upserted by
 //! marker and author, and truncated to GitHub's 65,536 characters.
 
+use std::sync::Arc;
+
+use powernode::config::Secret;
 use powernode::provider::comments;
-use powernode::provider::{Forge, ForgeError, Thread};
+use powernode::provider::{BotLogin, Forge, ForgeError, RepoBinding, Thread};
 use serde_json::json;
 
 use super::{BOT, Gh, REPO, assert_github_headers};
@@ -88,12 +91,26 @@ async fn updating_a_comment_patches_it_in_place() {
 async fn upsert_creates_the_comment_once_then_edits_it_in_place() {
     let gh = Gh::start().await;
     let n = gh.fake.add_issue(REPO);
-    let first = comments::upsert(&gh.client, REPO, Thread::PullRequest(n), "review", "v1", BOT)
-        .await
-        .unwrap();
-    let second = comments::upsert(&gh.client, REPO, Thread::PullRequest(n), "review", "v2", BOT)
-        .await
-        .unwrap();
+    let first = comments::upsert(
+        &gh.client,
+        REPO,
+        Thread::PullRequest(n),
+        "review",
+        "v1",
+        &BotLogin::new(BOT).unwrap(),
+    )
+    .await
+    .unwrap();
+    let second = comments::upsert(
+        &gh.client,
+        REPO,
+        Thread::PullRequest(n),
+        "review",
+        "v2",
+        &BotLogin::new(BOT).unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(first.id, second.id);
     let stored = gh.fake.comments(REPO, n);
     assert_eq!(stored.len(), 1);
@@ -122,12 +139,48 @@ async fn upsert_leaves_a_marker_pasted_by_another_user_alone() {
     let theirs = gh
         .fake
         .add_comment(REPO, n, "mallory", "fake\n\n<!-- powernode:review -->");
-    let ours = comments::upsert(&gh.client, REPO, Thread::PullRequest(n), "review", "real", BOT)
-        .await
-        .unwrap();
+    let ours = comments::upsert(
+        &gh.client,
+        REPO,
+        Thread::PullRequest(n),
+        "review",
+        "real",
+        &BotLogin::new(BOT).unwrap(),
+    )
+    .await
+    .unwrap();
     assert_ne!(ours.id, theirs);
     let stored = gh.fake.comments(REPO, n);
     assert_eq!(stored[0].body, "fake\n\n<!-- powernode:review -->");
+    assert_eq!(
+        (stored[1].author.as_str(), stored[1].body.as_str()),
+        (BOT, "real\n\n<!-- powernode:review -->")
+    );
+}
+
+#[tokio::test]
+async fn a_comment_without_author_is_never_taken_for_ours() {
+    // `"user": null` on GitHub; with an empty bot login it used to count as ours and be
+    // edited. An empty login is no login: the binding asks the forge who it is instead.
+    let gh = Gh::start().await;
+    let n = gh.fake.add_issue(REPO);
+    let orphan = gh.fake.add_comment(REPO, n, "", "orphan\n\n<!-- powernode:review -->");
+    let listed = gh.client.list_comments(REPO, Thread::Issue(n)).await.unwrap();
+    assert_eq!(listed[0].author, "", "GitHub's `user: null`");
+    let binding = RepoBinding::new(
+        Arc::new(gh.client.clone()),
+        REPO,
+        Some(String::new()),
+        Secret::new(super::TOKEN),
+    );
+    let ours = binding
+        .upsert_comment(Thread::PullRequest(n), "review", "real")
+        .await
+        .unwrap();
+    assert_ne!(ours.id, orphan);
+    assert_eq!(binding.bot_login().await.unwrap().as_str(), BOT);
+    let stored = gh.fake.comments(REPO, n);
+    assert_eq!(stored[0].body, "orphan\n\n<!-- powernode:review -->", "left alone");
     assert_eq!(
         (stored[1].author.as_str(), stored[1].body.as_str()),
         (BOT, "real\n\n<!-- powernode:review -->")
@@ -140,9 +193,16 @@ async fn upsert_finds_its_comment_beyond_the_first_page() {
     let n = gh.fake.add_issue(REPO);
     (0..120).for_each(|i| _ = gh.fake.add_comment(REPO, n, "someone", &format!("c{i}")));
     let id = gh.fake.add_comment(REPO, n, BOT, "old\n\n<!-- powernode:review -->");
-    let c = comments::upsert(&gh.client, REPO, Thread::PullRequest(n), "review", "new", BOT)
-        .await
-        .unwrap();
+    let c = comments::upsert(
+        &gh.client,
+        REPO,
+        Thread::PullRequest(n),
+        "review",
+        "new",
+        &BotLogin::new(BOT).unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(c.id, id);
     assert_eq!(gh.fake.comments(REPO, n).len(), 121);
 }
@@ -152,9 +212,16 @@ async fn an_over_long_comment_is_truncated_to_githubs_limit_keeping_the_marker()
     let gh = Gh::start().await;
     let n = gh.fake.add_issue(REPO);
     let body = "x".repeat(100_000);
-    let c = comments::upsert(&gh.client, REPO, Thread::PullRequest(n), "log", &body, BOT)
-        .await
-        .unwrap();
+    let c = comments::upsert(
+        &gh.client,
+        REPO,
+        Thread::PullRequest(n),
+        "log",
+        &body,
+        &BotLogin::new(BOT).unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(gh.client.comment_limit(), 65_536);
     assert!(c.body.chars().count() <= 65_536);
     assert!(

@@ -1,7 +1,7 @@
 //! GitLab notes through the client: merge request and issue notes, every page read oldest
 //! first without system notes, upsert by marker and author, truncation to GitLab's limit.
 
-use powernode::provider::{Forge, Thread, comments};
+use powernode::provider::{BotLogin, Forge, Thread, comments};
 use serde_json::json;
 
 use super::{API, PROJECT, assert_request, setup};
@@ -102,14 +102,28 @@ async fn upsert_creates_once_then_edits_in_place_and_ignores_a_copied_marker() {
         &format!("quoting\n\n{tag}"),
         false,
     );
-    let first = comments::upsert(&client, PROJECT, thread, "review", "v1", "powernode-bot")
-        .await
-        .unwrap();
+    let first = comments::upsert(
+        &client,
+        PROJECT,
+        thread,
+        "review",
+        "v1",
+        &BotLogin::new("powernode-bot").unwrap(),
+    )
+    .await
+    .unwrap();
     assert_ne!(first.id, copied);
     assert_eq!(server.last().method, "POST");
-    let second = comments::upsert(&client, PROJECT, thread, "review", "v2", "powernode-bot")
-        .await
-        .unwrap();
+    let second = comments::upsert(
+        &client,
+        PROJECT,
+        thread,
+        "review",
+        "v2",
+        &BotLogin::new("powernode-bot").unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(second.id, first.id);
     let path = format!("{API}/merge_requests/1/notes/{}", first.id);
     assert_request(

@@ -44,6 +44,10 @@ pub(super) fn route(s: &mut GithubState, req: &Req) -> Response {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     // `/repositories/{id}/...` (in pagination links) is `/repos/{owner}/{name}/...`.
     let (repo, rest): (Option<FakeRepo>, &[&str]) = match parts.as_slice() {
+        // An installation token is no user: GitHub refuses to say who it is.
+        ["user"] if req.method == Method::GET && s.installation_token => {
+            return error(403, "Resource not accessible by integration");
+        }
         ["user"] if req.method == Method::GET => return ok(200, json!({"login": s.login, "id": 1, "type": "User"})),
         ["repos", o, r, rest @ ..] => (s.repo(&format!("{o}/{r}")).cloned(), rest),
         ["repositories", id, rest @ ..] => (s.repos.iter().find(|r| r.id.to_string() == *id).cloned(), rest),
@@ -93,8 +97,9 @@ fn pull_json(s: &GithubState, r: &FakeRepo, p: &FakePull) -> Value {
 }
 
 fn comment_json(c: &FakeComment) -> Value {
+    let user = (!c.author.is_empty()).then(|| json!({"login": c.author, "type": "User"}));
     json!({
-        "id": c.id, "node_id": format!("IC_{}", c.id), "body": c.body, "user": {"login": c.author, "type": "User"},
+        "id": c.id, "node_id": format!("IC_{}", c.id), "body": c.body, "user": user,
         "html_url": format!("{WEB}/{}/issues/{}#issuecomment-{}", c.repo, c.number, c.id),
         "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
     })

@@ -181,6 +181,7 @@ pub(super) async fn handle(
                 source,
                 target,
                 source_project_id,
+                sha: Some(format!("{iid:040x}")),
                 open: true,
             };
             let body = s.mr_json(&host, &mr);

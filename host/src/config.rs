@@ -30,6 +30,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Custom plugins: `<step_type>.wasm` files, picked up without a restart.
     pub plugins_dir: PathBuf,
+    /// Runs executing at once.
+    pub max_concurrent_runs: usize,
+    /// Keep the workspace of a run that did not succeed (under `data_dir/workspaces`).
+    pub keep_failed_workspaces: bool,
     /// Secrets pipelines may reference as `${NAME}`; masked in every log line.
     pub secrets: BTreeMap<String, String>,
     /// Plugin grants.
@@ -50,6 +54,8 @@ impl std::fmt::Debug for Config {
             .field("max_body_mb", &self.max_body_mb)
             .field("data_dir", &self.data_dir)
             .field("plugins_dir", &self.plugins_dir)
+            .field("max_concurrent_runs", &self.max_concurrent_runs)
+            .field("keep_failed_workspaces", &self.keep_failed_workspaces)
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
             .field("plugins", &self.plugins)
             .field("limits", &self.limits)
@@ -164,6 +170,8 @@ impl Default for Config {
             max_body_mb: 25,
             data_dir: "powernode-data".into(),
             plugins_dir: "plugins".into(),
+            max_concurrent_runs: 4,
+            keep_failed_workspaces: false,
             secrets: BTreeMap::new(),
             plugins: PluginsConfig::default(),
             limits: LimitsConfig::default(),

@@ -83,6 +83,8 @@ pub async fn run(req: ExecRequest) -> Result<ExecOutput, ExecError> {
         .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(ExecError::Spawn)?;
     let pgid = child.id().map(|id| nix::unistd::Pid::from_raw(id as i32));
+    // Also when this future is dropped (a cancelled run): no process of the group survives.
+    let _group = pgid.map(GroupKill);
     if let (Some(input), Some(mut stdin)) = (req.stdin, child.stdin.take()) {
         tokio::spawn(async move {
             let _ = stdin.write_all(&input).await;
@@ -108,6 +110,15 @@ pub async fn run(req: ExecRequest) -> Result<ExecOutput, ExecError> {
         stderr: joined(stderr.await, "stderr")?,
         timed_out,
     })
+}
+
+/// Kills a process group when dropped.
+struct GroupKill(nix::unistd::Pid);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(self.0, nix::sys::signal::Signal::SIGKILL);
+    }
 }
 
 /// A reader task's result; a task that panicked is an error on its stream too.
@@ -236,6 +247,41 @@ mod tests {
         let err = run(req).await.unwrap_err();
         assert!(matches!(err, ExecError::Spawn(_)), "{err:?}");
         assert!(err.to_string().contains("No such file or directory"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_run_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let line = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
+        let running = tokio::spawn(run(sh(&line, Duration::from_secs(600))));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let pid = loop {
+            if let Some(pid) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+            {
+                break nix::unistd::Pid::from_raw(pid);
+            }
+            assert!(std::time::Instant::now() < deadline, "the command never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        running.abort();
+        let _ = running.await;
+        // Killed processes linger as zombies until reaped by init: check the state, not the pid.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let alive = state.split(") ").nth(1).is_some_and(|rest| !rest.starts_with('Z'));
+            if !alive {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "`sleep 300` outlived its dropped run"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]

@@ -4,10 +4,12 @@
 //! the first answer back and starts nothing. No HTTP types beyond the header map.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use http::HeaderMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
 
 use crate::config::SourceConfig;
 use crate::pipeline::EventFacts;
@@ -67,6 +69,7 @@ pub struct Intake {
     sources: BTreeMap<String, Source>,
     pipelines: Active,
     inbox: Inbox,
+    stored: Arc<Notify>,
 }
 
 impl Intake {
@@ -89,7 +92,13 @@ impl Intake {
             sources,
             pipelines,
             inbox,
+            stored: Arc::new(Notify::new()),
         }
+    }
+
+    /// Notified after each new delivery is stored, so the scheduler queues its runs.
+    pub fn stored(&self) -> Arc<Notify> {
+        self.stored.clone()
     }
 
     /// The inbox deliveries are stored in.
@@ -159,7 +168,10 @@ impl Intake {
             runs,
         };
         let answer = match self.inbox.accept(delivery).await? {
-            Accepted::New { .. } => answer,
+            Accepted::New { .. } => {
+                self.stored.notify_one();
+                answer
+            }
             Accepted::Duplicate { answer, .. } => answer,
         };
         Ok(Reply {

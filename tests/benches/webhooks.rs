@@ -9,16 +9,22 @@
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::post;
+use powernode::catalog::Catalog;
 use powernode::config::Config;
 use powernode::intake::Intake;
+use powernode::policy::Grants;
 use powernode::registry::Registry;
+use powernode::runtime::{Runtime, RuntimeConfig};
+use powernode::scheduler::{Scheduler, SchedulerConfig};
 use powernode::server::{AppState, app};
+use powernode::services::Services;
 use powernode::store::SledStore;
 use powernode::store::inbox::Inbox;
 
@@ -70,7 +76,13 @@ fn main() {
     )
     .unwrap();
     let store = Arc::new(SledStore::open(&dir.path().join("data")).unwrap());
-    let registry = Registry::load(&dir.path().join("pipelines"), vec!["run_command".into()], None, store).unwrap();
+    let registry = Registry::load(
+        &dir.path().join("pipelines"),
+        vec!["run_command".into()],
+        None,
+        store.clone(),
+    )
+    .unwrap();
     registry
         .put(
             "review",
@@ -79,11 +91,30 @@ fn main() {
         .unwrap();
     let inbox = Inbox::open(&dir.path().join("inbox")).unwrap();
     let intake = Arc::new(Intake::new(&config.sources, registry.active(), inbox));
+    // The scheduler is there as in the server, but not started: this measures the intake.
+    let services = Arc::new(Services { store: store.clone() });
+    let runtime = Arc::new(Runtime::new(RuntimeConfig::default(), services).unwrap());
+    let scheduler = Scheduler::new(
+        Arc::new(store.runs().unwrap()),
+        Arc::new(Catalog::new(runtime, Grants::default(), None)),
+        registry.active(),
+        config.sources.clone(),
+        Default::default(),
+        SchedulerConfig {
+            max_concurrent_runs: 1,
+            workspaces: dir.path().join("workspaces"),
+            keep_failed_workspaces: false,
+            public_url: "http://127.0.0.1".into(),
+            node: "bench".into(),
+            lease: Duration::from_secs(30),
+        },
+    );
     let state = AppState {
         intake: intake.clone(),
         ready: Arc::new(AtomicBool::new(true)),
         registry: Arc::new(registry),
         api_token: None,
+        scheduler,
     };
     let powernode = rt.block_on(serve(app(state, LIMIT)));
 

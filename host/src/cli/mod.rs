@@ -98,7 +98,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 pub(crate) struct Host {
     pub config: Config,
     pub store: Arc<SledStore>,
-    pub catalog: Catalog,
+    pub catalog: Arc<Catalog>,
     /// The config file's folder, if a file was given: no workspace may hold it.
     config_dir: Option<PathBuf>,
 }
@@ -111,7 +111,11 @@ impl Host {
         let store = Arc::new(store);
         let services = Arc::new(Services { store: store.clone() });
         let runtime = Arc::new(Runtime::new(config.runtime_config(), services)?);
-        let catalog = Catalog::new(runtime, config.grants()?, Some(config.plugins_dir.clone()));
+        let catalog = Arc::new(Catalog::new(
+            runtime,
+            config.grants()?,
+            Some(config.plugins_dir.clone()),
+        ));
         let config_dir = config_path.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.into()));
         let config_dir = config_dir.and_then(|p| p.parent().map(PathBuf::from));
         Ok(Host {

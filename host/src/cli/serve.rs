@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -11,6 +12,7 @@ use crate::config::SourceConfig;
 use crate::intake::Intake;
 use crate::provider::connect;
 use crate::registry::Registry;
+use crate::scheduler::{self, Scheduler, SchedulerConfig};
 use crate::server::{self, AppState};
 use crate::store::inbox::Inbox;
 
@@ -33,13 +35,32 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
         .with_context(|| format!("opening the webhook inbox under `{}`", config.data_dir.display()))?;
     let recovery = inbox.recovery();
     tracing::info!(deliveries = inbox.len(), ?recovery, "inbox opened");
-    let intake = Arc::new(Intake::new(&config.sources, registry.active(), inbox));
+    let intake = Arc::new(Intake::new(&config.sources, registry.active(), inbox.clone()));
+    let runs = Arc::new(host.store.runs()?);
+    let scheduler = Scheduler::new(
+        runs.clone(),
+        host.catalog.clone(),
+        registry.active(),
+        config.sources.clone(),
+        config.secrets.clone(),
+        SchedulerConfig {
+            max_concurrent_runs: config.max_concurrent_runs.max(1),
+            workspaces: config.data_dir.join("workspaces"),
+            keep_failed_workspaces: config.keep_failed_workspaces,
+            public_url: config.public_url.clone(),
+            node: format!("{}:{}", hostname(), std::process::id()),
+            lease: Duration::from_secs(30),
+        },
+    );
+    scheduler.start().context("recovering the runs of the previous start")?;
+    tokio::spawn(scheduler::feed_inbox(inbox, runs, scheduler.clone(), intake.stored()));
     let ready = Arc::new(AtomicBool::new(true));
     let state = AppState {
         intake: intake.clone(),
         ready: ready.clone(),
         registry,
         api_token: config.api_token.clone(),
+        scheduler,
     };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -92,6 +113,13 @@ async fn learn_bot_logins(sources: &mut [SourceConfig]) {
             ),
         }
     }
+}
+
+/// This machine's name, for leases (which node holds a run).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 async fn shutdown_signal() {

@@ -147,10 +147,10 @@ async fn steps(
         // processes' groups are killed.
         _ = cancel.wait_for(|c| *c) => (RunState::Cancelled, Some("cancelled".into())),
     };
-    if outcome.0 == RunState::Success || !scheduler.config.keep_failed_workspaces {
-        if let Err(e) = std::fs::remove_dir_all(&workspace) {
-            tracing::warn!(run = %run.id, error = %e, "cannot remove the run's workspace");
-        }
+    if (outcome.0 == RunState::Success || !scheduler.config.keep_failed_workspaces)
+        && let Err(e) = std::fs::remove_dir_all(&workspace)
+    {
+        tracing::warn!(run = %run.id, error = %e, "cannot remove the run's workspace");
     }
     outcome
 }

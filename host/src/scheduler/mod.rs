@@ -82,9 +82,16 @@ impl Scheduler {
         &self.runs
     }
 
+    /// Whether a `[[sources]]` entry has this id.
+    pub fn has_source(&self, id: &str) -> bool {
+        self.sources.iter().any(|s| s.id == id)
+    }
+
     /// Gives back the runs of a previous process (their leases expired) and starts the
     /// workers. Returns once the workers are running.
     pub fn start(self: &Arc<Self>) -> Result<(), StoreError> {
+        // At start no run of this store can be running here yet, so every lease that runs
+        // out within one lease period belonged to the previous process.
         let recovered = self.runs.recover(now_ms() + self.config.lease.as_millis() as u64)?;
         for id in &recovered.requeued {
             tracing::warn!(run = %id, "run interrupted by a restart: queued again as attempt 2");

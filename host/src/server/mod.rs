@@ -3,6 +3,7 @@
 
 mod api;
 mod error;
+mod runs;
 mod webhooks;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ pub use error::AppError;
 
 use crate::intake::Intake;
 use crate::registry::Registry;
+use crate::scheduler::Scheduler;
 use crate::secret::Secret;
 
 /// What every handler shares.
@@ -30,6 +32,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The bearer token of `/api`; `None` closes the API.
     pub api_token: Option<Secret>,
+    /// Runs: queued, executed, cancelled.
+    pub scheduler: Arc<Scheduler>,
 }
 
 /// The router: health probes, `POST /webhooks/{source}` and the API under `/api`.
@@ -37,6 +41,11 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
     let api = Router::new()
         .route("/pipelines", get(api::list))
         .route("/pipelines/{name}", get(api::get).put(api::put).delete(api::delete))
+        .route("/pipelines/{name}/runs", post(runs::trigger))
+        .route("/runs", get(runs::list))
+        .route("/runs/{id}", get(runs::get))
+        .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/runs/{id}/logs", get(runs::logs))
         .layer(axum::middleware::from_fn_with_state(state.clone(), api::authorize));
     Router::new()
         .nest("/api", api)

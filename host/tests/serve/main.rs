@@ -4,6 +4,7 @@
 //! `api`: the pipelines API, its bearer token, and pipelines added through it starting runs.
 
 mod api;
+mod runs;
 mod webhooks;
 
 use std::collections::BTreeMap;
@@ -75,7 +76,7 @@ max_body_mb = 1
 [[sources]]
 id = "github"
 kind = "github"
-api_url = "https://api.github.com"
+api_url = "http://127.0.0.1:9"
 token = "unused"
 webhook_secret = "{SECRET}"
 bot_login = "powernode-bot"
@@ -83,7 +84,7 @@ bot_login = "powernode-bot"
 [[sources]]
 id = "github-as-bot"
 kind = "github"
-api_url = "https://api.github.com"
+api_url = "http://127.0.0.1:9"
 token = "unused"
 webhook_secret = "{SECRET}"
 bot_login = "runatlantis"

@@ -1,0 +1,165 @@
+//! `/api/runs` and `POST /api/pipelines/{name}/runs`: start, list, read, cancel runs and read
+//! their logs. Lists are newest first, `limit` (1–100, default 20) at a time; the answer's
+//! `next` is the cursor to pass as `before` for the following page.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{AppError, AppState};
+use crate::model::TriggerContext;
+use crate::scheduler::now_ms;
+use crate::store::StoreError;
+use crate::store::runs::{Cancelled, NewRun, RunFilter, RunRecord, RunState};
+
+const MAX_LIMIT: usize = 100;
+
+fn store_error(e: StoreError) -> AppError {
+    AppError::internal("the run store", e)
+}
+
+fn not_found(id: &str) -> AppError {
+    AppError::new(StatusCode::NOT_FOUND, format!("no run `{id}`"))
+}
+
+/// `POST /api/pipelines/{name}/runs[?source=ID]`: a manual run; the body, if any, is the
+/// event as `powernode run --event` takes it.
+pub(super) async fn trigger(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    if state.registry.get(&name).is_none() {
+        return Err(AppError::new(StatusCode::NOT_FOUND, format!("no pipeline `{name}`")));
+    }
+    let trigger: TriggerContext = if body.iter().all(u8::is_ascii_whitespace) {
+        TriggerContext::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| AppError::new(StatusCode::BAD_REQUEST, format!("the event is not valid: {e}")))?
+    };
+    let source = query.get("source").cloned();
+    if let Some(id) = &source
+        && !state.scheduler.has_source(id)
+    {
+        return Err(AppError::new(
+            StatusCode::BAD_REQUEST,
+            format!("no [[sources]] entry `{id}`"),
+        ));
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let run = NewRun {
+        id: id.clone(),
+        pipeline: name.clone(),
+        source,
+        trigger,
+        queued_at_ms: now_ms(),
+    };
+    state.scheduler.enqueue(run).await.map_err(store_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "pipeline": name, "state": "queued" })),
+    )
+        .into_response())
+}
+
+/// `GET /api/runs?pipeline=&repository=&status=&limit=&before=`.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    let limit = match query.get("limit") {
+        None => 20,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                AppError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("`limit` must be a number from 1 to {MAX_LIMIT}, got `{text}`"),
+                )
+            })?,
+    };
+    let state_filter = match query.get("status") {
+        None => None,
+        Some(name) => Some(RunState::from_name(name).ok_or_else(|| {
+            AppError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown `status` `{name}`: queued, running, success, failure, cancelled, timed_out or skipped"
+                ),
+            )
+        })?),
+    };
+    let filter = RunFilter {
+        pipeline: query.get("pipeline").cloned(),
+        repository: query.get("repository").cloned(),
+        state: state_filter,
+    };
+    let page = state
+        .scheduler
+        .runs()
+        .list(&filter, query.get("before").map(String::as_str), limit)
+        .map_err(store_error)?;
+    Ok(Json(json!({
+        "runs": page.runs.iter().map(run_json).collect::<Vec<_>>(),
+        "next": page.next,
+    })))
+}
+
+/// `GET /api/runs/{id}`: the run with its steps, their times, states and outputs.
+pub(super) async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+    let run = state.scheduler.runs().get(&id).map_err(store_error)?;
+    Ok(Json(run_json(&run.ok_or_else(|| not_found(&id))?)))
+}
+
+/// `POST /api/runs/{id}/cancel`: 200 when a queued run was cancelled, 202 when a running
+/// one is being stopped, 409 when it had already ended.
+pub(super) async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    match state.scheduler.cancel(&id).map_err(store_error)? {
+        None => Err(not_found(&id)),
+        Some(Cancelled::WasQueued) => {
+            Ok((StatusCode::OK, Json(json!({ "id": id, "state": "cancelled" }))).into_response())
+        }
+        Some(Cancelled::Requested) => {
+            Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "state": "cancelling" }))).into_response())
+        }
+        Some(Cancelled::AlreadyFinal(done)) => Err(AppError::new(
+            StatusCode::CONFLICT,
+            format!("run `{id}` has already ended ({})", done.as_str()),
+        )),
+    }
+}
+
+/// `GET /api/runs/{id}/logs`: the run's log as plain text, one line per log line.
+pub(super) async fn logs(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    let runs = state.scheduler.runs();
+    if runs.get(&id).map_err(store_error)?.is_none() {
+        return Err(not_found(&id));
+    }
+    let mut text = runs.log(&id).map_err(store_error)?.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+fn run_json(run: &RunRecord) -> Value {
+    let mut value = serde_json::to_value(run).expect("a run serializes");
+    if let Value::Object(map) = &mut value {
+        map.remove("lease");
+        let duration = run
+            .started_at_ms
+            .zip(run.finished_at_ms)
+            .map(|(s, f)| f.saturating_sub(s));
+        map.insert("duration_ms".into(), json!(duration));
+    }
+    value
+}

@@ -1,0 +1,288 @@
+//! Runs executing in the real server: a signed push runs its pipeline to the end, with
+//! commit statuses on a fake GitHub on loopback; a failing step, a manual run, a cancel, a
+//! SIGKILL mid-run and bad input to the runs API.
+
+use std::time::Instant;
+
+use reqwest::Method;
+
+use super::*;
+
+const BUILD: &str = "name: build\ntriggers:\n  - type: push\n    branches: [main]\nsteps:\n  - name: compile\n    type: run_command\n    config:\n      command: echo compiled {{ head_sha }}\n  - name: check\n    type: run_command\n    config:\n      command: __CHECK__\n";
+
+/// A GitHub API on loopback that takes commit statuses as GitHub does (201 with the
+/// status) and records each as `(sha, state, context, target_url)`.
+async fn status_api() -> (String, Arc<Mutex<Vec<Value>>>) {
+    use axum::extract::Path as UrlPath;
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let record = seen.clone();
+    let statuses = move |UrlPath((owner, repo, sha)): UrlPath<(String, String, String)>,
+                         axum::Json(body): axum::Json<Value>| {
+        let record = record.clone();
+        async move {
+            let mut entry = body.clone();
+            entry["sha"] = Value::String(sha);
+            entry["repo"] = Value::String(format!("{owner}/{repo}"));
+            record.lock().unwrap().push(entry);
+            (axum::http::StatusCode::CREATED, axum::Json(body))
+        }
+    };
+    let app = axum::Router::new().route("/repos/{owner}/{repo}/statuses/{sha}", axum::routing::post(statuses));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+/// A server whose `forge` source is the fake GitHub at `api`, with `build` checking `check`.
+fn start(dir: &Path, api: &str, check: &str) -> Server {
+    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+    std::fs::write(dir.join("pipelines/build.yml"), BUILD.replace("__CHECK__", check)).unwrap();
+    let source = format!(
+        "\n[[sources]]\nid = \"forge\"\nkind = \"github\"\napi_url = \"{api}\"\ntoken = \"t0ken-for-the-fake\"\nwebhook_secret = \"{SECRET}\"\nbot_login = \"powernode-bot\"\n"
+    );
+    Server::start_with_sources(dir, &source)
+}
+
+async fn api(server: &Server, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}/api{path}", server.url))
+        .bearer_auth(API_TOKEN);
+    if let Some(body) = body {
+        req = req.body(body.to_owned());
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Sends the push fixture (to `main` of woodpecker-ci/woodpecker) and returns the run's id.
+async fn push(server: &Server, delivery: &str) -> String {
+    let (body, headers) = fixture("github", "push");
+    let hook = format!("{}/webhooks/forge", server.url);
+    let (status, answer) = post(&hook, &body, &with_delivery(&headers, delivery)).await;
+    assert_eq!(status, 202, "{answer}");
+    answer["runs"][0]["id"]
+        .as_str()
+        .expect("the push started a run")
+        .to_owned()
+}
+
+/// Polls the run until `done` says so, failing with the last answer after a minute.
+async fn wait_for(server: &Server, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, run) = api(server, Method::GET, &format!("/runs/{id}"), None).await;
+        if status == 200 && done(&run) {
+            return run;
+        }
+        assert!(Instant::now() < deadline, "run {id} never {what}: {status} {run}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn ended(run: &Value) -> bool {
+    !matches!(run["state"].as_str(), Some("queued" | "running"))
+}
+
+async fn logs(server: &Server, id: &str) -> String {
+    let resp = reqwest::Client::new()
+        .get(format!("{}/api/runs/{id}/logs", server.url))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.text().await.unwrap()
+}
+
+fn states(seen: &Mutex<Vec<Value>>) -> Vec<String> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_push_runs_its_pipeline_and_reports_statuses_on_the_forge() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, seen) = status_api().await;
+    let server = start(dir.path(), &url, "echo checked");
+    let id = push(&server, "run-push-1").await;
+    let run = wait_for(&server, &id, "ended", ended).await;
+    assert_eq!(run["state"], "success", "{run}");
+    assert_eq!(run["attempt"], 1);
+    assert_eq!(run["pipeline"], "build");
+    assert_eq!(run["trigger"]["repository"]["full_name"], "woodpecker-ci/woodpecker");
+    let steps = run["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{run}");
+    assert!(steps.iter().all(|s| s["state"] == "success"), "{run}");
+    assert_eq!(
+        steps[0]["raw_output"],
+        "compiled 366701fde727cb7a9e7f21eb88264f59f6f9b89c\n"
+    );
+    let log = logs(&server, &id).await;
+    assert!(log.contains("[check] checked") || log.contains("checked"), "{log}");
+    // The end status is set before the run is recorded as ended... or just after: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while states(&seen).last().map(String::as_str) != Some("success") {
+        assert!(Instant::now() < deadline, "statuses: {:?}", seen.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // GitHub has no `running`: queued and started are both `pending`.
+    assert_eq!(states(&seen), ["pending", "pending", "success"]);
+    let last = seen.lock().unwrap().last().unwrap().clone();
+    assert_eq!(last["context"], "powernode/build");
+    assert_eq!(last["sha"], "366701fde727cb7a9e7f21eb88264f59f6f9b89c");
+    assert_eq!(last["repo"], "woodpecker-ci/woodpecker");
+    assert!(
+        last["target_url"].as_str().unwrap().ends_with(&format!("/runs/{id}")),
+        "{last}"
+    );
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_failing_step_fails_the_run_and_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, seen) = status_api().await;
+    let server = start(dir.path(), &url, "echo broken >&2; exit 3");
+    let id = push(&server, "run-fail-1").await;
+    let run = wait_for(&server, &id, "ended", ended).await;
+    assert_eq!(run["state"], "failure", "{run}");
+    assert!(run["error"].as_str().unwrap().contains("step `check` failed"), "{run}");
+    assert_eq!(run["steps"][1]["state"], "failure");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while states(&seen).last().map(String::as_str) != Some("failure") {
+        assert!(Instant::now() < deadline, "statuses: {:?}", seen.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_manual_run_through_the_api_runs_and_is_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _seen) = status_api().await;
+    let server = start(dir.path(), &url, "echo manual");
+    let (status, created) = api(
+        &server,
+        Method::POST,
+        "/pipelines/build/runs",
+        Some(r#"{"event": "manual", "head_sha": "abc123"}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let run = wait_for(&server, id, "ended", ended).await;
+    assert_eq!(run["state"], "success", "{run}");
+    assert_eq!(run["steps"][0]["raw_output"], "compiled abc123\n");
+    let (status, list) = api(&server, Method::GET, "/runs?pipeline=build&status=success", None).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["runs"][0]["id"], id);
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_running_run_is_cancelled_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, seen) = status_api().await;
+    let server = start(dir.path(), &url, "sleep 300");
+    let id = push(&server, "run-cancel-1").await;
+    wait_for(&server, &id, "reached its second step", |r| {
+        r["steps"][1]["state"] == "running"
+    })
+    .await;
+    let (status, answer) = api(&server, Method::POST, &format!("/runs/{id}/cancel"), None).await;
+    assert_eq!(status, 202, "{answer}");
+    let run = wait_for(&server, &id, "ended", ended).await;
+    assert_eq!(run["state"], "cancelled", "{run}");
+    let (status, answer) = api(&server, Method::POST, &format!("/runs/{id}/cancel"), None).await;
+    assert_eq!(status, 409, "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while states(&seen).last().map(String::as_str) != Some("error") {
+        assert!(Instant::now() < deadline, "statuses: {:?}", seen.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_run_interrupted_by_sigkill_runs_again_as_attempt_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _seen) = status_api().await;
+    let marker = dir.path().join("attempts");
+    let check = format!("echo x >> {}; sleep 3", marker.display());
+    let server = start(dir.path(), &url, &check);
+    let id = push(&server, "run-kill-1").await;
+    wait_for(&server, &id, "reached its second step", |r| {
+        r["steps"][1]["state"] == "running"
+    })
+    .await;
+    server.kill();
+    let server = start(dir.path(), &url, &check);
+    let run = wait_for(&server, &id, "ended", ended).await;
+    assert_eq!(run["state"], "success", "{run}");
+    assert_eq!(run["attempt"], 2, "{run}");
+    let past = &run["previous_attempts"][0];
+    assert_eq!(past["attempt"], 1);
+    assert_eq!(past["error"], "interrupted by a restart");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "x\nx\n",
+        "the step ran once per attempt"
+    );
+    server.stop();
+}
+
+#[tokio::test]
+async fn bad_requests_to_the_runs_api_are_json_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _seen) = status_api().await;
+    let server = start(dir.path(), &url, "true");
+    for (method, path, body, status, says) in [
+        (Method::GET, "/runs/nope", None, 404, "no run `nope`"),
+        (Method::POST, "/runs/nope/cancel", None, 404, "no run `nope`"),
+        (Method::GET, "/runs/nope/logs", None, 404, "no run `nope`"),
+        (
+            Method::GET,
+            "/runs?limit=0",
+            None,
+            400,
+            "`limit` must be a number from 1 to 100",
+        ),
+        (
+            Method::GET,
+            "/runs?limit=1000",
+            None,
+            400,
+            "`limit` must be a number from 1 to 100",
+        ),
+        (Method::GET, "/runs?status=done", None, 400, "unknown `status` `done`"),
+        (Method::POST, "/pipelines/nope/runs", None, 404, "no pipeline `nope`"),
+        (
+            Method::POST,
+            "/pipelines/build/runs",
+            Some(r#"{"numbr": 1}"#),
+            400,
+            "unknown field `numbr`",
+        ),
+        (
+            Method::POST,
+            "/pipelines/build/runs?source=elsewhere",
+            None,
+            400,
+            "no [[sources]] entry `elsewhere`",
+        ),
+    ] {
+        let (got, answer) = api(&server, method.clone(), path, body).await;
+        assert_eq!(got, status, "{method} {path}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(says),
+            "{method} {path}: {answer}"
+        );
+    }
+    let (_, list) = api(&server, Method::GET, "/runs", None).await;
+    assert_eq!(list["runs"], serde_json::json!([]), "bad requests started nothing");
+    server.stop();
+}

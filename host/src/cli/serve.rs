@@ -62,6 +62,9 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
         api_token: config.api_token.clone(),
         scheduler,
     };
+    // Before "listening" is printed: a signal that arrives right after it must stop the server
+    // gracefully, not kill it with the default action.
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on `{}`", config.listen))?;
@@ -71,7 +74,7 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
         config.data_dir.display()
     );
     server::run(listener, state, config.max_body_mb << 20, async {
-        shutdown_signal().await;
+        shutdown.await;
         println!("shutting down: finishing requests in flight");
     })
     .await?;
@@ -122,10 +125,15 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+/// Installs the SIGINT and SIGTERM handlers now and resolves when either arrives.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }

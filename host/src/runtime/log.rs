@@ -81,7 +81,7 @@ pub struct StepLog {
 struct Inner {
     started: Instant,
     limits: LogLimits,
-    secrets: Vec<String>,
+    masker: Masker,
     lines: Vec<LogLine>,
     kept: usize,
     written: usize,
@@ -90,15 +90,14 @@ struct Inner {
 }
 
 impl StepLog {
-    /// A log that masks each of `secrets` (values shorter than 4 bytes are not masked:
-    /// they would hide ordinary words and reveal the secret by elimination).
+    /// A log that masks each of `secrets` (see [`Masker`]).
     pub fn new(limits: LogLimits, secrets: &[String]) -> Self {
-        let secrets = secrets.to_vec();
+        let masker = Masker::new(secrets);
         StepLog {
             inner: Arc::new(Mutex::new(Inner {
                 started: Instant::now(),
                 limits,
-                secrets,
+                masker,
                 lines: Vec::new(),
                 kept: 0,
                 written: 0,
@@ -189,22 +188,53 @@ impl Inner {
     }
 
     fn mask(&self, text: &str) -> String {
-        mask_secrets(text, &self.secrets)
+        self.masker.mask(text)
     }
 }
 
-/// Replaces every secret of at least 4 bytes in `text` with `***`, longest first (so a
-/// secret containing another is masked whole).
+/// Replaces every secret of at least 4 bytes in `text` with `***` (see [`Masker`]).
 pub fn mask_secrets(text: &str, secrets: &[String]) -> String {
-    let mut sorted: Vec<&String> = secrets.iter().filter(|s| s.len() >= 4).collect();
-    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    let mut text = text.to_string();
-    for s in sorted {
-        if text.contains(s.as_str()) {
-            text = text.replace(s.as_str(), "***");
+    Masker::new(secrets).mask(text)
+}
+
+/// Masks secrets in the forms they leak in: as written, each line of a multi-line one (a PEM
+/// key printed line by line), and their base64 (standard and URL-safe, as in a Basic auth
+/// header or a Kubernetes secret). Longest first, so a secret containing another is masked
+/// whole; values shorter than 4 bytes are not masked (they would hide ordinary words and
+/// reveal the secret by elimination).
+#[derive(Debug, Clone, Default)]
+pub struct Masker {
+    forms: Vec<String>,
+}
+
+impl Masker {
+    /// A masker for `secrets`.
+    pub fn new(secrets: &[String]) -> Masker {
+        use base64::Engine;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let mut forms: Vec<String> = Vec::new();
+        for secret in secrets {
+            forms.push(secret.clone());
+            forms.extend(secret.lines().map(|l| l.trim().to_string()));
+            forms.push(STANDARD.encode(secret));
+            forms.push(URL_SAFE_NO_PAD.encode(secret));
         }
+        forms.retain(|s| s.len() >= 4);
+        forms.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        forms.dedup();
+        Masker { forms }
     }
-    text
+
+    /// `text` with every form of every secret replaced by `***`.
+    pub fn mask(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for form in &self.forms {
+            if text.contains(form.as_str()) {
+                text = text.replace(form.as_str(), "***");
+            }
+        }
+        text
+    }
 }
 
 #[cfg(test)]
@@ -219,6 +249,16 @@ mod tests {
         log.write(Stream::Stdout, b"22 end\n").unwrap();
         let lines: Vec<_> = log.finish().into_iter().map(|l| l.message).collect();
         assert_eq!(lines, ["token=*** abc", "echo ***", "partial *** end"]);
+    }
+
+    #[test]
+    fn multi_line_and_base64_forms_of_a_secret_are_masked() {
+        let key = "-----BEGIN KEY-----\nMIIEvQIBADANBgkq\n-----END KEY-----".to_string();
+        let token = "s3cr3t-token".to_string();
+        let secrets = [key, token];
+        let printed = "line: MIIEvQIBADANBgkq\nauth: Basic czNjcjN0LXRva2Vu\nurl: czNjcjN0LXRva2Vu";
+        let masked = mask_secrets(printed, &secrets);
+        assert_eq!(masked, "line: ***\nauth: Basic ***\nurl: ***");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::pipeline::Pipeline;
 use crate::provider::RepoBinding;
 use crate::provider::connect::bind;
 use crate::runner::{RunEvent, RunRequest, StepError, StepResult, run_pipeline};
-use crate::runtime::{StepFailure, mask_secrets};
+use crate::runtime::StepFailure;
 use crate::store::runs::{RunRecord, RunState, StepRecord};
 
 /// Runs `run`, which this node has claimed, to its end and records it.
@@ -171,8 +171,7 @@ fn put_step(scheduler: &Scheduler, run: &str, index: usize, step: StepRecord) {
 
 /// Masks every configured secret in text that is about to be stored.
 fn mask(scheduler: &Scheduler, text: &str) -> String {
-    let secrets: Vec<String> = scheduler.secrets.values().cloned().collect();
-    mask_secrets(text, &secrets)
+    scheduler.masker.mask(text)
 }
 
 /// Renews the lease while the run goes on; a cancel recorded by another node, or a lost

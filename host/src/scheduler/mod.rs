@@ -22,6 +22,7 @@ pub use feed::feed_inbox;
 use crate::catalog::Catalog;
 use crate::config::SourceConfig;
 use crate::registry::Active;
+use crate::runtime::Masker;
 use crate::store::StoreError;
 use crate::store::runs::{Cancelled, NewRun, RunStore};
 
@@ -49,6 +50,8 @@ pub struct Scheduler {
     pipelines: Active,
     sources: Vec<SourceConfig>,
     secrets: BTreeMap<String, String>,
+    /// Masks the secrets and the sources' tokens in everything stored.
+    masker: Masker,
     config: SchedulerConfig,
     wake: Notify,
     /// Cancel signals of the runs executing on this node.
@@ -65,7 +68,15 @@ impl Scheduler {
         secrets: BTreeMap<String, String>,
         config: SchedulerConfig,
     ) -> Arc<Scheduler> {
+        let mut hidden: Vec<String> = secrets.values().cloned().collect();
+        hidden.extend(
+            sources
+                .iter()
+                .filter_map(|s| s.read_token().ok())
+                .map(|t| t.expose().to_string()),
+        );
         Arc::new(Scheduler {
+            masker: Masker::new(&hidden),
             runs,
             catalog,
             pipelines,

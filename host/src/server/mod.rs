@@ -45,6 +45,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::get))
         .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/runs/{id}/rerun", post(runs::rerun))
         .route("/runs/{id}/logs", get(runs::logs))
         .layer(axum::middleware::from_fn_with_state(state.clone(), api::authorize));
     Router::new()

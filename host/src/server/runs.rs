@@ -138,6 +138,27 @@ pub(super) async fn cancel(State(state): State<AppState>, Path(id): Path<String>
     }
 }
 
+/// `POST /api/runs/{id}/rerun`: a new run of the same pipeline for the same trigger.
+pub(super) async fn rerun(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    let old = state
+        .scheduler
+        .runs()
+        .get(&id)
+        .map_err(store_error)?
+        .ok_or_else(|| not_found(&id))?;
+    let new_id = uuid::Uuid::now_v7().to_string();
+    let run = NewRun {
+        id: new_id.clone(),
+        pipeline: old.pipeline.clone(),
+        source: old.source,
+        trigger: old.trigger,
+        queued_at_ms: now_ms(),
+    };
+    state.scheduler.enqueue(run).await.map_err(store_error)?;
+    let body = json!({ "id": new_id, "pipeline": old.pipeline, "state": "queued", "rerun_of": id });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
 /// `GET /api/runs/{id}/logs`: the run's log as plain text, one line per log line.
 pub(super) async fn logs(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
     let runs = state.scheduler.runs();

@@ -180,6 +180,12 @@ async fn a_manual_run_through_the_api_runs_and_is_listed() {
     let (status, list) = api(&server, Method::GET, "/runs?pipeline=build&status=success", None).await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["runs"][0]["id"], id);
+    let (status, again) = api(&server, Method::POST, &format!("/runs/{id}/rerun"), None).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["rerun_of"], id);
+    let rerun = wait_for(&server, again["id"].as_str().unwrap(), "ended", ended).await;
+    assert_eq!(rerun["state"], "success", "{rerun}");
+    assert_eq!(rerun["trigger"], run["trigger"], "the same trigger");
     server.stop();
 }
 
@@ -243,6 +249,7 @@ async fn bad_requests_to_the_runs_api_are_json_errors() {
     for (method, path, body, status, says) in [
         (Method::GET, "/runs/nope", None, 404, "no run `nope`"),
         (Method::POST, "/runs/nope/cancel", None, 404, "no run `nope`"),
+        (Method::POST, "/runs/nope/rerun", None, 404, "no run `nope`"),
         (Method::GET, "/runs/nope/logs", None, 404, "no run `nope`"),
         (
             Method::GET,

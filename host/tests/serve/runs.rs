@@ -293,3 +293,56 @@ async fn bad_requests_to_the_runs_api_are_json_errors() {
     assert_eq!(list["runs"], serde_json::json!([]), "bad requests started nothing");
     server.stop();
 }
+
+#[tokio::test]
+async fn no_secret_reaches_the_data_directory_the_log_or_the_api() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _seen) = status_api().await;
+    let token = "tok-3f9a7c1e5b";
+    let key = "-----BEGIN TEST KEY-----\nMIIEvQIBADANBgkqhkiG9w0\nAQEFAASCBKcwggSjAgEAAo\n-----END TEST KEY-----";
+    // Printed as is, line by line, and in base64: each form must come out masked.
+    let check = "echo \"$${TOKEN}\"; echo \"$${KEY}\"; printf %s \"$${TOKEN}\" | base64; echo ${TOKEN} >&2; exit 1";
+    std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
+    let pipeline = format!(
+        "name: build\ntriggers:\n  - type: push\nsteps:\n  - name: leak\n    type: run_command\n    config:\n      command: '{check}'\n      env:\n        TOKEN: ${{TOKEN}}\n        KEY: ${{KEY}}\n"
+    );
+    std::fs::write(dir.path().join("pipelines/build.yml"), pipeline).unwrap();
+    let sources = format!(
+        "\n[secrets]\nTOKEN = \"{token}\"\nKEY = \"\"\"{key}\"\"\"\n\n[[sources]]\nid = \"forge\"\nkind = \"github\"\napi_url = \"{url}\"\ntoken = \"t0ken-for-the-fake\"\nwebhook_secret = \"{SECRET}\"\nbot_login = \"powernode-bot\"\n"
+    );
+    let server = Server::start_with_sources(dir.path(), &sources);
+    let id = push(&server, "run-secrets-1").await;
+    let run = wait_for(&server, &id, "ended", ended).await;
+    assert_eq!(run["state"], "failure", "{run}");
+    let log = logs(&server, &id).await;
+    assert!(log.contains("***"), "the secrets were printed and masked: {log}");
+    let (_, list) = api(&server, Method::GET, "/runs", None).await;
+    server.stop();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let mut forbidden: Vec<String> = vec![token.into(), b64(token), "t0ken-for-the-fake".into()];
+    forbidden.extend(key.lines().filter(|l| !l.starts_with("-----")).map(String::from));
+    let mut haystacks = vec![
+        ("the run".to_string(), run.to_string()),
+        ("the run list".to_string(), list.to_string()),
+        ("the run log".to_string(), log),
+        (
+            "the server log".to_string(),
+            std::fs::read_to_string(dir.path().join("stderr.log")).unwrap(),
+        ),
+    ];
+    let mut files = vec![dir.path().join("data")];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            haystacks.push((path.display().to_string(), String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    for (place, text) in &haystacks {
+        for secret in &forbidden {
+            assert!(!text.contains(secret.as_str()), "`{secret}` found in {place}");
+        }
+    }
+}

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::model::TriggerContext;
-use crate::pipeline::{Pipeline, RenderContext, RenderError, StepDef, StepOutputs, render_config};
+use crate::pipeline::{Pipeline, RenderContext, RenderError, StepDef, StepOutputs, render_config, should_run};
 use crate::provider::RepoBinding;
 use crate::runtime::{Level, LogLine, StepFailure, StepInput, StepSuccess, Stream};
 
@@ -57,6 +57,21 @@ pub struct StepResult {
     pub log: Vec<LogLine>,
     /// How long it took.
     pub elapsed: Duration,
+    /// Its `if:` was false: it did not run (and left no outputs).
+    pub skipped: bool,
+}
+
+impl StepResult {
+    /// A result for `step` that took no time and logged nothing.
+    fn ended(step: &StepDef, outcome: Result<StepSuccess, StepError>) -> StepResult {
+        StepResult {
+            name: step.name.clone(),
+            outcome,
+            log: Vec::new(),
+            elapsed: Duration::ZERO,
+            skipped: false,
+        }
+    }
 }
 
 /// Progress reported while a run goes on.
@@ -73,14 +88,24 @@ pub enum RunEvent<'a> {
 pub struct RunSummary {
     /// The run's id.
     pub run_id: String,
-    /// The steps that ran, in order (steps after a failure do not run).
+    /// The steps that ran or were skipped by their `if:`, in order (steps after a failure
+    /// do not run).
     pub steps: Vec<StepResult>,
+    /// The run's own `timeout_minutes` ran out.
+    pub timed_out: bool,
 }
 
 impl RunSummary {
-    /// Whether every step of the pipeline ran and succeeded.
+    /// Whether every step of the pipeline ran (or was skipped by its `if:`) and succeeded
+    /// or was allowed to fail (`continue_on_error`).
     pub fn succeeded(&self, pipeline: &Pipeline) -> bool {
-        self.steps.len() == pipeline.steps.len() && self.steps.iter().all(|s| s.outcome.is_ok())
+        !self.timed_out
+            && self.steps.len() == pipeline.steps.len()
+            && self
+                .steps
+                .iter()
+                .zip(&pipeline.steps)
+                .all(|(result, step)| result.outcome.is_ok() || step.continue_on_error)
     }
 }
 
@@ -91,35 +116,64 @@ pub async fn run_pipeline(
     req: RunRequest,
     mut on_event: impl FnMut(RunEvent<'_>),
 ) -> RunSummary {
+    let withhold_secrets = req.trigger.is_fork && !pipeline.secrets_for_forks;
+    if req.trigger.is_fork && pipeline.secrets_for_forks {
+        tracing::warn!(
+            run = %req.run_id,
+            pipeline = %pipeline.name,
+            "a run for a pull request from a fork gets the secrets: the pipeline sets secrets_for_forks"
+        );
+    }
     let mut ctx = RenderContext {
         vars: trigger_vars(&req.trigger, &req.run_id, &pipeline.name),
         secrets: req.secrets.clone(),
         outputs: BTreeMap::new(),
-        withhold_secrets: req.trigger.is_fork,
+        withhold_secrets,
     };
     // Step logs never show a secret or the forge token, even if a plugin echoes one.
     let mut mask: Vec<String> = req.secrets.values().cloned().collect();
     mask.extend(req.forge.iter().map(|f| f.token().expose().to_string()));
-    let mut steps = Vec::new();
+    let mut summary = RunSummary {
+        run_id: req.run_id.clone(),
+        steps: Vec::new(),
+        timed_out: false,
+    };
     // Every step's plugin loads under its grant before the first step runs, so a run never
     // stops half-way for a plugin that was refused from the start.
     if let Some((step, error)) = preflight(catalog, pipeline).await {
-        let result = StepResult {
-            name: step.name.clone(),
-            outcome: Err(error),
-            log: Vec::new(),
-            elapsed: Duration::ZERO,
-        };
+        let result = StepResult::ended(step, Err(error));
         on_event(RunEvent::Finished(step, &result));
-        steps.push(result);
-        return RunSummary {
-            run_id: req.run_id,
-            steps,
-        };
+        summary.steps.push(result);
+        return summary;
     }
+    let deadline = pipeline.timeout().map(|limit| Instant::now() + limit);
     for step in &pipeline.steps {
+        match should_run(step, &ctx) {
+            Ok(true) => {}
+            Ok(false) => {
+                let result = StepResult {
+                    skipped: true,
+                    ..StepResult::ended(step, Ok(StepSuccess::default()))
+                };
+                on_event(RunEvent::Finished(step, &result));
+                summary.steps.push(result);
+                continue;
+            }
+            Err(e) => {
+                let result = StepResult::ended(step, Err(e.into()));
+                on_event(RunEvent::Finished(step, &result));
+                summary.steps.push(result);
+                break;
+            }
+        }
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left == Some(Duration::ZERO) {
+            summary.timed_out = true;
+            break;
+        }
+        let timeout = left.map_or(step.timeout(), |left| left.min(step.timeout()));
         on_event(RunEvent::Started(step));
-        let mut result = run_step(catalog, pipeline, step, &req, &ctx, &mask).await;
+        let mut result = run_step(catalog, pipeline, step, &req, &ctx, &mask, timeout).await;
         sweep_links(&req.workspace, &mut result);
         on_event(RunEvent::Finished(step, &result));
         let ok = match &result.outcome {
@@ -131,17 +185,18 @@ pub async fn run_pipeline(
                 ctx.outputs.insert(step.name.clone(), outputs);
                 true
             }
-            Err(_) => false,
+            Err(StepError::Run(StepFailure::Timeout(_))) if timeout < step.timeout() => {
+                summary.timed_out = true;
+                false
+            }
+            Err(_) => step.continue_on_error,
         };
-        steps.push(result);
+        summary.steps.push(result);
         if !ok {
             break;
         }
     }
-    RunSummary {
-        run_id: req.run_id,
-        steps,
-    }
+    summary
 }
 
 /// The first step whose plugin is unknown or refused, with why.
@@ -188,13 +243,9 @@ async fn run_step(
     req: &RunRequest,
     ctx: &RenderContext,
     mask: &[String],
+    timeout: Duration,
 ) -> StepResult {
-    let failed = |e: StepError| StepResult {
-        name: step.name.clone(),
-        outcome: Err(e),
-        log: Vec::new(),
-        elapsed: Duration::ZERO,
-    };
+    let failed = |e: StepError| StepResult::ended(step, Err(e));
     let rendered = match render_config(step, ctx) {
         Ok(r) => r,
         Err(e) => return failed(e.into()),
@@ -210,7 +261,7 @@ async fn run_step(
         trigger: req.trigger.clone(),
         config: rendered.config,
         workspace: req.workspace.clone(),
-        timeout: step.timeout(),
+        timeout,
         secrets: mask.to_vec(),
         forge: req.forge.clone(),
     };
@@ -220,6 +271,7 @@ async fn run_step(
         outcome: report.outcome.map_err(StepError::Run),
         log: report.log,
         elapsed: report.elapsed,
+        skipped: false,
     }
 }
 

@@ -14,4 +14,5 @@ mod grants;
 mod harness;
 mod hostile;
 mod python;
+mod runner;
 mod sandbox;

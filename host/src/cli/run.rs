@@ -86,6 +86,9 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let summary = run_pipeline(&host.catalog, &pipeline, req, |event| match event {
         RunEvent::Started(step) => println!("▶ {} ({})", step.name, step.step_type),
+        RunEvent::Finished(step, result) if result.skipped => {
+            println!("↷ {} skipped: its `if:` is false", step.name);
+        }
         RunEvent::Finished(step, result) => {
             for line in &result.log {
                 let tag = match line.level {
@@ -123,6 +126,13 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if ok {
         println!("run {} succeeded: {ran} of {total} steps", summary.run_id);
         Ok(ExitCode::SUCCESS)
+    } else if summary.timed_out {
+        println!(
+            "run {} timed out: it ran longer than its limit of {} minutes ({ran} of {total} steps ran)",
+            summary.run_id,
+            pipeline.timeout_minutes.unwrap_or_default()
+        );
+        Ok(ExitCode::FAILURE)
     } else {
         let failed = summary.steps.last().map(|s| s.name.as_str()).unwrap_or("?");
         println!(

@@ -17,11 +17,22 @@ pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub const MAX_TIMEOUT_MINUTES: f64 = 7.0 * 24.0 * 60.0;
 
 /// Keys allowed at the top level of a pipeline file.
-pub const PIPELINE_KEYS: &[&str] = &["name", "description", "triggers", "steps"];
+pub const PIPELINE_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "triggers",
+    "steps",
+    "timeout_minutes",
+    "concurrency",
+    "report_status",
+    "secrets_for_forks",
+];
+/// Keys allowed in `concurrency:`.
+pub const CONCURRENCY_KEYS: &[&str] = &["group", "cancel_in_progress"];
 /// Keys allowed in one trigger.
 pub const TRIGGER_KEYS: &[&str] = &["type", "events", "branches", "paths"];
 /// Keys allowed in one step (its `config` is free-form).
-pub const STEP_KEYS: &[&str] = &["name", "type", "config", "timeout_minutes"];
+pub const STEP_KEYS: &[&str] = &["name", "type", "config", "timeout_minutes", "if", "continue_on_error"];
 
 /// One pipeline file: when it runs and which steps it runs, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +48,19 @@ pub struct Pipeline {
     /// Steps, run in file order.
     #[serde(default)]
     pub steps: Vec<StepDef>,
+    /// The whole run's time limit in minutes, as written; none: only the steps' own limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_minutes: Option<f64>,
+    /// Which runs cancel each other (`concurrency:`); pull requests have a default group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<Concurrency>,
+    /// Whether the host sets commit statuses for the runs (`report_status:`, default true).
+    #[serde(default = "yes")]
+    pub report_status: bool,
+    /// Whether runs for pull requests from forks get the secrets (`secrets_for_forks:`,
+    /// default false: a fork's code must not read them).
+    #[serde(default)]
+    pub secrets_for_forks: bool,
     /// File name the pipeline was parsed from, used in every diagnostic.
     pub file: String,
     /// Where each field was written; not serialized (re-parse the text instead).
@@ -44,7 +68,28 @@ pub struct Pipeline {
     pub spans: Spans,
 }
 
+/// `concurrency:` as GitHub Actions users know it: runs with the same rendered `group`
+/// are one group; with `cancel_in_progress`, a new run cancels the group's earlier ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Concurrency {
+    /// A template over the trigger variables, e.g. `deploy-{{ branch }}`.
+    pub group: String,
+    /// Whether a new run cancels the group's earlier, unfinished runs.
+    pub cancel_in_progress: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
 impl Pipeline {
+    /// The whole run's time limit, when `timeout_minutes` is set at the top level.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout_minutes
+            .filter(|m| *m > 0.0 && *m <= MAX_TIMEOUT_MINUTES)
+            .and_then(|m| Duration::try_from_secs_f64(m * 60.0).ok())
+    }
+
     /// The step called `name`, if any.
     pub fn step(&self, name: &str) -> Option<&StepDef> {
         self.steps.iter().find(|s| s.name == name)
@@ -148,6 +193,13 @@ pub struct StepDef {
     /// kept raw so validation can report a non-positive value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_minutes: Option<f64>,
+    /// `if:` — a template (`{{ event == "push" }}`) or a bare expression; the step runs only
+    /// when it is true.
+    #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// `continue_on_error:` — the step's failure does not fail the run or stop later steps.
+    #[serde(default)]
+    pub continue_on_error: bool,
     /// 1-based line where the step starts (0 if not parsed from a file).
     #[serde(default)]
     pub line: usize,
@@ -204,6 +256,8 @@ mod tests {
             step_type: "run_command".into(),
             config: empty_object(),
             timeout_minutes: None,
+            condition: None,
+            continue_on_error: false,
             line: 1,
         };
         assert_eq!(step.timeout(), Duration::from_secs(600));
@@ -241,13 +295,17 @@ mod tests {
             description: None,
             triggers: vec![],
             steps: vec![],
+            timeout_minutes: None,
+            concurrency: None,
+            report_status: true,
+            secrets_for_forks: false,
             file: "p.yml".into(),
             spans: Spans::default(),
         };
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"name": "n", "triggers": [], "steps": [], "file": "p.yml"})
+            serde_json::json!({"name": "n", "triggers": [], "steps": [], "report_status": true, "secrets_for_forks": false, "file": "p.yml"})
         );
     }
 }

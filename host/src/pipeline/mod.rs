@@ -13,11 +13,14 @@ mod validate;
 mod yaml;
 
 pub use definition::{
-    DEFAULT_STEP_TIMEOUT, PIPELINE_KEYS, Pipeline, STEP_KEYS, Spans, StepDef, TRIGGER_KEYS, Trigger, TriggerKind,
+    Concurrency, DEFAULT_STEP_TIMEOUT, PIPELINE_KEYS, Pipeline, STEP_KEYS, Spans, StepDef, TRIGGER_KEYS, Trigger,
+    TriggerKind,
 };
 pub use diagnostic::{Diagnostic, Diagnostics, Pos};
 pub use parse::parse;
-pub use render::{RenderContext, RenderError, RenderErrorKind, Rendered, StepOutputs, render_config};
+pub use render::{
+    RenderContext, RenderError, RenderErrorKind, Rendered, StepOutputs, render_config, render_text, should_run,
+};
 pub use template::TRIGGER_VARS;
 pub use triggers::EventFacts;
 pub use validate::{Validator, is_step_name};

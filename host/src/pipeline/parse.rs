@@ -6,7 +6,9 @@ use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::{LoaderOptions, Node};
 use serde_json::{Map, Value};
 
-use super::definition::{PIPELINE_KEYS, Pipeline, STEP_KEYS, Spans, StepDef, TRIGGER_KEYS, Trigger};
+use super::definition::{
+    CONCURRENCY_KEYS, Concurrency, PIPELINE_KEYS, Pipeline, STEP_KEYS, Spans, StepDef, TRIGGER_KEYS, Trigger,
+};
 use super::diagnostic::{Diagnostic, Diagnostics, Pos, field_index, field_key, hint};
 use super::yaml::{
     describe, entry, is_null, key_or_value_pos, load_error, marker_pos, node_pos, scalar_json, second_document,
@@ -68,13 +70,63 @@ impl Parser<'_> {
             .enumerate()
             .filter_map(|(i, node)| self.step(node, &field_index("steps", i)))
             .collect();
+        let timeout_minutes = self.minutes(map, "", "");
+        let concurrency = self.concurrency(map);
         Pipeline {
             name,
             description,
             triggers,
             steps,
+            timeout_minutes,
+            concurrency,
+            report_status: self.boolean(map, "", "report_status").unwrap_or(true),
+            secrets_for_forks: self.boolean(map, "", "secrets_for_forks").unwrap_or(false),
             file: self.file.to_owned(),
             spans: Spans::default(),
+        }
+    }
+
+    fn concurrency(&mut self, map: &MarkedMappingNode) -> Option<Concurrency> {
+        let (key, node) = entry(map, "concurrency")?;
+        self.spans.insert("concurrency".into(), key_or_value_pos(key, node));
+        let cfg = self.mapping(node, "concurrency", "a mapping with `group` and `cancel_in_progress`")?;
+        self.unknown_keys(cfg, "concurrency", CONCURRENCY_KEYS);
+        let cancel_in_progress = self.boolean(cfg, "concurrency", "cancel_in_progress").unwrap_or(false);
+        let Some(group) = self.string(cfg, "concurrency", "group") else {
+            self.problem(
+                node_pos(node),
+                "concurrency.group",
+                "missing `group`, e.g. `deploy-{{ branch }}`",
+            );
+            return None;
+        };
+        Some(Concurrency {
+            group,
+            cancel_in_progress,
+        })
+    }
+
+    /// A boolean field (`true` or `false`); absent or null gives `None`.
+    fn boolean(&mut self, map: &MarkedMappingNode, parent: &str, key: &str) -> Option<bool> {
+        let (k, value) = entry(map, key)?;
+        let field = field_key(parent, key);
+        self.spans.insert(field.clone(), key_or_value_pos(k, value));
+        match value {
+            Node::Scalar(s) if is_null(s) => None,
+            Node::Scalar(s) if s.as_str() == "true" => Some(true),
+            Node::Scalar(s) if s.as_str() == "false" => Some(false),
+            other => {
+                let found = match other {
+                    Node::Scalar(s) => format!("`{}`", s.as_str()),
+                    other => describe(other).to_owned(),
+                };
+                self.problem(
+                    node_pos(other),
+                    &field,
+                    format!("expected true or false, found {found}"),
+                );
+                None
+            }
         }
     }
 
@@ -128,6 +180,8 @@ impl Parser<'_> {
             step_type,
             config: Value::Object(config),
             timeout_minutes,
+            condition: self.string(map, path, "if"),
+            continue_on_error: self.boolean(map, path, "continue_on_error").unwrap_or(false),
             line: node_pos(node).line,
         })
     }

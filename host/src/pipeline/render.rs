@@ -135,6 +135,7 @@ pub fn render_config(step: &StepDef, ctx: &RenderContext) -> Result<Rendered, Re
         ctx,
         step: &step.name,
         used: BTreeMap::new(),
+        missing_vars_are_none: false,
     };
     let config = renderer.value(&step.config, "config")?;
     Ok(Rendered {
@@ -143,11 +144,55 @@ pub fn render_config(step: &StepDef, ctx: &RenderContext) -> Result<Rendered, Re
     })
 }
 
+/// Whether `step` runs: its `if:` evaluated over the trigger, earlier outputs and secrets.
+/// A template (`{{ … }}`) is true unless it renders empty, `false`, `0`, `no` or `none`; a
+/// bare expression by its truth. A trigger variable the run lacks reads as none (so
+/// `number` on a push is simply false), unlike in configs.
+pub fn should_run(step: &StepDef, ctx: &RenderContext) -> Result<bool, RenderError> {
+    let Some(condition) = &step.condition else {
+        return Ok(true);
+    };
+    let mut renderer = Renderer {
+        env: environment(),
+        ctx,
+        step: &step.name,
+        used: BTreeMap::new(),
+        missing_vars_are_none: true,
+    };
+    if condition.contains("{{") || condition.contains("${") {
+        let text = renderer.string(condition, "if")?;
+        let text = text.trim().to_ascii_lowercase();
+        return Ok(!matches!(text.as_str(), "" | "false" | "0" | "no" | "none"));
+    }
+    let refs =
+        analyze_expression(&renderer.env, condition).map_err(|m| renderer.fail("if", RenderErrorKind::Template(m)))?;
+    let context = renderer.context(&refs, "if")?;
+    renderer
+        .env
+        .compile_expression(condition)
+        .and_then(|compiled| compiled.eval(context))
+        .map(|value| value.is_true())
+        .map_err(|e| renderer.fail("if", RenderErrorKind::Template(error_message(&e, condition))))
+}
+
+/// Renders one template string (a concurrency group, say) over `ctx`, strictly.
+pub fn render_text(text: &str, ctx: &RenderContext) -> Result<String, RenderError> {
+    let mut renderer = Renderer {
+        env: environment(),
+        ctx,
+        step: "",
+        used: BTreeMap::new(),
+        missing_vars_are_none: false,
+    };
+    renderer.string(text, "")
+}
+
 struct Renderer<'a> {
     env: Environment<'static>,
     ctx: &'a RenderContext,
     step: &'a str,
     used: BTreeMap<String, String>,
+    missing_vars_are_none: bool,
 }
 
 impl Renderer<'_> {
@@ -223,15 +268,15 @@ impl Renderer<'_> {
         let mut secrets = BTreeMap::new();
         for reference in refs {
             match reference {
-                Reference::Trigger(name) => {
-                    let value = self
-                        .ctx
-                        .vars
-                        .get(name)
-                        .filter(|v| !v.is_null())
-                        .ok_or_else(|| self.fail(field, RenderErrorKind::MissingVariable(name.clone())))?;
-                    context.insert(name.clone(), JinjaValue::from_serialize(value));
-                }
+                Reference::Trigger(name) => match self.ctx.vars.get(name).filter(|v| !v.is_null()) {
+                    Some(value) => {
+                        context.insert(name.clone(), JinjaValue::from_serialize(value));
+                    }
+                    None if self.missing_vars_are_none => {
+                        context.insert(name.clone(), JinjaValue::from(()));
+                    }
+                    None => return Err(self.fail(field, RenderErrorKind::MissingVariable(name.clone()))),
+                },
                 Reference::Secret { name, bare } => {
                     let value = self.secret(name, field)?;
                     if *bare {

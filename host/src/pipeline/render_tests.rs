@@ -12,6 +12,8 @@ fn step(config: Value) -> StepDef {
         step_type: "run_command".into(),
         config,
         timeout_minutes: None,
+        condition: None,
+        continue_on_error: false,
         line: 1,
     }
 }

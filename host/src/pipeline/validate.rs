@@ -87,6 +87,23 @@ impl Check<'_> {
         if self.pipeline.steps.is_empty() {
             self.problem("steps", "pipeline has no steps");
         }
+        if let Some(minutes) = self.pipeline.timeout_minutes {
+            self.minutes(minutes, "timeout_minutes");
+        }
+        if let Some(concurrency) = &self.pipeline.concurrency {
+            // The group is rendered when the run is queued: only trigger variables exist then.
+            match analyze(&self.env, &concurrency.group) {
+                Ok(analyzed) => {
+                    for reference in analyzed.refs {
+                        if !matches!(reference, Reference::Trigger(_) | Reference::Builtin) {
+                            let message = "a concurrency group may read only trigger variables (branch, number, ...)";
+                            self.problem("concurrency.group", message);
+                        }
+                    }
+                }
+                Err(message) => self.problem("concurrency.group", message),
+            }
+        }
         for (i, step) in self.pipeline.steps.iter().enumerate() {
             self.step(i, step, &field_index("steps", i));
         }
@@ -151,18 +168,34 @@ impl Check<'_> {
             );
             self.problem(&type_field, message);
         }
-        if let Some(minutes) = step.timeout_minutes
-            && !(minutes.is_finite() && minutes > 0.0 && minutes <= MAX_TIMEOUT_MINUTES)
-        {
-            let message = format!(
-                "timeout must be a positive number of minutes up to {MAX_TIMEOUT_MINUTES} (7 days), got {minutes}"
-            );
-            self.problem(&field_key(path, "timeout_minutes"), message);
+        if let Some(minutes) = step.timeout_minutes {
+            self.minutes(minutes, &field_key(path, "timeout_minutes"));
+        }
+        if let Some(condition) = &step.condition {
+            let field = field_key(path, "if");
+            let refs = if condition.contains("{{") || condition.contains("${") {
+                analyze(&self.env, condition).map(|a| a.refs)
+            } else {
+                analyze_expression(&self.env, condition)
+            };
+            match refs {
+                Ok(refs) => self.references(index, &refs, &field),
+                Err(message) => self.problem(&field, message),
+            }
         }
         match &step.config {
             Value::Object(_) => self.config(index, &step.config, &field_key(path, "config")),
             Value::Null => {}
             _ => self.problem(&field_key(path, "config"), "expected a mapping"),
+        }
+    }
+
+    fn minutes(&mut self, minutes: f64, field: &str) {
+        if !(minutes.is_finite() && minutes > 0.0 && minutes <= MAX_TIMEOUT_MINUTES) {
+            let message = format!(
+                "timeout must be a positive number of minutes up to {MAX_TIMEOUT_MINUTES} (7 days), got {minutes}"
+            );
+            self.problem(field, message);
         }
     }
 

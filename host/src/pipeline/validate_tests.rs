@@ -191,3 +191,15 @@ fn load_parses_then_validates() {
     assert_eq!(err.0[0].field, "steps[0].type");
     assert_eq!((err.0[0].line, err.0[0].column), (4, 11));
 }
+
+#[test]
+fn conditions_groups_and_the_run_timeout_are_checked() {
+    let text = "name: t\ntimeout_minutes: 0\nconcurrency:\n  group: \"{{ a.raw_output }}\"\nsteps:\n  - name: a\n    type: checkout\n    if: \"{{ b.raw_output }}\"\n  - name: b\n    type: checkout\n    if: a.raw_output == 'x' and event == 'push'\n  - name: c\n    type: checkout\n    if: \"{{ nope }}\"\n";
+    assert_eq!(
+        problems(text),
+        "p.yml:2:18: timeout_minutes: timeout must be a positive number of minutes up to 10080 (7 days), got 0\n\
+         p.yml:4:10: concurrency.group: a concurrency group may read only trigger variables (branch, number, ...)\n\
+         p.yml:8:9: steps[0].if: step `b` runs after this one (no earlier steps)\n\
+         p.yml:14:9: steps[2].if: unknown variable `nope` (not a trigger variable, secret or earlier step)"
+    );
+}

@@ -12,7 +12,7 @@ use super::{Scheduler, now_ms};
 use crate::pipeline::Pipeline;
 use crate::provider::RepoBinding;
 use crate::provider::connect::bind;
-use crate::runner::{RunEvent, RunRequest, StepError, StepResult, run_pipeline};
+use crate::runner::{RunEvent, RunRequest, RunSummary, StepError, StepResult, run_pipeline};
 use crate::runtime::StepFailure;
 use crate::store::runs::{RunRecord, RunState, StepRecord};
 
@@ -107,8 +107,8 @@ async fn steps(
                 name: step.name.clone(),
                 step_type: step.step_type.clone(),
                 state: step_state(result),
-                started_at_ms: Some(ended.saturating_sub(result.elapsed.as_millis() as u64)),
-                finished_at_ms: Some(ended),
+                started_at_ms: (!result.skipped).then(|| ended.saturating_sub(result.elapsed.as_millis() as u64)),
+                finished_at_ms: (!result.skipped).then_some(ended),
                 error: result.outcome.as_ref().err().map(|e| mask(scheduler, &e.to_string())),
                 raw_output: result.outcome.as_ref().ok().map(|o| mask(scheduler, &o.raw_output)),
                 outputs: result
@@ -130,23 +130,12 @@ async fn steps(
         }
     };
     let outcome = tokio::select! {
-        summary = run_pipeline(&scheduler.catalog, pipeline, req, record) => {
-            if summary.succeeded(pipeline) {
-                (RunState::Success, None)
-            } else {
-                let failed = summary.steps.iter().find(|s| s.outcome.is_err());
-                let state = failed.map_or(RunState::Failure, |s| match step_state(s) {
-                    RunState::TimedOut => RunState::TimedOut,
-                    _ => RunState::Failure,
-                });
-                let error = failed.map(|s| format!("step `{}` failed: {}", s.name, s.outcome.as_ref().err().map(|e| e.to_string()).unwrap_or_default()));
-                (state, error)
-            }
-        }
+        summary = run_pipeline(&scheduler.catalog, pipeline, req, record) => ending(&summary, pipeline),
         // Dropping the runner drops the step's wasm store (the plugin stops at once) and its
         // processes' groups are killed.
         _ = cancel.wait_for(|c| *c) => (RunState::Cancelled, Some("cancelled".into())),
     };
+    skip_the_rest(scheduler, run, pipeline, outcome.0);
     if (outcome.0 == RunState::Success || !scheduler.config.keep_failed_workspaces)
         && let Err(e) = std::fs::remove_dir_all(&workspace)
     {
@@ -155,7 +144,66 @@ async fn steps(
     outcome
 }
 
+/// The run's end state and error from what its steps did.
+fn ending(summary: &RunSummary, pipeline: &Pipeline) -> (RunState, Option<String>) {
+    if summary.succeeded(pipeline) {
+        return (RunState::Success, None);
+    }
+    if summary.timed_out {
+        let limit = pipeline.timeout_minutes.unwrap_or_default();
+        return (
+            RunState::TimedOut,
+            Some(format!("the run ran longer than its limit of {limit} minutes")),
+        );
+    }
+    let failed = summary
+        .steps
+        .iter()
+        .zip(&pipeline.steps)
+        .find(|(result, step)| result.outcome.is_err() && !step.continue_on_error);
+    match failed {
+        Some((result, _)) => {
+            let reason = result.outcome.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+            let state = match step_state(result) {
+                RunState::TimedOut => RunState::TimedOut,
+                _ => RunState::Failure,
+            };
+            (state, Some(format!("step `{}` failed: {reason}", result.name)))
+        }
+        None => (RunState::Failure, Some("the run stopped before its last step".into())),
+    }
+}
+
+/// Records the steps that never started as skipped, saying why.
+fn skip_the_rest(scheduler: &Scheduler, run: &RunRecord, pipeline: &Pipeline, end: RunState) {
+    let recorded = match scheduler.runs.get(&run.id) {
+        Ok(Some(current)) => current.steps.len(),
+        _ => return,
+    };
+    let why = match end {
+        RunState::Cancelled => "the run was cancelled",
+        RunState::TimedOut => "the run ran out of time",
+        _ => "an earlier step failed",
+    };
+    for (index, step) in pipeline.steps.iter().enumerate().skip(recorded) {
+        let skipped = StepRecord {
+            name: step.name.clone(),
+            step_type: step.step_type.clone(),
+            state: RunState::Skipped,
+            started_at_ms: None,
+            finished_at_ms: None,
+            error: Some(why.into()),
+            raw_output: None,
+            outputs: Default::default(),
+        };
+        put_step(scheduler, &run.id, index, skipped);
+    }
+}
+
 fn step_state(result: &StepResult) -> RunState {
+    if result.skipped {
+        return RunState::Skipped;
+    }
     match &result.outcome {
         Ok(_) => RunState::Success,
         Err(StepError::Run(StepFailure::Timeout(_))) => RunState::TimedOut,

@@ -69,6 +69,8 @@ async fn feed_one(scheduler: &Scheduler, delivery: &StoredDelivery) -> Result<()
             source: Some(delivery.source.clone()),
             trigger: trigger.clone(),
             queued_at_ms: delivery.received_at_ms.min(now_ms()),
+            // Set by the scheduler from the pipeline's `concurrency:`.
+            group: None,
         };
         scheduler.enqueue(new).await.map_err(|e| e.to_string())?;
     }

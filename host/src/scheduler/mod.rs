@@ -21,10 +21,12 @@ pub use feed::feed_inbox;
 
 use crate::catalog::Catalog;
 use crate::config::SourceConfig;
+use crate::pipeline::{RenderContext, render_text};
 use crate::registry::Active;
+use crate::runner::trigger_vars;
 use crate::runtime::Masker;
 use crate::store::StoreError;
-use crate::store::runs::{Cancelled, NewRun, RunStore};
+use crate::store::runs::{Cancelled, NewRun, RunFilter, RunState, RunStore};
 
 /// How the scheduler runs.
 #[derive(Debug, Clone)]
@@ -117,14 +119,66 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Queues a run and wakes a worker; `Ok(false)` if it was queued before.
-    pub async fn enqueue(&self, run: NewRun) -> Result<bool, StoreError> {
+    /// Queues a run and wakes a worker; `Ok(false)` if it was queued before. A run of a
+    /// concurrency group that cancels in progress cancels the group's earlier unfinished runs.
+    pub async fn enqueue(&self, mut run: NewRun) -> Result<bool, StoreError> {
+        let group = self.group_of(&run);
+        run.group = group.as_ref().map(|(name, _)| name.clone());
         let created = self.runs.create(run.clone())?;
-        if created {
-            status::report(self, &run.id, status::Phase::Queued).await;
-            self.wake.notify_one();
+        if !created {
+            return Ok(false);
         }
-        Ok(created)
+        if let Some((name, true)) = &group {
+            self.cancel_group(name, &run.id)?;
+        }
+        status::report(self, &run.id, status::Phase::Queued).await;
+        self.wake.notify_one();
+        Ok(true)
+    }
+
+    /// The run's concurrency group and whether it cancels in progress: the pipeline's
+    /// `concurrency:` rendered over the trigger, or, for pull request events, one group per
+    /// pipeline and pull request that does.
+    fn group_of(&self, run: &NewRun) -> Option<(String, bool)> {
+        let pipelines = self.pipelines.get();
+        let pipeline = pipelines.iter().find(|p| p.name == run.pipeline)?;
+        let t = &run.trigger;
+        match &pipeline.concurrency {
+            Some(c) => {
+                let ctx = RenderContext {
+                    vars: trigger_vars(t, &run.id, &run.pipeline),
+                    ..RenderContext::default()
+                };
+                match render_text(&c.group, &ctx) {
+                    Ok(name) => Some((name, c.cancel_in_progress)),
+                    Err(e) => {
+                        tracing::warn!(run = %run.id, error = %e, "cannot render the concurrency group; the run has none");
+                        None
+                    }
+                }
+            }
+            None if t.event == "pull_request" => t
+                .number
+                .map(|n| (format!("{}/{}/pull/{n}", run.pipeline, t.repository.full_name), true)),
+            None => None,
+        }
+    }
+
+    /// Cancels every queued or running run of `group` but `newest`.
+    fn cancel_group(&self, group: &str, newest: &str) -> Result<(), StoreError> {
+        for state in [RunState::Queued, RunState::Running] {
+            let filter = RunFilter {
+                group: Some(group.into()),
+                state: Some(state),
+                ..RunFilter::default()
+            };
+            let page = self.runs.list(&filter, Some(newest), 100)?;
+            for old in page.runs {
+                tracing::info!(run = %old.id, by = %newest, group, "cancelled by a newer run of its concurrency group");
+                self.cancel(&old.id)?;
+            }
+        }
+        Ok(())
     }
 
     /// Cancels a run: a queued one at once, a running one by stopping its steps.

@@ -24,6 +24,14 @@ pub(super) async fn report(scheduler: &Scheduler, run_id: &str, phase: Phase) {
         return;
     };
     let Some(source_id) = &run.source else { return };
+    let quiet = scheduler
+        .pipelines
+        .get()
+        .iter()
+        .any(|p| p.name == run.pipeline && !p.report_status);
+    if quiet {
+        return;
+    }
     let Some(sha) = run.trigger.head_sha.clone().or_else(|| run.trigger.after.clone()) else {
         return;
     };

@@ -60,6 +60,8 @@ pub(super) async fn trigger(
         source,
         trigger,
         queued_at_ms: now_ms(),
+        // Set by the scheduler from the pipeline's `concurrency:`.
+        group: None,
     };
     state.scheduler.enqueue(run).await.map_err(store_error)?;
     Ok((
@@ -69,7 +71,7 @@ pub(super) async fn trigger(
         .into_response())
 }
 
-/// `GET /api/runs?pipeline=&repository=&status=&limit=&before=`.
+/// `GET /api/runs?pipeline=&repository=&status=&group=&limit=&before=`.
 pub(super) async fn list(
     State(state): State<AppState>,
     Query(query): Query<BTreeMap<String, String>>,
@@ -102,6 +104,7 @@ pub(super) async fn list(
         pipeline: query.get("pipeline").cloned(),
         repository: query.get("repository").cloned(),
         state: state_filter,
+        group: query.get("group").cloned(),
     };
     let page = state
         .scheduler
@@ -153,6 +156,8 @@ pub(super) async fn rerun(State(state): State<AppState>, Path(id): Path<String>)
         source: old.source,
         trigger: old.trigger,
         queued_at_ms: now_ms(),
+        // Set by the scheduler from the pipeline's `concurrency:`.
+        group: None,
     };
     state.scheduler.enqueue(run).await.map_err(store_error)?;
     let body = json!({ "id": new_id, "pipeline": old.pipeline, "state": "queued", "rerun_of": id });

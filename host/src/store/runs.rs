@@ -89,6 +89,9 @@ pub struct NewRun {
     pub trigger: TriggerContext,
     /// When it was queued, ms since the Unix epoch.
     pub queued_at_ms: u64,
+    /// Its concurrency group, if any.
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 /// One step of a run, as recorded.
@@ -132,6 +135,9 @@ pub struct RunRecord {
     pub source: Option<String>,
     /// What started it.
     pub trigger: TriggerContext,
+    /// Its concurrency group, if any.
+    #[serde(default)]
+    pub group: Option<String>,
     /// Where it is.
     pub state: RunState,
     /// 1 for the first attempt; 2 after an interrupted one was queued again.
@@ -177,6 +183,7 @@ impl RunRecord {
             pipeline: run.pipeline,
             source: run.source,
             trigger: run.trigger,
+            group: run.group,
             state: RunState::Queued,
             attempt: 1,
             queued_at_ms: run.queued_at_ms,
@@ -200,6 +207,8 @@ pub struct RunFilter {
     pub repository: Option<String>,
     /// Only runs in this state.
     pub state: Option<RunState>,
+    /// Only runs of this concurrency group.
+    pub group: Option<String>,
 }
 
 impl RunFilter {
@@ -210,6 +219,7 @@ impl RunFilter {
                 .as_ref()
                 .is_none_or(|r| *r == run.trigger.repository.full_name)
             && self.state.is_none_or(|s| s == run.state)
+            && self.group.as_ref().is_none_or(|g| run.group.as_ref() == Some(g))
     }
 }
 

@@ -346,3 +346,53 @@ async fn no_secret_reaches_the_data_directory_the_log_or_the_api() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_new_push_to_a_pull_request_cancels_its_earlier_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, seen) = status_api().await;
+    std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
+    std::fs::write(
+        dir.path().join("pipelines/slow.yml"),
+        "name: slow\nreport_status: false\ntriggers:\n  - type: pull_request\n    events: [opened, synchronize]\nsteps:\n  - name: wait\n    type: run_command\n    config:\n      command: sleep 300\n",
+    )
+    .unwrap();
+    let server = start(dir.path(), &url, "true");
+    let hook = format!("{}/webhooks/forge", server.url);
+    let mut ids = Vec::new();
+    for (fixture_name, delivery) in [
+        ("pull_request.opened", "pr-opened-1"),
+        ("pull_request.synchronize", "pr-sync-1"),
+    ] {
+        let (body, headers) = fixture("github", fixture_name);
+        let (status, answer) = post(&hook, &body, &with_delivery(&headers, delivery)).await;
+        assert_eq!(status, 202, "{answer}");
+        let run = answer["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["pipeline"] == "slow")
+            .unwrap();
+        ids.push(run["id"].as_str().unwrap().to_owned());
+        if ids.len() == 1 {
+            wait_for(&server, &ids[0], "started", |r| r["steps"][0]["state"] == "running").await;
+        }
+    }
+    let first = wait_for(&server, &ids[0], "ended", ended).await;
+    assert_eq!(first["state"], "cancelled", "{first}");
+    assert_eq!(first["group"], "slow/Codertocat/Hello-World/pull/2");
+    let second = wait_for(&server, &ids[1], "started", |r| r["steps"][0]["state"] == "running").await;
+    assert_eq!(second["state"], "running", "{second}");
+    let (status, _) = api(&server, Method::POST, &format!("/runs/{}/cancel", ids[1]), None).await;
+    assert_eq!(status, 202);
+    wait_for(&server, &ids[1], "ended", ended).await;
+    let reported: Vec<Value> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s["context"] == "powernode/slow")
+        .cloned()
+        .collect();
+    assert_eq!(reported, Vec::<Value>::new(), "report_status: false sets no status");
+    server.stop();
+}

@@ -11,6 +11,7 @@ fn new_run(id: &str, pipeline: &str, repo: &str) -> NewRun {
         source: None,
         trigger,
         queued_at_ms: 1,
+        group: Some(format!("{pipeline}-group")),
     }
 }
 
@@ -158,8 +159,14 @@ fn lists_are_newest_first_filtered_and_paged(store: &dyn RunStore) {
         pipeline: Some("a".into()),
         repository: Some("o/x".into()),
         state: Some(RunState::Queued),
+        group: None,
     };
     assert_eq!(ids(&store.list(&filter, None, 10).unwrap()), ["04", "01"]);
+    let group = RunFilter {
+        group: Some("b-group".into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(ids(&store.list(&group, None, 10).unwrap()), ["02"]);
 }
 
 #[test]

@@ -115,6 +115,7 @@ fn main() {
         registry: Arc::new(registry),
         api_token: None,
         scheduler,
+        store,
     };
     let powernode = rt.block_on(serve(app(state, LIMIT)));
 

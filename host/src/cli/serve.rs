@@ -61,6 +61,7 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
         registry,
         api_token: config.api_token.clone(),
         scheduler,
+        store: host.store.clone(),
     };
     // Before "listening" is printed: a signal that arrives right after it must stop the server
     // gracefully, not kill it with the default action.

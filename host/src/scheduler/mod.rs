@@ -95,6 +95,11 @@ impl Scheduler {
         &self.runs
     }
 
+    /// The plugins runs use.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
     /// Whether a `[[sources]]` entry has this id.
     pub fn has_source(&self, id: &str) -> bool {
         self.sources.iter().any(|s| s.id == id)

@@ -2,6 +2,7 @@
 //! The only part of Powernode that knows axum.
 
 mod api;
+mod catalog;
 mod error;
 mod runs;
 mod webhooks;
@@ -20,6 +21,7 @@ use crate::intake::Intake;
 use crate::registry::Registry;
 use crate::scheduler::Scheduler;
 use crate::secret::Secret;
+use crate::store::Store;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -34,6 +36,8 @@ pub struct AppState {
     pub api_token: Option<Secret>,
     /// Runs: queued, executed, cancelled.
     pub scheduler: Arc<Scheduler>,
+    /// Templates and artifacts.
+    pub store: Arc<dyn Store>,
 }
 
 /// The router: health probes, `POST /webhooks/{source}` and the API under `/api`.
@@ -47,6 +51,16 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/runs/{id}/rerun", post(runs::rerun))
         .route("/runs/{id}/logs", get(runs::logs))
+        .route("/runs/{id}/artifacts", get(catalog::artifacts))
+        .route("/runs/{id}/artifacts/{*name}", get(catalog::artifact))
+        .route("/plugins", get(catalog::plugins))
+        .route("/templates", get(catalog::templates))
+        .route(
+            "/templates/{id}",
+            get(catalog::template)
+                .put(catalog::put_template)
+                .delete(catalog::delete_template),
+        )
         .layer(axum::middleware::from_fn_with_state(state.clone(), api::authorize));
     Router::new()
         .nest("/api", api)

@@ -107,8 +107,12 @@ pub trait Store: Send + Sync {
     fn artifacts(&self, run_id: &str) -> Result<Vec<ArtifactRecord>, StoreError>;
     /// A prompt template's text.
     fn template(&self, id: &str) -> Result<Option<String>, StoreError>;
-    /// Stores a prompt template.
-    fn put_template(&self, id: &str, text: &str) -> Result<(), StoreError>;
+    /// Stores a prompt template, durably before it returns; true if it replaced one.
+    fn put_template(&self, id: &str, text: &str) -> Result<bool, StoreError>;
+    /// The ids of the stored prompt templates, sorted.
+    fn template_ids(&self) -> Result<Vec<String>, StoreError>;
+    /// Deletes a prompt template, durably before it returns; false if there was none.
+    fn delete_template(&self, id: &str) -> Result<bool, StoreError>;
     /// Every pipeline added through the API: name and YAML text, by name.
     fn pipelines(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// Adds or replaces a pipeline's YAML text, durably before it returns.

@@ -207,9 +207,24 @@ impl Store for SledStore {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    fn put_template(&self, id: &str, text: &str) -> Result<(), StoreError> {
-        self.templates.insert(id, text.as_bytes())?;
-        Ok(())
+    fn put_template(&self, id: &str, text: &str) -> Result<bool, StoreError> {
+        let previous = self.templates.insert(id, text.as_bytes())?;
+        self.db.flush()?;
+        Ok(previous.is_some())
+    }
+
+    fn template_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.templates
+            .iter()
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
+            .collect()
+    }
+
+    fn delete_template(&self, id: &str) -> Result<bool, StoreError> {
+        let previous = self.templates.remove(id)?;
+        self.db.flush()?;
+        Ok(previous.is_some())
     }
 
     fn pipelines(&self) -> Result<Vec<(String, String)>, StoreError> {

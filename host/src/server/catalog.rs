@@ -1,0 +1,160 @@
+//! Read-mostly resources under `/api`: the plugins the server knows (`/api/plugins`), the
+//! prompt templates the `templates` interface serves (`/api/templates`), and a run's
+//! artifacts (`/api/runs/{id}/artifacts`).
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{AppError, AppState};
+use crate::store::StoreError;
+
+/// Longest template text accepted.
+const MAX_TEMPLATE_BYTES: usize = 256 << 10;
+
+fn store_error(e: StoreError) -> AppError {
+    AppError::internal("the store", e)
+}
+
+/// `GET /api/plugins`: every step type with its describe() info, imports and grants, or why
+/// it was refused.
+pub(super) async fn plugins(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    let catalog = state.scheduler.catalog();
+    let types = catalog
+        .step_types()
+        .map_err(|e| AppError::internal("reading the plugins", e))?;
+    let mut out = Vec::new();
+    for step_type in types {
+        let replaces = catalog.replaces_builtin(&step_type).unwrap_or(false);
+        out.push(match catalog.get(&step_type).await {
+            Ok(p) => json!({
+                "name": p.info.name,
+                "version": p.info.version,
+                "summary": p.info.summary,
+                "config_schema": p.info.config_schema,
+                "imports": p.imports,
+                "grants": p.grant.capabilities().map(|c| c.name()).collect::<Vec<_>>(),
+                "sha256": p.sha256,
+                "replaces_builtin": replaces,
+            }),
+            Err(e) => json!({ "name": step_type, "refused": e.to_string() }),
+        });
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+/// `GET /api/templates`: the ids of the stored prompt templates.
+pub(super) async fn templates(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    let ids = state.store.template_ids().map_err(store_error)?;
+    Ok(Json(json!(
+        ids.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>()
+    )))
+}
+
+/// `GET /api/templates/{id}`.
+pub(super) async fn template(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+    let text = state
+        .store
+        .template(&id)
+        .map_err(store_error)?
+        .ok_or_else(|| AppError::new(StatusCode::NOT_FOUND, format!("no template `{id}`")))?;
+    Ok(Json(json!({ "id": id, "text": text })))
+}
+
+/// `PUT /api/templates/{id}` with the text as the body: 201 created, 200 replaced.
+pub(super) async fn put_template(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(AppError::new(
+            StatusCode::BAD_REQUEST,
+            "a template id is 1 to 128 letters, digits, `-`, `_` and `.`",
+        ));
+    }
+    if body.len() > MAX_TEMPLATE_BYTES {
+        return Err(AppError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the template is {} bytes; the limit is {MAX_TEMPLATE_BYTES}",
+                body.len()
+            ),
+        ));
+    }
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| AppError::new(StatusCode::BAD_REQUEST, "the template must be UTF-8 text"))?;
+    let store = state.store.clone();
+    let key = id.clone();
+    let replaced = tokio::task::spawn_blocking(move || store.put_template(&key, &text))
+        .await
+        .map_err(|e| AppError::internal("storing the template", e))?
+        .map_err(store_error)?;
+    let status = if replaced { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(json!({ "id": id }))).into_response())
+}
+
+/// `DELETE /api/templates/{id}`: 204, or 404 if there is none.
+pub(super) async fn delete_template(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let store = state.store.clone();
+    let key = id.clone();
+    let existed = tokio::task::spawn_blocking(move || store.delete_template(&key))
+        .await
+        .map_err(|e| AppError::internal("deleting the template", e))?
+        .map_err(store_error)?;
+    if existed {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::new(StatusCode::NOT_FOUND, format!("no template `{id}`")))
+    }
+}
+
+/// `GET /api/runs/{id}/artifacts`: name, size and SHA-256 of each.
+pub(super) async fn artifacts(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+    if state.scheduler.runs().get(&id).map_err(store_error)?.is_none() {
+        return Err(AppError::new(StatusCode::NOT_FOUND, format!("no run `{id}`")));
+    }
+    let list = state.store.artifacts(&id).map_err(store_error)?;
+    Ok(Json(json!(
+        list.iter()
+            .map(|a| json!({ "name": a.name, "size": a.size, "sha256": a.sha256 }))
+            .collect::<Vec<_>>()
+    )))
+}
+
+/// `GET /api/runs/{id}/artifacts/{name}`: the artifact's bytes, streamed.
+pub(super) async fn artifact(
+    State(state): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let record = state
+        .store
+        .artifacts(&id)
+        .map_err(store_error)?
+        .into_iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| AppError::new(StatusCode::NOT_FOUND, format!("run `{id}` has no artifact `{name}`")))?;
+    let file = tokio::fs::File::open(&record.path)
+        .await
+        .map_err(|e| AppError::internal("opening the artifact", e))?;
+    let stream = tokio_util::io::ReaderStream::new(file);
+    let file_name = name.rsplit('/').next().unwrap_or(&name).replace('"', "");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, record.size.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file_name}\""),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

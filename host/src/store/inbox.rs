@@ -27,6 +27,10 @@
 //! and the index (about 200 bytes plus the answer JSON per delivery) grow with every delivery.
 
 mod disk;
+#[cfg(test)]
+mod durability_tests;
+#[cfg(test)]
+mod lazy_disk;
 mod log;
 mod record;
 #[cfg(test)]

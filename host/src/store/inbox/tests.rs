@@ -1,5 +1,6 @@
-//! Inbox tests: dedupe, replay, torn tails, a SIGKILL crash test against a child process, and
-//! an ignored throughput bench (`cargo test --release -- --ignored inbox_bench --nocapture`).
+//! Inbox tests: dedupe, replay, torn tails, a SIGKILL crash test against a child process (the
+//! page cache survives it; `durability_tests.rs` crashes without it), and an ignored throughput
+//! bench (`cargo test --release -- --ignored inbox_bench --nocapture`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-fn delivery(id: &str, body_len: usize) -> NewDelivery {
+/// A delivery from `github` with id `id` and a raw body of `body_len` bytes.
+pub(super) fn delivery(id: &str, body_len: usize) -> NewDelivery {
     NewDelivery {
         source: "github".into(),
         delivery_id: id.into(),

@@ -1,15 +1,54 @@
 //! The `powernode` binary as users run it: exit codes and what it prints.
 
+mod common;
+
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+/// Longest a `powernode` command may take, compiling the built-in plugins included.
+const DEADLINE: Duration = Duration::from_secs(180);
 
 fn powernode(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_powernode"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("POWERNODE_LOG")
-        .output()
-        .expect("run powernode")
+    output(
+        Command::new(env!("CARGO_BIN_EXE_powernode"))
+            .args(args)
+            .current_dir(dir)
+            .env_remove("POWERNODE_LOG"),
+    )
+}
+
+/// [`Command::output`], failing the test if the command is not done within [`DEADLINE`].
+fn output(cmd: &mut Command) -> Output {
+    let what = format!(
+        "`powernode {}` to finish",
+        cmd.get_args()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run powernode");
+    // Read both pipes while waiting, so a chatty child never blocks on a full pipe.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).map(|_| bytes)
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
+    let status = common::wait_child(&mut child, DEADLINE, &what);
+    Output {
+        status,
+        stdout: stdout.join().unwrap().unwrap(),
+        stderr: stderr.join().unwrap().unwrap(),
+    }
 }
 
 fn text(out: &Output) -> String {
@@ -68,12 +107,12 @@ fn secrets_are_masked_in_the_output() {
         "name: secret\nsteps:\n  - name: leak\n    type: run_command\n    config:\n      command: echo token is ${DEPLOY_TOKEN}\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_powernode"))
-        .args(["run", "p.yml", "--config", "powernode.toml"])
-        .current_dir(dir.path())
-        .env("PN_TEST_TOKEN", "tok-3f9a-very-secret")
-        .output()
-        .unwrap();
+    let out = output(
+        Command::new(env!("CARGO_BIN_EXE_powernode"))
+            .args(["run", "p.yml", "--config", "powernode.toml"])
+            .current_dir(dir.path())
+            .env("PN_TEST_TOKEN", "tok-3f9a-very-secret"),
+    );
     let text = text(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("token is ***"), "{text}");

@@ -48,7 +48,15 @@ fn step_start(c: &mut Criterion) {
     group.bench_function("wasm_step_warm_plugin", |b| {
         b.to_async(&rt).iter(|| async {
             let report = runtime.run(&plugin, input.clone()).await;
-            assert!(report.outcome.is_ok());
+            // The whole step must have run, not just not failed: its output, outputs and log.
+            let done = report
+                .outcome
+                .as_ref()
+                .unwrap_or_else(|e| panic!("the hello step failed: {e}"));
+            assert_eq!(done.raw_output, "Hello, bench!");
+            assert_eq!(done.outputs.get("length").map(String::as_str), Some("5"));
+            let log: Vec<&str> = report.log.iter().map(|l| l.message.as_str()).collect();
+            assert_eq!(log, ["greeting bench"]);
         })
     });
     group.bench_function("native_process_spawn_true", |b| {

@@ -1,10 +1,16 @@
 //! Webhook intake under load: verified, durably stored deliveries per second and latency
 //! percentiles, on a real GitHub pull_request payload with a fresh delivery id per request,
 //! driven by wrk on loopback — side by side, in the same run, with a bare axum handler that
-//! reads the body and does no work.
+//! reads the body and does no work. Then latency at a fixed rate below capacity, open loop
+//! (`open_loop.rs`), which wrk's closed loop cannot show. It fails if any answer was not 2xx
+//! or if fewer deliveries were stored than were answered.
 //!
 //! `cargo bench -p powernode-tests --bench webhooks` (needs `wrk`: `apt-get install wrk`).
-//! WEBHOOK_BENCH_SECS (default 10) and WEBHOOK_BENCH_CONNECTIONS (default 64) tune it.
+//! WEBHOOK_BENCH_SECS (default 10) and WEBHOOK_BENCH_CONNECTIONS (default 64) tune the wrk
+//! runs, WEBHOOK_BENCH_RATE (default 5000 requests/s, for WEBHOOK_BENCH_SECS) the open loop.
+
+#[path = "webhooks/open_loop.rs"]
+mod open_loop;
 
 use std::process::Command;
 use std::sync::Arc;
@@ -42,14 +48,15 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for a list; there are no criterion cases here.
     }
-    let secs: u64 = std::env::var("WEBHOOK_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let conns: u32 = std::env::var("WEBHOOK_BENCH_CONNECTIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(64);
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .map(|s| s.parse().unwrap_or_else(|_| panic!("{name}={s} is not a number")))
+            .unwrap_or(default)
+    };
+    let secs = env("WEBHOOK_BENCH_SECS", 10);
+    let conns = env("WEBHOOK_BENCH_CONNECTIONS", 64);
+    let rate = env("WEBHOOK_BENCH_RATE", 5000) as u32;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -124,8 +131,10 @@ fn main() {
         body.len()
     );
     breakdown(&body, &headers);
+    let inbox = intake.inbox();
     let base = wrk(&dir, &format!("http://{bare}/webhooks/github"), secs, conns);
     let ours = wrk(&dir, &format!("http://{powernode}/webhooks/github"), secs, conns);
+    let stored_closed = inbox.len();
     println!(
         "{:<34} {:>12} {:>9} {:>9} {:>9} {:>8}",
         "server", "requests/s", "p50", "p90", "p99", "non-2xx"
@@ -141,9 +150,92 @@ fn main() {
     }
     println!("ratio to the bare handler: {:.2}", ours.rps / base.rps);
     println!(
-        "deliveries stored: {} (batches: {:?})",
-        intake.inbox().len(),
-        intake.inbox().stats()
+        "deliveries answered 2xx: {}, stored: {stored_closed} (batches: {:?})",
+        ours.requests - ours.errors,
+        inbox.stats()
+    );
+    // The figures mean nothing unless every request was answered 2xx and stored.
+    for (name, r) in [("bare handler", &base), ("powernode", &ours)] {
+        assert!(
+            r.errors == 0 && r.socket_errors.is_none(),
+            "{name} under wrk: {} answers of status 400 or more, socket errors: {:?}",
+            r.errors,
+            r.socket_errors
+        );
+    }
+    assert!(
+        stored_closed as u64 >= ours.requests - ours.errors,
+        "wrk got {} 2xx answers from powernode but only {stored_closed} deliveries were stored",
+        ours.requests - ours.errors
+    );
+
+    println!("open loop: {rate} requests/s for {secs}s each, latency from each request's due time");
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("X-GitHub-Delivery"))
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
+    let open_base = open_loop::run(
+        &format!("http://{bare}/webhooks/github"),
+        &headers,
+        body.clone(),
+        "open",
+        rate,
+        secs,
+    );
+    let open = open_loop::run(
+        &format!("http://{powernode}/webhooks/github"),
+        &headers,
+        body,
+        "open",
+        rate,
+        secs,
+    );
+    let stored_open = inbox.len() - stored_closed;
+    println!(
+        "{:<34} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "server", "requests/s", "p50", "p90", "p99", "p99.9", "max", "non-2xx"
+    );
+    for (name, r) in [
+        ("bare axum handler (reads body)", &open_base),
+        ("powernode: verify+normalize+fsync", &open),
+    ] {
+        let ms = |p| format!("{:.2}ms", open_loop::ms(&r.latencies, p));
+        println!(
+            "{name:<34} {:>12.0} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+            r.sent as f64 / r.elapsed.as_secs_f64(),
+            ms(0.5),
+            ms(0.9),
+            ms(0.99),
+            ms(0.999),
+            ms(1.0),
+            r.sent - r.ok
+        );
+        println!(
+            "  the generator's own lateness: p99 {:.2}ms, max {:.2}ms",
+            open_loop::ms(&r.send_delays, 0.99),
+            open_loop::ms(&r.send_delays, 1.0)
+        );
+    }
+    println!(
+        "deliveries answered 2xx: {}, stored: {stored_open} (batches: {:?})",
+        open.ok,
+        inbox.stats()
+    );
+    // Likewise for the open loop.
+    for (name, r) in [("bare handler", &open_base), ("powernode", &open)] {
+        assert!(
+            r.ok == r.sent,
+            "{name}, open loop: {} of {} requests not answered 2xx, e.g. {:?}",
+            r.sent - r.ok,
+            r.sent,
+            r.failures
+        );
+    }
+    assert!(
+        stored_open >= open.ok,
+        "open loop: {} 2xx answers from powernode but only {stored_open} deliveries stored",
+        open.ok
     );
 }
 
@@ -213,27 +305,47 @@ struct Figures {
     p50: String,
     p90: String,
     p99: String,
+    /// Requests answered (wrk's "N requests in").
+    requests: u64,
+    /// Answers with status 400 or more: wrk's "Non-2xx or 3xx responses". This server sends no
+    /// 1xx or 3xx; if it did, the stored-count check would catch them.
     errors: u64,
+    /// wrk's "Socket errors" line (connect, read, write, timeout), if any.
+    socket_errors: Option<String>,
 }
 
-fn wrk(dir: &tempfile::TempDir, url: &str, secs: u64, conns: u32) -> Figures {
+fn wrk(dir: &tempfile::TempDir, url: &str, secs: u64, conns: u64) -> Figures {
     let out = Command::new("wrk")
         .args(["-t2", &format!("-c{conns}"), &format!("-d{secs}s"), "--latency", "-s"])
         .arg(dir.path().join("wrk.lua"))
         .arg(url)
         .output()
         .expect("wrk is needed: apt-get install wrk");
+    assert!(
+        out.status.success(),
+        "wrk failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let field = |prefix: &str| {
         text.lines()
             .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()))
             .unwrap_or_else(|| panic!("no `{prefix}` in wrk output:\n{text}"))
     };
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in ").map(|(n, _)| n.parse().unwrap()))
+        .unwrap_or_else(|| panic!("no request count in wrk output:\n{text}"));
     Figures {
         rps: field("Requests/sec:").parse().unwrap(),
         p50: field("50%"),
         p90: field("90%"),
         p99: field("99%"),
+        requests,
+        socket_errors: text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Socket errors:").map(|v| v.trim().to_string())),
         errors: text
             .lines()
             .find_map(|l| {

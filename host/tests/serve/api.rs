@@ -15,7 +15,7 @@ async fn call(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (u16, Value, reqwest::header::HeaderMap) {
-    let mut req = reqwest::Client::new().request(method, format!("{}/api{path}", server.url));
+    let mut req = client().request(method, format!("{}/api{path}", server.url));
     if let Some(token) = token {
         req = req.bearer_auth(token);
     }
@@ -66,7 +66,7 @@ async fn the_api_needs_the_bearer_token_and_is_closed_without_one() {
 
     let (status, list) = authed(&server, Method::GET, "/pipelines", None).await;
     assert_eq!(status, 200);
-    let lowercase = reqwest::Client::new()
+    let lowercase = client()
         .get(format!("{}/api/pipelines", server.url))
         .header("authorization", format!("bearer {API_TOKEN}"))
         .send()

@@ -2,8 +2,11 @@
 //! `webhooks`: real deliveries signed with the fixtures' secret, answered fast and correctly,
 //! stored durably, deduplicated, and a SIGKILL mid-stream loses no acknowledged delivery.
 //! `api`: the pipelines API, its bearer token, and pipelines added through it starting runs.
+//! `runs`: runs executing, with statuses on a fake forge, cancel, SIGKILL recovery, secrets.
 
 mod api;
+#[path = "../common/mod.rs"]
+mod common;
 mod runs;
 mod webhooks;
 
@@ -12,7 +15,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use powernode::store::inbox::Inbox;
 use powernode::webhook::hex_hmac_sha256;
@@ -21,6 +24,10 @@ use serde_json::Value;
 const SECRET: &str = "It's a Secret to Everybody";
 const API_TOKEN: &str = "test-api-token-0123456789";
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/webhook/fixtures");
+/// Longest the server may take to start (it compiles the built-in plugins) or to stop.
+const START_STOP: Duration = Duration::from_secs(120);
+/// Longest one HTTP request may take.
+const REQUEST: Duration = Duration::from_secs(30);
 
 struct Server {
     child: Child,
@@ -101,10 +108,25 @@ bot_login = "runatlantis"
             .stderr(stderr)
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        // The first line names the address; read it on a thread so a silent server cannot
+        // hang the test, and hand the pipe back so later output does not hit a closed pipe.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let read = reader.read_line(&mut line);
+            let _ = tx.send((read.map(|_| line), reader.into_inner()));
+        });
+        let (line, stdout) = match rx.recv_timeout(START_STOP) {
+            Ok((Ok(line), stdout)) => (line, stdout),
+            Ok((Err(e), _)) => panic!("reading the server's address: {e}"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("waited {START_STOP:?} for `powernode serve` to print its address");
+            }
+        };
+        child.stdout = Some(stdout);
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
@@ -123,7 +145,7 @@ bot_login = "runatlantis"
             nix::sys::signal::Signal::SIGTERM,
         )
         .unwrap();
-        let status = self.child.wait().unwrap();
+        let status = common::wait_child(&mut self.child, START_STOP, "`powernode serve` to exit after SIGTERM");
         assert!(status.success(), "graceful shutdown exits 0: {status:?}");
     }
 
@@ -154,8 +176,22 @@ fn fixture(forge: &str, name: &str) -> (Vec<u8>, BTreeMap<String, String>) {
     (body, headers)
 }
 
+/// An HTTP client whose requests fail (naming the URL) rather than wait forever.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(REQUEST).build().unwrap()
+}
+
+/// Polls `done` until it holds; past `within`, panics saying what was awaited.
+async fn until(within: Duration, what: impl Fn() -> String, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "waited {within:?} for {}", what());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 async fn post(url: &str, body: &[u8], headers: &BTreeMap<String, String>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().post(url).body(body.to_vec());
+    let mut req = client().post(url).body(body.to_vec());
     for (k, v) in headers {
         req = req.header(k, v);
     }

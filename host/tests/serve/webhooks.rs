@@ -6,12 +6,9 @@ use super::*;
 async fn deliveries_are_verified_matched_stored_and_deduplicated() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let health = reqwest::get(format!("{}/healthz", server.url)).await.unwrap();
-    assert_eq!(health.status(), 200);
-    assert_eq!(
-        reqwest::get(format!("{}/readyz", server.url)).await.unwrap().status(),
-        200
-    );
+    let get = |path: &str| client().get(format!("{}{path}", server.url)).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
 
     let hook = format!("{}/webhooks/github", server.url);
     let (body, headers) = fixture("github", "pull_request.opened");
@@ -188,7 +185,7 @@ async fn a_sigkill_mid_stream_loses_no_acknowledged_delivery() {
         senders.push(tokio::spawn(async move {
             for n in 0..10_000 {
                 let id = format!("crash-{task}-{n}");
-                let mut req = reqwest::Client::new().post(&hook).body(body.clone());
+                let mut req = client().post(&hook).body(body.clone());
                 for (k, v) in with_delivery(&headers, &id) {
                     req = req.header(k, v);
                 }
@@ -200,9 +197,14 @@ async fn a_sigkill_mid_stream_loses_no_acknowledged_delivery() {
             }
         }));
     }
-    while acked.lock().unwrap().len() < 300 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // A sender that stopped early (an error answer, a refused connection) ends the wait too:
+    // its panic or the count below then says why.
+    until(
+        Duration::from_secs(120),
+        || format!("300 acknowledged deliveries, got {}", acked.lock().unwrap().len()),
+        || acked.lock().unwrap().len() >= 300 || senders.iter().any(|s| s.is_finished()),
+    )
+    .await;
     let dir_path = server.dir.clone();
     server.kill();
     for s in senders {

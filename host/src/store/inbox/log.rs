@@ -3,13 +3,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, IoSlice, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, IoSlice, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::disk::Disk;
 use super::record::{self, Encoded, FRAME_HEADER, MAX_PAYLOAD};
 use super::{InboxError, Recovery, Shared, Slot, State};
 
@@ -67,10 +68,6 @@ fn parse_segment_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 fn open_rw(path: &Path, create: bool) -> io::Result<File> {
     OpenOptions::new().read(true).write(true).create_new(create).open(path)
 }
@@ -91,10 +88,14 @@ pub(super) fn lock_dir(dir: &Path) -> Result<File, InboxError> {
     }
 }
 
-/// Replays every segment under `dir` into a fresh state. With `segment_bytes` (read-write) a
-/// torn tail of the last segment is truncated and a writer positioned at the end is returned;
-/// without (read-only) nothing on disk is touched and a bad tail is only skipped.
-pub(super) fn replay(dir: &Path, segment_bytes: Option<u64>) -> Result<(State, Option<Writer>, Recovery), InboxError> {
+/// Replays every segment under `dir` into a fresh state. With `write` (read-write: segment size
+/// and the disk to write through) a torn tail of the last segment is truncated and a writer
+/// positioned at the end is returned; without, nothing on disk is touched and a bad tail is
+/// only skipped.
+pub(super) fn replay<D: Disk>(
+    dir: &Path,
+    write: Option<(u64, D)>,
+) -> Result<(State, Option<Writer<D>>, Recovery), InboxError> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -103,10 +104,10 @@ pub(super) fn replay(dir: &Path, segment_bytes: Option<u64>) -> Result<(State, O
         }
     }
     found.sort();
-    if found.is_empty() && segment_bytes.is_some() {
+    if let (true, Some((_, disk))) = (found.is_empty(), &write) {
         let path = dir.join(segment_name(0));
         drop(open_rw(&path, true)?);
-        sync_dir(dir)?;
+        disk.sync_dir(dir)?;
         found.push((0, path));
     }
 
@@ -140,7 +141,7 @@ pub(super) fn replay(dir: &Path, segment_bytes: Option<u64>) -> Result<(State, O
                 ),
             ));
         }
-        let file = match segment_bytes {
+        let file = match write {
             Some(_) => open_rw(&path, false)?,
             None => File::open(&path)?,
         };
@@ -153,9 +154,9 @@ pub(super) fn replay(dir: &Path, segment_bytes: Option<u64>) -> Result<(State, O
                 return Err(corrupt(good, format!("{reason} in a segment that is not the last")));
             }
             recovery.truncated_bytes = scan.file_len - good;
-            if segment_bytes.is_some() {
+            if let Some((_, disk)) = &write {
                 file.set_len(good)?;
-                file.sync_all()?;
+                disk.sync_data(&file, &path)?;
             }
         }
         end = scan.good_end;
@@ -166,14 +167,16 @@ pub(super) fn replay(dir: &Path, segment_bytes: Option<u64>) -> Result<(State, O
         });
     }
     recovery.records = state.locs.len() as u64;
-    let Some(segment_bytes) = segment_bytes else {
+    let Some((segment_bytes, disk)) = write else {
         return Ok((state, None, recovery));
     };
     let current = state.segments.back().expect("at least one segment");
-    let file = Arc::clone(&current.file);
+    let (file, path) = (Arc::clone(&current.file), current.path.clone());
     (&*file).seek(SeekFrom::Start(end))?;
     let writer = Writer {
+        disk,
         dir: dir.to_path_buf(),
+        path,
         segment_bytes,
         segment: state.segment_base + (state.segments.len() - 1) as u32,
         file,
@@ -263,8 +266,11 @@ pub(super) fn read_payload(file: &File, loc: Loc) -> io::Result<Result<Vec<u8>, 
 }
 
 /// The single appender: owns the current segment's write position.
-pub(super) struct Writer {
+pub(super) struct Writer<D> {
+    disk: D,
     dir: PathBuf,
+    /// The current segment's file.
+    path: PathBuf,
     segment_bytes: u64,
     segment: u32,
     file: Arc<File>,
@@ -292,7 +298,7 @@ impl Drop for ExitGuard {
     }
 }
 
-impl Writer {
+impl<D: Disk> Writer<D> {
     /// Runs the writer loop until every sender is gone or a shutdown is asked for.
     pub(super) fn run(mut self, shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>) {
         let _exit = ExitGuard(Arc::clone(&shared));
@@ -405,7 +411,7 @@ impl Writer {
                 IoSlice::new(&r.raw),
             ]);
         }
-        if let Err(e) = write_all_vectored(&self.file, &mut slices) {
+        if let Err(e) = self.write_all_vectored(&mut slices) {
             // Take back whatever part of the batch reached the file, so the tail stays clean.
             let undo = self
                 .file
@@ -418,7 +424,7 @@ impl Writer {
             }
             return Err(InboxError::Io(e));
         }
-        if let Err(e) = self.file.sync_data() {
+        if let Err(e) = self.disk.sync_data(&self.file, &self.path) {
             // After a failed fdatasync the kernel may have dropped the dirty pages: what the file
             // holds is unknown, so stop; a restart replays what actually reached the disk.
             let msg = format!("fdatasync failed: {e}");
@@ -458,30 +464,31 @@ impl Writer {
             )));
         }
         let file = Arc::new(file);
-        sync_dir(&self.dir)?;
+        self.disk.sync_dir(&self.dir)?;
         let mut st = shared.lock();
         st.segments.push_back(Segment {
             first_seq: self.next_seq,
-            path,
+            path: path.clone(),
             file: Arc::clone(&file),
         });
+        self.path = path;
         self.segment = st.segment_base + (st.segments.len() - 1) as u32;
         self.file = file;
         self.end = 0;
         Ok(())
     }
-}
 
-fn write_all_vectored(mut file: &File, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
-    while !slices.is_empty() {
-        match file.write_vectored(slices) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "log file accepted no bytes")),
-            Ok(n) => IoSlice::advance_slices(&mut slices, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    fn write_all_vectored(&self, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+        while !slices.is_empty() {
+            match self.disk.write_vectored(&self.file, &self.path, slices) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "log file accepted no bytes")),
+                Ok(n) => IoSlice::advance_slices(&mut slices, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Calls `f(source, delivery_id, seq)` for each record of a segment whose first record is

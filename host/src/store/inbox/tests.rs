@@ -1,5 +1,6 @@
-//! Inbox tests: dedupe, replay, torn tails, a SIGKILL crash test against a child process, and
-//! an ignored throughput bench (`cargo test --release -- --ignored inbox_bench --nocapture`).
+//! Inbox tests: dedupe, replay, torn tails, a SIGKILL crash test against a child process (the
+//! page cache survives it; `durability_tests.rs` crashes without it), and an ignored throughput
+//! bench (`cargo test --release -- --ignored inbox_bench --nocapture`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-fn delivery(id: &str, body_len: usize) -> NewDelivery {
+/// A delivery from `github` with id `id` and a raw body of `body_len` bytes.
+pub(super) fn delivery(id: &str, body_len: usize) -> NewDelivery {
     NewDelivery {
         source: "github".into(),
         delivery_id: id.into(),
@@ -419,6 +421,8 @@ async fn cancelled_accept_releases_or_completes_its_claim() {
 
 const CHILD_DIR: &str = "POWERNODE_INBOX_CRASH_CHILD_DIR";
 const CHILD_ROUND: &str = "POWERNODE_INBOX_CRASH_CHILD_ROUND";
+/// Longest a child may take to acknowledge the deliveries it is killed after.
+const CHILD_DEADLINE: Duration = Duration::from_secs(120);
 
 fn this_test(name: &str) -> String {
     let module = module_path!();
@@ -468,7 +472,7 @@ fn crash_child() {
 }
 
 /// Runs the child until it has acknowledged at least `acks` deliveries, SIGKILLs it, and
-/// returns every id it acknowledged.
+/// returns every id it acknowledged. Fails if that takes longer than [`CHILD_DEADLINE`].
 fn run_child_and_kill(dir: &Path, round: u32, acks: usize) -> Vec<String> {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([&this_test("crash_child"), "--exact", "--nocapture", "--test-threads=1"])
@@ -479,6 +483,19 @@ fn run_child_and_kill(dir: &Path, round: u32, acks: usize) -> Vec<String> {
         .spawn()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
+    // A child that stops acknowledging must not hang the test: past the deadline, kill it.
+    let (stop_watchdog, stopped) = std::sync::mpsc::channel::<()>();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let watchdog = std::thread::spawn(move || {
+        let late = matches!(
+            stopped.recv_timeout(CHILD_DEADLINE),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        );
+        if late {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        late
+    });
     let mut acked = Vec::new();
     let mut line = Vec::new();
     let mut killed = false;
@@ -496,7 +513,15 @@ fn run_child_and_kill(dir: &Path, round: u32, acks: usize) -> Vec<String> {
             killed = true;
         }
     }
+    // Stop the watchdog before reaping the child, so its pid cannot have been reused.
+    let _ = stop_watchdog.send(());
+    let late = watchdog.join().unwrap();
     let status = child.wait().unwrap();
+    assert!(
+        !late,
+        "waited {CHILD_DEADLINE:?} for {acks} acknowledgements from the child, got {}; killed it",
+        acked.len()
+    );
     assert!(killed, "child exited on its own ({status}) after {} acks", acked.len());
     acked
 }

@@ -7,6 +7,7 @@
 mod api;
 #[path = "../common/mod.rs"]
 mod common;
+mod resources;
 mod runs;
 mod webhooks;
 

@@ -1,0 +1,133 @@
+//! Plugins, prompt templates and run artifacts over the API of the real server.
+
+use reqwest::Method;
+
+use super::*;
+
+async fn call(server: &Server, method: Method, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}/api{path}", server.url))
+        .bearer_auth(API_TOKEN);
+    if let Some(body) = body {
+        req = req.body(body.to_owned());
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn templates_are_stored_listed_replaced_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let (status, _) = call(&server, Method::PUT, "/templates/review", Some("Review {{ title }}")).await;
+    assert_eq!(status, 201);
+    let (status, _) = call(
+        &server,
+        Method::PUT,
+        "/templates/review",
+        Some("Review {{ title }} again"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = call(&server, Method::GET, "/templates/review", None).await;
+    assert_eq!(
+        (status, json(&body)["text"].as_str()),
+        (200, Some("Review {{ title }} again"))
+    );
+    let (_, body) = call(&server, Method::GET, "/templates", None).await;
+    assert_eq!(json(&body), serde_json::json!([{"id": "review"}]));
+    let (status, body) = call(&server, Method::PUT, "/templates/..%2Fx", Some("x")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(call(&server, Method::DELETE, "/templates/review", None).await.0, 204);
+    let (status, body) = call(&server, Method::DELETE, "/templates/review", None).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(json(&body)["error"].as_str().unwrap().contains("no template `review`"));
+    server.stop();
+}
+
+#[tokio::test]
+async fn plugins_are_listed_with_their_grants_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    std::fs::write(dir.path().join("plugins/broken.wasm"), b"not wasm").unwrap();
+    let server = Server::start(dir.path());
+    let (status, body) = call(&server, Method::GET, "/plugins", None).await;
+    assert_eq!(status, 200, "{body}");
+    let plugins = json(&body);
+    let find = |name: &str| {
+        plugins
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let run_command = find("run_command");
+    assert_eq!(run_command["grants"], serde_json::json!(["log", "process"]));
+    assert!(
+        run_command["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == "powernode:step/process@0.1.0")
+    );
+    assert_eq!(run_command["replaces_builtin"], false);
+    let broken = find("broken");
+    assert!(
+        broken["refused"]
+            .as_str()
+            .unwrap()
+            .contains("is not a loadable WebAssembly component"),
+        "{broken}"
+    );
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_runs_artifacts_are_listed_and_downloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
+    std::fs::write(
+        dir.path().join("pipelines/package.yml"),
+        "name: package\nsteps:\n  - name: build\n    type: run_command\n    config:\n      command: mkdir -p dist && printf 'binary bytes' > dist/app.bin\n  - name: keep\n    type: upload_artifact\n    config:\n      path: dist/app.bin\n",
+    )
+    .unwrap();
+    let server = Server::start(dir.path());
+    let (status, body) = call(&server, Method::POST, "/pipelines/package/runs", None).await;
+    assert_eq!(status, 201, "{body}");
+    let id = json(&body)["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, run) = call(&server, Method::GET, &format!("/runs/{id}"), None).await;
+        let state = json(&run)["state"].as_str().unwrap_or_default().to_owned();
+        if state == "success" {
+            break;
+        }
+        assert!(state == "queued" || state == "running", "{run}");
+        assert!(Instant::now() < deadline, "the run never ended: {run}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = call(&server, Method::GET, &format!("/runs/{id}/artifacts"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let listed = json(&body);
+    assert_eq!(listed[0]["name"], "dist/app.bin");
+    assert_eq!(listed[0]["size"], 12);
+    let (status, bytes) = call(
+        &server,
+        Method::GET,
+        &format!("/runs/{id}/artifacts/dist/app.bin"),
+        None,
+    )
+    .await;
+    assert_eq!((status, bytes.as_str()), (200, "binary bytes"));
+    let (status, body) = call(&server, Method::GET, &format!("/runs/{id}/artifacts/nope"), None).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = call(&server, Method::GET, "/runs/nope/artifacts", None).await;
+    assert_eq!(status, 404);
+    server.stop();
+}

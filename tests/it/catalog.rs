@@ -65,3 +65,25 @@ async fn restart_with_a_warm_cache_does_not_recompile() {
     let warm = Catalog::new(runtime(&h), Grants::default(), None);
     assert!(warm.get("run_command").await.unwrap().from_cache);
 }
+
+#[tokio::test]
+async fn an_unreadable_plugins_directory_is_an_error_not_an_empty_one() {
+    let h = Harness::new();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let catalog = Catalog::new(h.runtime.clone(), Grants::default(), Some(file.path().into()));
+    let err = catalog.step_types().unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot read plugin `{}`", file.path().display())),
+        "{err}"
+    );
+    // A lookup does not fall back to the built-ins behind the operator's back either.
+    assert!(matches!(
+        catalog.get("run_command").await,
+        Err(CatalogError::Read { .. })
+    ));
+    // A directory that does not exist simply holds no plugins.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = Catalog::new(h.runtime.clone(), Grants::default(), Some(dir.path().join("none")));
+    assert!(missing.step_types().unwrap().contains(&"run_command".to_string()));
+}

@@ -27,6 +27,21 @@ pub struct RunRequest {
     pub workspace: PathBuf,
     /// The forge and repository the run acts on, if any.
     pub forge: Option<Arc<RepoBinding>>,
+    /// Sees each step's log lines as they are written: (step name, line).
+    pub log_tap: Option<StepLogTap>,
+}
+
+/// What a [`StepLogTap`] calls: the step's name and one log line.
+pub type StepLineFn = dyn Fn(&str, &LogLine) + Send + Sync;
+
+/// Called with the step's name and each kept line of its log as it is written.
+#[derive(Clone)]
+pub struct StepLogTap(pub Arc<StepLineFn>);
+
+impl std::fmt::Debug for StepLogTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StepLogTap")
+    }
 }
 
 /// Why a step did not succeed.
@@ -264,6 +279,10 @@ async fn run_step(
         timeout,
         secrets: mask.to_vec(),
         forge: req.forge.clone(),
+        log_tap: req.log_tap.clone().map(|tap| {
+            let name = step.name.clone();
+            crate::runtime::LogTap(Arc::new(move |line: &LogLine| (tap.0)(&name, line)))
+        }),
     };
     let report = catalog.runtime().run(&plugin, input).await;
     StepResult {

@@ -42,6 +42,7 @@ fn step_start(c: &mut Criterion) {
         timeout: Duration::from_secs(60),
         secrets: vec!["not-in-the-output".into()],
         forge: None,
+        log_tap: None,
     };
 
     let mut group = c.benchmark_group("step_start");

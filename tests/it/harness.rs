@@ -78,6 +78,7 @@ impl Harness {
             timeout,
             secrets: Vec::new(),
             forge,
+            log_tap: None,
         };
         self.runtime.run(plugin, input).await
     }

@@ -290,6 +290,7 @@ fn request(h: &Harness) -> RunRequest {
         secrets: Default::default(),
         workspace: h.workspace.path().into(),
         forge: None,
+        log_tap: None,
     }
 }
 

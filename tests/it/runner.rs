@@ -18,6 +18,7 @@ async fn run(h: &Harness, text: &str, trigger: TriggerContext) -> (powernode::pi
         secrets: [("TOKEN".to_string(), "t0ps3cret".to_string())].into(),
         workspace: h.workspace.path().into(),
         forge: None,
+        log_tap: None,
     };
     let summary = run_pipeline(&catalog, &pipeline, req, |_| {}).await;
     (pipeline, summary)

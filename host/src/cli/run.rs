@@ -83,6 +83,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         secrets: host.config.secrets.clone(),
         workspace,
         forge,
+        log_tap: None,
     };
     let summary = run_pipeline(&host.catalog, &pipeline, req, |event| match event {
         RunEvent::Started(step) => println!("▶ {} ({})", step.name, step.step_type),

@@ -72,6 +72,16 @@ pub struct LogFlood {
     pub limit: usize,
 }
 
+/// Called with each kept line of a step's log as it is written.
+#[derive(Clone)]
+pub struct LogTap(pub Arc<dyn Fn(&LogLine) + Send + Sync>);
+
+impl std::fmt::Debug for LogTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogTap")
+    }
+}
+
 /// A cloneable handle to one step's log.
 #[derive(Clone)]
 pub struct StepLog {
@@ -82,6 +92,7 @@ struct Inner {
     started: Instant,
     limits: LogLimits,
     masker: Masker,
+    tap: Option<LogTap>,
     lines: Vec<LogLine>,
     kept: usize,
     written: usize,
@@ -98,6 +109,7 @@ impl StepLog {
                 started: Instant::now(),
                 limits,
                 masker,
+                tap: None,
                 lines: Vec::new(),
                 kept: 0,
                 written: 0,
@@ -105,6 +117,13 @@ impl StepLog {
                 partial: [Vec::new(), Vec::new()],
             })),
         }
+    }
+
+    /// The same log, also handing every kept line to `tap` as it is written (masked), so a
+    /// step's log can be followed while it runs.
+    pub fn with_tap(self, tap: Option<LogTap>) -> Self {
+        self.inner.lock().expect("log lock").tap = tap;
+        self
     }
 
     /// Adds one line; `Err` once the flood limit is passed.
@@ -178,12 +197,16 @@ impl Inner {
         // Escapes go before masking, so one inside a secret cannot split it past the mask.
         let message = self.mask(&crate::printable::printable(message));
         self.kept += message.len() + 1;
-        self.lines.push(LogLine {
+        let line = LogLine {
             at_ms: self.started.elapsed().as_millis() as u64,
             level,
             stream,
             message,
-        });
+        };
+        if let Some(tap) = &self.tap {
+            (tap.0)(&line);
+        }
+        self.lines.push(line);
         Ok(())
     }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, PoolingAllocationConfig};
 
-pub use log::{Level, LogFlood, LogLimits, LogLine, Masker, Stream, mask_secrets};
+pub use log::{Level, LogFlood, LogLimits, LogLine, LogTap, Masker, Stream, mask_secrets};
 pub use plugin::{LoadError, Plugin, PluginInfo};
 pub use run::{StepFailure, StepInput, StepReport, StepSuccess};
 pub use state::MemoryExceeded;

@@ -43,6 +43,8 @@ pub struct StepInput {
     /// The forge and repository `provider` and `git` calls act on; none for local runs
     /// without a source.
     pub forge: Option<Arc<RepoBinding>>,
+    /// Sees each kept log line as it is written.
+    pub log_tap: Option<super::LogTap>,
 }
 
 /// A step that succeeded.
@@ -148,7 +150,7 @@ impl Runtime {
         let started = Instant::now();
         let timeout = input.timeout.min(MAX_TIMEOUT);
         let _permit = self.permits.acquire().await.expect("semaphore open");
-        let log = StepLog::new(self.config.log_limits, &input.secrets);
+        let log = StepLog::new(self.config.log_limits, &input.secrets).with_tap(input.log_tap.clone());
         let scope = StepScope {
             run_id: input.run_id.clone(),
             plugin: plugin.info.name.clone(),

@@ -3,6 +3,7 @@
 //! (secrets masked), and the end state.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -12,7 +13,8 @@ use super::{Scheduler, now_ms};
 use crate::pipeline::Pipeline;
 use crate::provider::RepoBinding;
 use crate::provider::connect::bind;
-use crate::runner::{RunEvent, RunRequest, RunSummary, StepError, StepResult, run_pipeline};
+use crate::runner::{RunEvent, RunRequest, RunSummary, StepError, StepLogTap, StepResult, run_pipeline};
+use crate::runtime::LogLine;
 use crate::runtime::StepFailure;
 use crate::store::runs::{RunRecord, RunState, StepRecord};
 
@@ -79,12 +81,31 @@ async fn steps(
     if let Err(e) = std::fs::create_dir_all(&workspace) {
         return (RunState::Failure, Some(format!("cannot create the workspace: {e}")));
     }
+    // Lines are stored as they are written, so the log can be followed while a step runs;
+    // what the step's end adds (a truncation note, removed links) is stored at its end.
+    let tapped = Arc::new(AtomicUsize::new(0));
+    let tap = {
+        let (runs, masker, id, tapped) = (
+            scheduler.runs.clone(),
+            scheduler.masker.clone(),
+            run.id.clone(),
+            tapped.clone(),
+        );
+        StepLogTap(Arc::new(move |step: &str, line: &LogLine| {
+            tapped.fetch_add(1, Ordering::Relaxed);
+            let text = format!("[{step}] {}", masker.mask(&line.message));
+            if let Err(e) = runs.append_log(&id, &[text]) {
+                tracing::error!(run = %id, error = %e, "cannot store a log line");
+            }
+        }))
+    };
     let req = RunRequest {
         run_id: run.id.clone(),
         trigger: run.trigger.clone(),
         secrets: scheduler.secrets.clone(),
         workspace: workspace.clone(),
         forge,
+        log_tap: Some(tap),
     };
     let mut index = 0;
     let record = |event: RunEvent<'_>| match event {
@@ -118,9 +139,11 @@ async fn steps(
                     .unwrap_or_default(),
             };
             put_step(scheduler, &run.id, index, finished);
+            let seen = tapped.swap(0, Ordering::Relaxed);
             let lines: Vec<String> = result
                 .log
                 .iter()
+                .skip(seen)
                 .map(|l| format!("[{}] {}", step.name, mask(scheduler, &l.message)))
                 .collect();
             if let Err(e) = scheduler.runs.append_log(&run.id, &lines) {

@@ -2,20 +2,24 @@
 //! their logs. Lists are newest first, `limit` (1–100, default 20) at a time; the answer's
 //! `next` is the cursor to pass as `before` for the following page.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
 use serde_json::{Value, json};
 
 use super::{AppError, AppState};
 use crate::model::TriggerContext;
 use crate::scheduler::now_ms;
 use crate::store::StoreError;
-use crate::store::runs::{Cancelled, NewRun, RunFilter, RunRecord, RunState};
+use crate::store::runs::{Cancelled, NewRun, RunFilter, RunRecord, RunState, RunStore};
 
 const MAX_LIMIT: usize = 100;
 
@@ -164,17 +168,90 @@ pub(super) async fn rerun(State(state): State<AppState>, Path(id): Path<String>)
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// `GET /api/runs/{id}/logs`: the run's log as plain text, one line per log line.
-pub(super) async fn logs(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+/// `GET /api/runs/{id}/logs`: the run's log as plain text, one line per log line; with
+/// `?follow=true`, Server-Sent Events: each line as it is written (its position as the
+/// event id, so `Last-Event-ID` resumes), then an `end` event with the run's final state.
+pub(super) async fn logs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     let runs = state.scheduler.runs();
     if runs.get(&id).map_err(store_error)?.is_none() {
         return Err(not_found(&id));
     }
-    let mut text = runs.log(&id).map_err(store_error)?.join("\n");
+    if query.get("follow").is_some_and(|f| f == "true") {
+        let after = headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        return Ok(follow(runs.clone(), id, after).into_response());
+    }
+    let lines: Vec<String> = runs
+        .log(&id, None)
+        .map_err(store_error)?
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
+    let mut text = lines.join("\n");
     if !text.is_empty() {
         text.push('\n');
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+/// How often a followed log is checked for new lines: the store is the only channel, so a
+/// log written by another server in a cluster streams the same way.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+struct Follow {
+    runs: Arc<dyn RunStore>,
+    id: String,
+    after: Option<u64>,
+    pending: VecDeque<(u64, String)>,
+    ended: bool,
+}
+
+fn follow(
+    runs: Arc<dyn RunStore>,
+    id: String,
+    after: Option<u64>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let start = Follow {
+        runs,
+        id,
+        after,
+        pending: VecDeque::new(),
+        ended: false,
+    };
+    let events = futures_util::stream::unfold(start, |mut f| async move {
+        loop {
+            if let Some((seq, line)) = f.pending.pop_front() {
+                f.after = Some(seq);
+                return Some((Ok(Event::default().id(seq.to_string()).data(line)), f));
+            }
+            if f.ended {
+                return None;
+            }
+            // Read the state before the lines: a run that has ended has all its lines stored.
+            let state = f.runs.get(&f.id).ok().flatten().map(|r| r.state);
+            match f.runs.log(&f.id, f.after) {
+                Ok(lines) => f.pending.extend(lines),
+                Err(e) => tracing::warn!(run = %f.id, error = %e, "cannot read a followed log"),
+            }
+            match state {
+                Some(s) if s.is_final() && f.pending.is_empty() => {
+                    f.ended = true;
+                    return Some((Ok(Event::default().event("end").data(s.as_str())), f));
+                }
+                None => return None,
+                _ if f.pending.is_empty() => tokio::time::sleep(FOLLOW_POLL).await,
+                _ => {}
+            }
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
 }
 
 fn run_json(run: &RunRecord) -> Value {

@@ -285,6 +285,7 @@ pub trait RunStore: Send + Sync {
     fn list(&self, filter: &RunFilter, before: Option<&str>, limit: usize) -> Result<Page, StoreError>;
     /// Appends lines (already masked) to the run's log.
     fn append_log(&self, id: &str, lines: &[String]) -> Result<(), StoreError>;
-    /// The run's log lines, in order.
-    fn log(&self, id: &str) -> Result<Vec<String>, StoreError>;
+    /// The run's log lines after position `after` (all of them for `None`), in order, each
+    /// with its position.
+    fn log(&self, id: &str, after: Option<u64>) -> Result<Vec<(u64, String)>, StoreError>;
 }

@@ -396,3 +396,45 @@ async fn a_new_push_to_a_pull_request_cancels_its_earlier_run() {
     assert_eq!(reported, Vec::<Value>::new(), "report_status: false sets no status");
     server.stop();
 }
+
+#[tokio::test]
+async fn a_followed_log_streams_lines_while_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _seen) = status_api().await;
+    let server = start(dir.path(), &url, "sleep 2; echo checked");
+    let id = push(&server, "run-follow-1").await;
+    let mut resp = reqwest::Client::new()
+        .get(format!("{}/api/runs/{id}/logs?follow=true", server.url))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut text = String::new();
+    let mut state_when_first_line = None;
+    while !text.contains("event: end") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, resp.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("the stream never ended; got:\n{text}"))
+            .unwrap()
+            .expect("the stream ends only after the end event");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if state_when_first_line.is_none() && text.contains("data: [compile] compiled") {
+            let (_, run) = api(&server, Method::GET, &format!("/runs/{id}"), None).await;
+            state_when_first_line = Some(run["state"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        state_when_first_line.as_deref(),
+        Some("running"),
+        "the first line came while the run went on:\n{text}"
+    );
+    let compiled = text.find("data: [compile] compiled").unwrap();
+    let checked = text.find("data: [check] checked").expect("the second step's line");
+    assert!(compiled < checked, "{text}");
+    assert!(text.contains("event: end\ndata: success"), "{text}");
+    server.stop();
+}

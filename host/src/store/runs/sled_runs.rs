@@ -115,12 +115,16 @@ impl RunStore for SledRuns {
         Ok(())
     }
 
-    fn log(&self, id: &str) -> Result<Vec<String>, StoreError> {
-        let prefix = [id.as_bytes(), b"\0"].concat();
+    fn log(&self, id: &str, after: Option<u64>) -> Result<Vec<(u64, String)>, StoreError> {
+        let start = log_key(id, after.map_or(0, |seq| seq + 1));
+        let end = log_key(id, u64::MAX);
         self.logs
-            .scan_prefix(prefix)
-            .values()
-            .map(|v| Ok(String::from_utf8_lossy(&v?).into_owned()))
+            .range(start..=end)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let seq = u64::from_be_bytes(key[key.len() - 8..].try_into().expect("8-byte position"));
+                Ok((seq, String::from_utf8_lossy(&value).into_owned()))
+            })
             .collect()
     }
 

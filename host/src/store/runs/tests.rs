@@ -43,10 +43,13 @@ fn logs_keep_their_order_per_run(store: &dyn RunStore) {
     store.append_log("01", &["a".into(), "b".into()]).unwrap();
     store.append_log("02", &["other".into()]).unwrap();
     store.append_log("01", &["c".into()]).unwrap();
-    assert_eq!(store.log("01").unwrap(), ["a", "b", "c"]);
+    let lines = |after| -> Vec<String> { store.log("01", after).unwrap().into_iter().map(|(_, l)| l).collect() };
+    assert_eq!(lines(None), ["a", "b", "c"]);
+    let first = store.log("01", None).unwrap()[0].0;
+    assert_eq!(lines(Some(first)), ["b", "c"], "only the lines after a position");
     assert_eq!(
-        store.log("0").unwrap(),
-        Vec::<String>::new(),
+        store.log("0", None).unwrap(),
+        vec![],
         "a prefix of an id is another run"
     );
 }

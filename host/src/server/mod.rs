@@ -4,6 +4,7 @@
 mod api;
 mod catalog;
 mod error;
+mod events;
 mod runs;
 mod webhooks;
 
@@ -54,6 +55,8 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .route("/runs/{id}/artifacts", get(catalog::artifacts))
         .route("/runs/{id}/artifacts/{*name}", get(catalog::artifact))
         .route("/plugins", get(catalog::plugins))
+        .route("/events", get(events::list))
+        .route("/events/{id}", get(events::get))
         .route("/templates", get(catalog::templates))
         .route(
             "/templates/{id}",

@@ -131,3 +131,39 @@ async fn a_runs_artifacts_are_listed_and_downloaded() {
     assert_eq!(status, 404);
     server.stop();
 }
+
+#[tokio::test]
+async fn stored_deliveries_are_listed_newest_first_with_their_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let hook = format!("{}/webhooks/github", server.url);
+    for (name, delivery) in [("pull_request.opened", "ev-pr-1"), ("push", "ev-push-1")] {
+        let (body, headers) = fixture("github", name);
+        let (status, answer) = post(&hook, &body, &with_delivery(&headers, delivery)).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    let (status, body) = call(&server, Method::GET, "/events", None).await;
+    assert_eq!(status, 200, "{body}");
+    let events = json(&body)["events"].clone();
+    assert_eq!(events[0]["delivery"], "ev-push-1");
+    assert_eq!(events[0]["event"], "push");
+    assert_eq!(events[0]["runs"], serde_json::json!([]));
+    assert_eq!(events[1]["delivery"], "ev-pr-1");
+    assert_eq!(events[1]["action"], "opened");
+    assert_eq!(events[1]["runs"][0]["pipeline"], "review");
+    let (_, body) = call(&server, Method::GET, "/events?limit=1", None).await;
+    let page = json(&body);
+    assert_eq!(page["events"].as_array().unwrap().len(), 1);
+    let next = page["next"].as_u64().expect("a cursor to the older event");
+    let (_, body) = call(&server, Method::GET, &format!("/events?limit=1&before={next}"), None).await;
+    assert_eq!(json(&body)["events"][0]["delivery"], "ev-pr-1");
+    let id = events[1]["id"].as_u64().unwrap();
+    let (status, body) = call(&server, Method::GET, &format!("/events/{id}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let one = json(&body);
+    assert_eq!(one["event"]["repository"]["full_name"], "Codertocat/Hello-World");
+    assert_eq!(one["answer"]["status"], "accepted");
+    assert_eq!(call(&server, Method::GET, "/events/999", None).await.0, 404);
+    assert_eq!(call(&server, Method::GET, "/events?limit=0", None).await.0, 400);
+    server.stop();
+}

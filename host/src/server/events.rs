@@ -1,0 +1,89 @@
+//! `/api/events`: the deliveries the server accepted and stored (ignored and refused ones
+//! are answered and never stored), newest first, with the runs each started.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::{AppError, AppState};
+use crate::store::inbox::StoredDelivery;
+
+const MAX_LIMIT: u64 = 100;
+
+fn inbox_error(e: impl std::fmt::Display) -> AppError {
+    AppError::internal("reading the webhook inbox", e)
+}
+
+fn summary(d: &StoredDelivery) -> Value {
+    let event: Value = serde_json::from_slice(&d.event_json).unwrap_or(Value::Null);
+    json!({
+        "id": d.seq,
+        "source": d.source,
+        "delivery": d.delivery_id,
+        "received_at_ms": d.received_at_ms,
+        "event": event["event"],
+        "action": event["action"],
+        "repository": event["repository"]["full_name"],
+        "sender": event["sender"],
+        "status": d.answer.status,
+        "runs": d.runs.iter().map(|r| json!({"id": r.run_id, "pipeline": r.pipeline})).collect::<Vec<_>>(),
+    })
+}
+
+/// `GET /api/events?limit=&before=`: `{"events": [...], "next": cursor}`.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    let number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| match query.get(name) {
+        None => Ok(default),
+        Some(text) => text.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+            AppError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "`{name}` must be a number from {} to {}, got `{text}`",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        }),
+    };
+    let inbox = state.intake.inbox().clone();
+    let stored = inbox.seq_range();
+    let limit = number("limit", 20, 1..=MAX_LIMIT)?;
+    let before = number("before", stored.end, 0..=u64::MAX)?.min(stored.end);
+    let from = before.saturating_sub(limit).max(stored.start);
+    let events = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for seq in (from..before).rev() {
+            if let Some(d) = inbox.get_seq(seq)? {
+                out.push(summary(&d));
+            }
+        }
+        Ok::<_, crate::store::inbox::InboxError>(out)
+    })
+    .await
+    .map_err(inbox_error)?
+    .map_err(inbox_error)?;
+    let next = (from > stored.start).then_some(from);
+    Ok(Json(json!({ "events": events, "next": next })))
+}
+
+/// `GET /api/events/{id}`: one delivery with its normalized event and the answer it got.
+pub(super) async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+    let missing = || AppError::new(StatusCode::NOT_FOUND, format!("no event `{id}`"));
+    let seq: u64 = id.parse().map_err(|_| missing())?;
+    let inbox = state.intake.inbox().clone();
+    let delivery = tokio::task::spawn_blocking(move || inbox.get_seq(seq))
+        .await
+        .map_err(inbox_error)?
+        .map_err(inbox_error)?
+        .ok_or_else(missing)?;
+    let mut value = summary(&delivery);
+    value["event"] = serde_json::from_slice(&delivery.event_json).unwrap_or(Value::Null);
+    value["answer"] = delivery.answer.body.clone();
+    Ok(Json(value))
+}

@@ -30,6 +30,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Custom plugins: `<step_type>.wasm` files, picked up without a restart.
     pub plugins_dir: PathBuf,
+    /// `text` (default) or `json`: one JSON object per log line, for log collectors.
+    pub log_format: LogFormat,
     /// Runs executing at once.
     pub max_concurrent_runs: usize,
     /// Keep the workspace of a run that did not succeed (under `data_dir/workspaces`).
@@ -54,6 +56,7 @@ impl std::fmt::Debug for Config {
             .field("max_body_mb", &self.max_body_mb)
             .field("data_dir", &self.data_dir)
             .field("plugins_dir", &self.plugins_dir)
+            .field("log_format", &self.log_format)
             .field("max_concurrent_runs", &self.max_concurrent_runs)
             .field("keep_failed_workspaces", &self.keep_failed_workspaces)
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
@@ -62,6 +65,17 @@ impl std::fmt::Debug for Config {
             .field("sources", &self.sources)
             .finish()
     }
+}
+
+/// How the server writes its own log to stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `[[sources]]`: one forge connection.
@@ -170,6 +184,7 @@ impl Default for Config {
             max_body_mb: 25,
             data_dir: "powernode-data".into(),
             plugins_dir: "plugins".into(),
+            log_format: LogFormat::Text,
             max_concurrent_runs: 4,
             keep_failed_workspaces: false,
             secrets: BTreeMap::new(),

@@ -188,7 +188,9 @@ pub async fn run_pipeline(
         }
         let timeout = left.map_or(step.timeout(), |left| left.min(step.timeout()));
         on_event(RunEvent::Started(step));
-        let mut result = run_step(catalog, pipeline, step, &req, &ctx, &mask, timeout).await;
+        let span = tracing::info_span!("step", step = %step.name, step_type = %step.step_type);
+        let mut result =
+            tracing::Instrument::instrument(run_step(catalog, pipeline, step, &req, &ctx, &mask, timeout), span).await;
         sweep_links(&req.workspace, &mut result);
         on_event(RunEvent::Finished(step, &result));
         let ok = match &result.outcome {
@@ -284,7 +286,10 @@ async fn run_step(
             crate::runtime::LogTap(Arc::new(move |line: &LogLine| (tap.0)(&name, line)))
         }),
     };
+    tracing::debug!(timeout_ms = timeout.as_millis() as u64, "step started");
     let report = catalog.runtime().run(&plugin, input).await;
+    let outcome = report.outcome.as_ref().err().map_or("success", |e| e.kind());
+    tracing::info!(elapsed_ms = report.elapsed.as_millis() as u64, outcome, "step finished");
     StepResult {
         name: step.name.clone(),
         outcome: report.outcome.map_err(StepError::Run),

@@ -206,3 +206,31 @@ fn a_workspace_holding_the_plugins_or_data_directory_is_refused() {
     let nested = text(&out);
     assert!(nested.contains("is inside the plugins directory"), "{nested}");
 }
+
+#[test]
+fn log_format_json_writes_one_json_object_per_line_with_its_span() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("powernode.toml"), "log_format = \"json\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("p.yml"),
+        "name: p\nsteps:\n  - name: one\n    type: run_command\n    config:\n      command: echo hi\n",
+    )
+    .unwrap();
+    let out = output(
+        Command::new(env!("CARGO_BIN_EXE_powernode"))
+            .args(["run", "p.yml", "--config", "powernode.toml"])
+            .current_dir(dir.path())
+            .env("POWERNODE_LOG", "debug"),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(!lines.is_empty(), "debug logging wrote nothing");
+    assert!(
+        lines.iter().any(|l| l["span"]["step"] == "one"),
+        "no line carries the step's span: {stderr}"
+    );
+}

@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::catalog::Catalog;
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
 use crate::pipeline::{Diagnostics, Pipeline};
 use crate::runtime::Runtime;
 use crate::services::Services;
@@ -65,12 +65,17 @@ enum PluginCommand {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("POWERNODE_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POWERNODE_LOG").unwrap_or_else(|_| "warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if log_format(&cli.command) == LogFormat::Json {
+        logs.json().with_current_span(true).with_span_list(false).init();
+    } else {
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -82,6 +87,18 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The `log_format` of the command's config file; text when there is none, or when the file
+/// cannot be read (the command then reports why).
+fn log_format(command: &Command) -> LogFormat {
+    let path = match command {
+        Command::Serve { config } => config.as_deref(),
+        Command::Run(args) => args.config(),
+        _ => None,
+    };
+    path.and_then(|p| Config::load(Some(p)).ok())
+        .map_or(LogFormat::Text, |c| c.log_format)
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {

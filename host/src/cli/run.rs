@@ -35,6 +35,13 @@ pub struct RunArgs {
     source: Option<String>,
 }
 
+impl RunArgs {
+    /// The config file given, if any.
+    pub(super) fn config(&self) -> Option<&std::path::Path> {
+        self.config.as_deref()
+    }
+}
+
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let host = Host::open(args.config.as_deref())?;
     let pipeline = load_pipeline(&args.pipeline, Some(&host.config.secrets), &host.catalog.step_types()?)?;

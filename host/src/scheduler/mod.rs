@@ -207,7 +207,9 @@ impl Scheduler {
             match claimed {
                 Ok(Some(run)) => {
                     tracing::info!(worker, run = %run.id, pipeline = %run.pipeline, attempt = run.attempt, "run claimed");
-                    execute::execute(&self, run).await;
+                    let span =
+                        tracing::info_span!("run", run = %run.id, pipeline = %run.pipeline, attempt = run.attempt);
+                    tracing::Instrument::instrument(execute::execute(&self, run), span).await;
                 }
                 Ok(None) => {
                     // Woken by a new run, or polling for runs another node queued.

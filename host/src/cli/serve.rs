@@ -31,6 +31,7 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
     )
     .context("loading the pipelines added through the API")?;
     let registry = Arc::new(registry);
+    tokio::spawn(registry.clone().watch(Duration::from_secs(2)));
     let inbox = Inbox::open(&config.data_dir.join("inbox"))
         .with_context(|| format!("opening the webhook inbox under `{}`", config.data_dir.display()))?;
     let recovery = inbox.recovery();

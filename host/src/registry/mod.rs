@@ -89,6 +89,8 @@ pub enum Put {
 
 /// Pipeline files and API pipelines by name, with the snapshot the intake reads.
 pub struct Registry {
+    /// The pipeline files' folder.
+    dir: PathBuf,
     step_types: Vec<String>,
     /// Names of the configured secrets; `None` accepts any name.
     secrets: Option<BTreeSet<String>>,
@@ -111,6 +113,7 @@ impl Registry {
         store: Arc<dyn Store>,
     ) -> Result<Registry, StoreError> {
         let registry = Registry {
+            dir: dir.to_path_buf(),
             step_types,
             secrets,
             store,
@@ -118,23 +121,7 @@ impl Registry {
             writer: Mutex::new(()),
             active: Active::default(),
         };
-        let mut entries = BTreeMap::new();
-        for path in pipeline_files(dir) {
-            let loaded = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
-                .and_then(|text| {
-                    let pipeline = registry.check(&path.display().to_string(), &text)?;
-                    Ok((pipeline, text))
-                });
-            match loaded {
-                Ok((pipeline, text)) => {
-                    tracing::info!(file = %path.display(), pipeline = %pipeline.name, "pipeline loaded");
-                    let origin = Origin::File { path };
-                    add(&mut entries, Entry { pipeline, origin, text });
-                }
-                Err(e) => eprintln!("skipping invalid pipeline:\n{e}"),
-            }
-        }
+        let mut entries = registry.read_files();
         for (name, text) in registry.store.pipelines()? {
             match registry.check(&api_label(&name), &text) {
                 Ok(pipeline) => add(
@@ -150,6 +137,57 @@ impl Registry {
         }
         registry.publish(entries);
         Ok(registry)
+    }
+
+    /// The valid pipeline files of the folder, by name (the first file of a name wins).
+    fn read_files(&self) -> BTreeMap<String, Entry> {
+        let mut entries = BTreeMap::new();
+        for path in pipeline_files(&self.dir) {
+            let loaded = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+                .and_then(|text| {
+                    let pipeline = self.check(&path.display().to_string(), &text)?;
+                    Ok((pipeline, text))
+                });
+            match loaded {
+                Ok((pipeline, text)) => {
+                    tracing::info!(file = %path.display(), pipeline = %pipeline.name, "pipeline loaded");
+                    let origin = Origin::File { path };
+                    add(&mut entries, Entry { pipeline, origin, text });
+                }
+                Err(e) => eprintln!("skipping invalid pipeline:\n{e}"),
+            }
+        }
+        entries
+    }
+
+    /// Reads the pipeline files again and publishes them with the API's pipelines, for a
+    /// change in the folder; the next delivery and run see the new set.
+    pub fn reload_files(&self) {
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut entries = self.read_files();
+        for entry in self.snapshot().values().filter(|e| e.origin == Origin::Api) {
+            add(&mut entries, entry.clone());
+        }
+        self.publish(entries);
+    }
+
+    /// Reloads the pipeline files whenever the folder's listing, sizes or times change,
+    /// checking every `every`; runs until the task is dropped.
+    pub async fn watch(self: Arc<Self>, every: std::time::Duration) {
+        let mut seen = fingerprint(&self.dir);
+        loop {
+            tokio::time::sleep(every).await;
+            let now = fingerprint(&self.dir);
+            if now != seen {
+                seen = now;
+                let registry = self.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || registry.reload_files()).await {
+                    tracing::error!(error = %e, "reloading the pipeline files failed");
+                }
+                tracing::info!(dir = %self.dir.display(), "pipeline files changed: reloaded");
+            }
+        }
     }
 
     /// The snapshot the intake reads, kept current by this registry.
@@ -242,6 +280,19 @@ impl Registry {
         let is_secret: Option<&dyn Fn(&str) -> bool> = self.secrets.is_some().then_some(&is_secret);
         pipeline::check(label, text, &self.step_types, is_secret).map_err(|d| d.to_string())
     }
+}
+
+/// What the pipeline files look like now: path, size and modification time of each.
+fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    pipeline_files(dir)
+        .into_iter()
+        .map(|path| {
+            let meta = std::fs::metadata(&path).ok();
+            let size = meta.as_ref().map_or(0, |m| m.len());
+            let modified = meta.and_then(|m| m.modified().ok());
+            (path, size, modified)
+        })
+        .collect()
 }
 
 /// The name diagnostics of an API pipeline carry in place of a file name.

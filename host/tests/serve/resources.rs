@@ -167,3 +167,58 @@ async fn stored_deliveries_are_listed_newest_first_with_their_runs() {
     assert_eq!(call(&server, Method::GET, "/events?limit=0", None).await.0, 400);
     server.stop();
 }
+
+#[tokio::test]
+async fn pipeline_files_added_changed_or_removed_take_effect_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let names = |body: &str| -> Vec<String> {
+        json(body)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let wait_until = |want: &'static str, present: bool| {
+        let server = &server;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let (_, body) = call(server, Method::GET, "/pipelines", None).await;
+                if names(&body).iter().any(|n| n == want) == present {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "`{want}` never became present={present}: {body}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let file = dir.path().join("pipelines/nightly.yml");
+    std::fs::write(
+        &file,
+        "name: nightly\nsteps:\n  - name: a\n    type: run_command\n    config:\n      command: echo one\n",
+    )
+    .unwrap();
+    wait_until("nightly", true).await;
+    std::fs::write(
+        &file,
+        "name: nightly\nsteps:\n  - name: a\n    type: run_command\n    config:\n      command: echo two\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = call(&server, Method::GET, "/pipelines/nightly", None).await;
+        if json(&body)["text"].as_str().unwrap_or_default().contains("echo two") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the change was never read: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::fs::remove_file(&file).unwrap();
+    wait_until("nightly", false).await;
+    server.stop();
+}

@@ -34,6 +34,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Runs executing at once.
     pub max_concurrent_runs: usize,
+    /// Days ended runs, their logs and artifacts, kept workspaces and stored deliveries are
+    /// kept; 0 keeps them forever.
+    pub retention_days: u64,
     /// Keep the workspace of a run that did not succeed (under `data_dir/workspaces`).
     pub keep_failed_workspaces: bool,
     /// Secrets pipelines may reference as `${NAME}`; masked in every log line.
@@ -58,6 +61,7 @@ impl std::fmt::Debug for Config {
             .field("plugins_dir", &self.plugins_dir)
             .field("log_format", &self.log_format)
             .field("max_concurrent_runs", &self.max_concurrent_runs)
+            .field("retention_days", &self.retention_days)
             .field("keep_failed_workspaces", &self.keep_failed_workspaces)
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
             .field("plugins", &self.plugins)
@@ -186,6 +190,7 @@ impl Default for Config {
             plugins_dir: "plugins".into(),
             log_format: LogFormat::Text,
             max_concurrent_runs: 4,
+            retention_days: 30,
             keep_failed_workspaces: false,
             secrets: BTreeMap::new(),
             plugins: PluginsConfig::default(),

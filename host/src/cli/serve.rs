@@ -12,7 +12,7 @@ use crate::config::SourceConfig;
 use crate::intake::Intake;
 use crate::provider::connect;
 use crate::registry::Registry;
-use crate::scheduler::{self, Scheduler, SchedulerConfig};
+use crate::scheduler::{self, Retention, Scheduler, SchedulerConfig};
 use crate::server::{self, AppState};
 use crate::store::inbox::Inbox;
 
@@ -54,7 +54,37 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
         },
     );
     scheduler.start().context("recovering the runs of the previous start")?;
-    tokio::spawn(scheduler::feed_inbox(inbox, runs, scheduler.clone(), intake.stored()));
+    tokio::spawn(scheduler::feed_inbox(
+        inbox.clone(),
+        runs.clone(),
+        scheduler.clone(),
+        intake.stored(),
+    ));
+    if config.retention_days > 0 {
+        let max_age = Duration::from_secs(config.retention_days * 24 * 3600);
+        let (store, workspaces) = (host.store.clone(), config.data_dir.join("workspaces"));
+        tokio::spawn(async move {
+            loop {
+                let (store, runs, inbox, workspaces) = (store.clone(), runs.clone(), inbox.clone(), workspaces.clone());
+                let pass = tokio::task::spawn_blocking(move || {
+                    let retention = Retention {
+                        runs: &*runs,
+                        store: &*store,
+                        workspaces: &workspaces,
+                        inbox: Some((&inbox, &runs)),
+                    };
+                    retention.prune(max_age)
+                })
+                .await;
+                match pass {
+                    Ok(Ok(pruned)) => tracing::info!(?pruned, "retention pass"),
+                    Ok(Err(e)) => tracing::error!(error = %e, "retention pass failed"),
+                    Err(e) => tracing::error!(error = %e, "retention pass panicked"),
+                }
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+        });
+    }
     let ready = Arc::new(AtomicBool::new(true));
     let state = AppState {
         intake: intake.clone(),

@@ -8,6 +8,7 @@
 
 mod execute;
 mod feed;
+mod retention;
 mod status;
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,6 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, watch};
 
 pub use feed::feed_inbox;
+pub use retention::{Pruned, Retention};
 
 use crate::catalog::Catalog;
 use crate::config::SourceConfig;

@@ -105,6 +105,8 @@ pub trait Store: Send + Sync {
     ) -> Result<ArtifactRecord, StoreError>;
     /// The artifacts of a run, by name.
     fn artifacts(&self, run_id: &str) -> Result<Vec<ArtifactRecord>, StoreError>;
+    /// Deletes a run's artifacts, files and records; returns how many there were.
+    fn delete_artifacts(&self, run_id: &str) -> Result<usize, StoreError>;
     /// A prompt template's text.
     fn template(&self, id: &str) -> Result<Option<String>, StoreError>;
     /// Stores a prompt template, durably before it returns; true if it replaced one.

@@ -200,6 +200,19 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn delete_artifacts(&self, run_id: &str) -> Result<usize, StoreError> {
+        check_artifact_name(run_id)?;
+        let records = self.artifacts(run_id)?;
+        match std::fs::remove_dir_all(self.artifact_dir.join(run_id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        for record in &records {
+            self.artifacts.remove(format!("{run_id}\0{}", record.name))?;
+        }
+        Ok(records.len())
+    }
+
     fn template(&self, id: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .templates
@@ -417,8 +430,11 @@ mod tests {
             "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
         );
         assert_eq!(std::fs::read_to_string(&rec.path).unwrap(), "hello");
-        assert_eq!(store.artifacts("run-1").unwrap(), vec![rec]);
+        assert_eq!(store.artifacts("run-1").unwrap(), vec![rec.clone()]);
         assert!(store.put_artifact("run-1", "../escape", &src, &budget).is_err());
+        assert_eq!(store.delete_artifacts("run-1").unwrap(), 1);
+        assert_eq!(store.artifacts("run-1").unwrap(), vec![]);
+        assert!(!rec.path.exists());
     }
 
     #[test]

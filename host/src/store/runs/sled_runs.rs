@@ -265,6 +265,26 @@ impl RunStore for SledRuns {
         Ok(recovered)
     }
 
+    fn prune(&self, ended_before_ms: u64) -> Result<Vec<String>, StoreError> {
+        let _held = self.lock.lock().expect("run lock");
+        let mut pruned = Vec::new();
+        for entry in self.runs.iter() {
+            let (_, value) = entry?;
+            let run = decode(&value)?;
+            if run.state.is_final() && run.finished_at_ms.is_some_and(|t| t < ended_before_ms) {
+                self.runs.remove(run.id.as_bytes())?;
+                let mut lines = sled::Batch::default();
+                for key in self.logs.scan_prefix([run.id.as_bytes(), b"\0"].concat()).keys() {
+                    lines.remove(key?);
+                }
+                self.logs.apply_batch(lines)?;
+                pruned.push(run.id);
+            }
+        }
+        self.flush()?;
+        Ok(pruned)
+    }
+
     fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
         self.read(id)
     }

@@ -37,6 +37,28 @@ fn conformance(open: impl Fn() -> Box<dyn RunStore>) {
     an_interrupted_run_is_retried_once_then_failed(&*open());
     lists_are_newest_first_filtered_and_paged(&*open());
     logs_keep_their_order_per_run(&*open());
+    old_finished_runs_are_pruned_with_their_logs(&*open());
+}
+
+fn old_finished_runs_are_pruned_with_their_logs(store: &dyn RunStore) {
+    store.create(new_run("01", "p", "o/r")).unwrap();
+    store.create(new_run("02", "p", "o/r")).unwrap();
+    store.create(new_run("03", "p", "o/r")).unwrap();
+    store.claim("a", 10, 100).unwrap();
+    store.claim("a", 10, 100).unwrap();
+    store.finish("01", "a", RunState::Success, None, 50).unwrap();
+    store.finish("02", "a", RunState::Failure, None, 500).unwrap();
+    store.append_log("01", &["old".into()]).unwrap();
+    assert_eq!(
+        store.prune(100).unwrap(),
+        ["01"],
+        "only runs that ended before the cutoff"
+    );
+    assert_eq!(store.get("01").unwrap(), None);
+    assert_eq!(store.log("01", None).unwrap(), vec![]);
+    assert!(store.get("02").unwrap().is_some());
+    assert_eq!(store.prune(u64::MAX).unwrap(), ["02"], "a queued run is never pruned");
+    assert!(store.get("03").unwrap().is_some());
 }
 
 fn logs_keep_their_order_per_run(store: &dyn RunStore) {

@@ -127,6 +127,7 @@ impl Catalog {
         if let Some(entry) = loaded.get(step_type).filter(|e| e.stamp == stamp) {
             return entry.plugin.clone().map_err(CatalogError::Load);
         }
+        let loading = std::time::Instant::now();
         let result = match &file {
             Some(path) => {
                 let grant = self.grants.for_custom(step_type);
@@ -152,6 +153,9 @@ impl Catalog {
                 }
             },
         };
+        if let Ok(p) = &result {
+            crate::metrics::get().plugin_loaded(step_type, p.from_cache, loading.elapsed());
+        }
         if let Some(path) = &file {
             match &result {
                 Ok(p) => {

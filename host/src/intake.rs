@@ -101,6 +101,11 @@ impl Intake {
         self.stored.clone()
     }
 
+    /// Whether a `[[sources]]` entry has this id.
+    pub fn has_source(&self, id: &str) -> bool {
+        self.sources.contains_key(id)
+    }
+
     /// The inbox deliveries are stored in.
     pub fn inbox(&self) -> &Inbox {
         &self.inbox

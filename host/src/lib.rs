@@ -7,6 +7,7 @@ pub mod config;
 pub mod exec;
 pub mod git;
 pub mod intake;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod policy;

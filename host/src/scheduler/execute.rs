@@ -42,6 +42,7 @@ pub(super) async fn execute(scheduler: &Arc<Scheduler>, run: RunRecord) {
         tracing::error!(run = %run.id, error = %e, "cannot record the end of a run");
     }
     tracing::info!(run = %run.id, state = state.as_str(), error = error.as_deref().unwrap_or(""), "run finished");
+    crate::metrics::get().run_finished(state.as_str());
     status::report(scheduler, &run.id, Phase::Finished(state)).await;
 }
 
@@ -138,6 +139,9 @@ async fn steps(
                     .map(|o| o.outputs.iter().map(|(k, v)| (k.clone(), mask(scheduler, v))).collect())
                     .unwrap_or_default(),
             };
+            if !result.skipped {
+                crate::metrics::get().step(&step.step_type, step_state(result).as_str(), result.elapsed);
+            }
             put_step(scheduler, &run.id, index, finished);
             let seen = tapped.swap(0, Ordering::Relaxed);
             let lines: Vec<String> = result

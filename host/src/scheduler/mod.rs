@@ -102,6 +102,11 @@ impl Scheduler {
         &self.catalog
     }
 
+    /// How many runs execute on this server now.
+    pub fn running(&self) -> usize {
+        self.running.lock().expect("running lock").len()
+    }
+
     /// Whether a `[[sources]]` entry has this id.
     pub fn has_source(&self, id: &str) -> bool {
         self.sources.iter().any(|s| s.id == id)

@@ -35,6 +35,11 @@ impl AppError {
         )
     }
 
+    /// The answer's HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// The same answer with one more header (`WWW-Authenticate` on a 401).
     pub fn with_header(mut self, name: HeaderName, value: &'static str) -> Self {
         self.header = Some((name, value));

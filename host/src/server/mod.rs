@@ -68,6 +68,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .nest("/api", api)
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .route("/webhooks/{source}", post(webhooks::receive))
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -89,6 +90,24 @@ pub async fn run(
             ready.store(false, Ordering::SeqCst);
         })
         .await
+}
+
+/// `GET /metrics`: Prometheus text exposition. Counts and timings only, no names of
+/// repositories or secrets, so it is served without the API token, as scrapers expect.
+async fn metrics(State(state): State<AppState>) -> Result<impl axum::response::IntoResponse, AppError> {
+    let queued = state
+        .scheduler
+        .runs()
+        .queued()
+        .map_err(|e| AppError::internal("counting queued runs", e))?;
+    let text = crate::metrics::get().render(queued, state.scheduler.running() as u64);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    ))
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {

@@ -16,6 +16,27 @@ pub(super) async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
+    let answer = answer(&state, &source, &headers, body).await;
+    // The path is the sender's to choose: only configured sources get a label of their own.
+    let label = if state.intake.has_source(&source) {
+        source.as_str()
+    } else {
+        "unknown"
+    };
+    let outcome = match &answer {
+        Ok((_, body)) => body["status"].as_str().unwrap_or("accepted").to_string(),
+        Err(e) => e.status().as_u16().to_string(),
+    };
+    crate::metrics::get().delivery(label, &outcome);
+    answer.map(|(status, body)| (status, Json(body)).into_response())
+}
+
+async fn answer(
+    state: &AppState,
+    source: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, serde_json::Value), AppError> {
     let body = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => AppError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -37,7 +58,7 @@ pub(super) async fn receive(
             format!("content type `{content_type}` is not accepted: configure the webhook to send application/json"),
         ));
     }
-    let reply = state.intake.receive(&source, &headers, &body).await?;
+    let reply = state.intake.receive(source, headers, &body).await?;
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::ACCEPTED);
-    Ok((status, Json(reply.body)).into_response())
+    Ok((status, reply.body))
 }

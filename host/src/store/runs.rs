@@ -283,6 +283,8 @@ pub trait RunStore: Send + Sync {
     fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
     /// Runs matching `filter`, newest first, `limit` at most, older than the run `before`.
     fn list(&self, filter: &RunFilter, before: Option<&str>, limit: usize) -> Result<Page, StoreError>;
+    /// How many runs are queued.
+    fn queued(&self) -> Result<u64, StoreError>;
     /// Deletes the runs that ended before `ended_before_ms`, with their logs; returns their ids.
     fn prune(&self, ended_before_ms: u64) -> Result<Vec<String>, StoreError>;
     /// Appends lines (already masked) to the run's log.

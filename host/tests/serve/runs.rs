@@ -438,3 +438,39 @@ async fn a_followed_log_streams_lines_while_the_run_goes_on() {
     assert!(text.contains("event: end\ndata: success"), "{text}");
     server.stop();
 }
+
+#[tokio::test]
+async fn metrics_count_deliveries_runs_and_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _seen) = status_api().await;
+    let server = start(dir.path(), &url, "echo ok");
+    let id = push(&server, "run-metrics-1").await;
+    wait_for(&server, &id, "ended", ended).await;
+    let (body, headers) = fixture("github", "push");
+    let (status, _) = post(
+        &format!("{}/webhooks/made-up-{}", server.url, "x".repeat(50)),
+        &body,
+        &headers,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let resp = reqwest::get(format!("{}/metrics", server.url)).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = resp.text().await.unwrap();
+    for line in [
+        r#"powernode_webhook_deliveries_total{source="forge",outcome="accepted"} 1"#,
+        r#"powernode_webhook_deliveries_total{source="unknown",outcome="404"} 1"#,
+        r#"powernode_runs_finished_total{state="success"} 1"#,
+        r#"powernode_step_duration_seconds_count{step_type="run_command",outcome="success"} 2"#,
+        "powernode_runs_queued 0",
+        "powernode_runs_running 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+    assert!(
+        text.contains("powernode_plugin_load_seconds_count{plugin=\"run_command\""),
+        "{text}"
+    );
+    assert!(!text.contains("made-up"), "a sender's path never becomes a label");
+    server.stop();
+}

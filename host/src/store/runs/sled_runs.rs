@@ -265,6 +265,10 @@ impl RunStore for SledRuns {
         Ok(recovered)
     }
 
+    fn queued(&self) -> Result<u64, StoreError> {
+        Ok(self.queue.len() as u64)
+    }
+
     fn prune(&self, ended_before_ms: u64) -> Result<Vec<String>, StoreError> {
         let _held = self.lock.lock().expect("run lock");
         let mut pruned = Vec::new();

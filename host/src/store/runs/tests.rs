@@ -89,6 +89,7 @@ fn creating_twice_changes_nothing(store: &dyn RunStore) {
 fn claims_are_oldest_first_and_exclusive(store: &dyn RunStore) {
     store.create(new_run("02", "p", "o/r")).unwrap();
     store.create(new_run("01", "p", "o/r")).unwrap();
+    assert_eq!(store.queued().unwrap(), 2);
     let first = store.claim("a", 10, 100).unwrap().unwrap();
     assert_eq!((first.id.as_str(), first.state), ("01", RunState::Running));
     assert_eq!(first.lease.as_ref().unwrap().node, "a");

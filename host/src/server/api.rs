@@ -57,10 +57,12 @@ fn summary(entry: &Entry) -> Value {
     value
 }
 
+#[utoipa::path(get, path = "/pipelines", tag = "pipelines", responses((status = 200, description = "Every pipeline by name: `name`, `origin` (`file` with its `path`, or `api`)", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn list(State(state): State<AppState>) -> Json<Value> {
     Json(Value::Array(state.registry.list().iter().map(summary).collect()))
 }
 
+#[utoipa::path(get, path = "/pipelines/{name}", tag = "pipelines", params(("name" = String, Path, description = "The name of the pipeline")), responses((status = 200, description = "The pipeline with its YAML as `text`", body = serde_json::Value), (status = 404, description = "No such pipeline", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, AppError> {
     let entry = state
         .registry
@@ -71,6 +73,7 @@ pub(super) async fn get(State(state): State<AppState>, Path(name): Path<String>)
     Ok(Json(value))
 }
 
+#[utoipa::path(put, path = "/pipelines/{name}", tag = "pipelines", params(("name" = String, Path, description = "The name of the pipeline; its `name:` must be the same")), request_body(content = String, content_type = "application/yaml", description = "The YAML of the pipeline, at most 256 KB"), responses((status = 201, description = "Created", body = serde_json::Value), (status = 200, description = "Replaced", body = serde_json::Value), (status = 400, description = "Invalid: the positioned problems", body = serde_json::Value), (status = 409, description = "A file of pipelines_dir has this name", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn put(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -91,6 +94,7 @@ pub(super) async fn put(
     Ok((status, Json(json!({ "name": name, "origin": "api", "status": word }))).into_response())
 }
 
+#[utoipa::path(delete, path = "/pipelines/{name}", tag = "pipelines", params(("name" = String, Path, description = "The name of the pipeline")), responses((status = 204, description = "Deleted"), (status = 404, description = "No API pipeline of that name", body = serde_json::Value), (status = 409, description = "The pipeline comes from a file", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, AppError> {
     let registry = state.registry.clone();
     tokio::task::spawn_blocking(move || registry.delete(&name))

@@ -21,6 +21,7 @@ fn store_error(e: StoreError) -> AppError {
 
 /// `GET /api/plugins`: every step type with its describe() info, imports and grants, or why
 /// it was refused.
+#[utoipa::path(get, path = "/plugins", tag = "plugins", responses((status = 200, description = "Every step type with its describe() info, imports and grants, or why it was refused", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn plugins(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
     let catalog = state.scheduler.catalog();
     let types = catalog
@@ -47,6 +48,7 @@ pub(super) async fn plugins(State(state): State<AppState>) -> Result<Json<Value>
 }
 
 /// `GET /api/templates`: the ids of the stored prompt templates.
+#[utoipa::path(get, path = "/templates", tag = "templates", responses((status = 200, description = "The ids of the stored prompt templates", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn templates(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
     let ids = state.store.template_ids().map_err(store_error)?;
     Ok(Json(json!(
@@ -55,6 +57,7 @@ pub(super) async fn templates(State(state): State<AppState>) -> Result<Json<Valu
 }
 
 /// `GET /api/templates/{id}`.
+#[utoipa::path(get, path = "/templates/{id}", tag = "templates", params(("id" = String, Path, description = "The id of the template")), responses((status = 200, description = "`id` and `text`", body = serde_json::Value), (status = 404, description = "No such template", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn template(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
     let text = state
         .store
@@ -65,6 +68,7 @@ pub(super) async fn template(State(state): State<AppState>, Path(id): Path<Strin
 }
 
 /// `PUT /api/templates/{id}` with the text as the body: 201 created, 200 replaced.
+#[utoipa::path(put, path = "/templates/{id}", tag = "templates", params(("id" = String, Path, description = "Letters, digits, `-`, `_` and `.`, at most 128")), request_body(content = String, content_type = "text/plain", description = "The text of the template, at most 256 KB"), responses((status = 201, description = "Created", body = serde_json::Value), (status = 200, description = "Replaced", body = serde_json::Value), (status = 400, description = "A bad id or text", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn put_template(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -98,6 +102,7 @@ pub(super) async fn put_template(
 }
 
 /// `DELETE /api/templates/{id}`: 204, or 404 if there is none.
+#[utoipa::path(delete, path = "/templates/{id}", tag = "templates", params(("id" = String, Path, description = "The id of the template")), responses((status = 204, description = "Deleted"), (status = 404, description = "No such template", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn delete_template(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -116,6 +121,7 @@ pub(super) async fn delete_template(
 }
 
 /// `GET /api/runs/{id}/artifacts`: name, size and SHA-256 of each.
+#[utoipa::path(get, path = "/runs/{id}/artifacts", tag = "runs", params(("id" = String, Path, description = "The id of the run")), responses((status = 200, description = "`name`, `size`, `sha256` of each", body = serde_json::Value), (status = 404, description = "No such run", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn artifacts(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
     if state.scheduler.runs().get(&id).map_err(store_error)?.is_none() {
         return Err(AppError::new(StatusCode::NOT_FOUND, format!("no run `{id}`")));
@@ -129,6 +135,7 @@ pub(super) async fn artifacts(State(state): State<AppState>, Path(id): Path<Stri
 }
 
 /// `GET /api/runs/{id}/artifacts/{name}`: the artifact's bytes, streamed.
+#[utoipa::path(get, path = "/runs/{id}/artifacts/{*name}", tag = "runs", params(("id" = String, Path, description = "The id of the run"), ("name" = String, Path, description = "The name of the artifact; may hold `/`")), responses((status = 200, description = "The bytes of the artifact", body = Vec<u8>, content_type = "application/octet-stream"), (status = 404, description = "No such artifact", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn artifact(
     State(state): State<AppState>,
     Path((id, name)): Path<(String, String)>,

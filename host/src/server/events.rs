@@ -34,6 +34,7 @@ fn summary(d: &StoredDelivery) -> Value {
 }
 
 /// `GET /api/events?limit=&before=`: `{"events": [...], "next": cursor}`.
+#[utoipa::path(get, path = "/events", tag = "events", params(("limit" = Option<u32>, Query, description = "1 to 100, default 20"), ("before" = Option<u64>, Query, description = "The `next` of the previous page")), responses((status = 200, description = "`events`, newest first, and `next`", body = serde_json::Value), (status = 400, description = "A bad `limit` or `before`", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn list(
     State(state): State<AppState>,
     Query(query): Query<BTreeMap<String, String>>,
@@ -73,6 +74,7 @@ pub(super) async fn list(
 }
 
 /// `GET /api/events/{id}`: one delivery with its normalized event and the answer it got.
+#[utoipa::path(get, path = "/events/{id}", tag = "events", params(("id" = String, Path, description = "The id of the delivery")), responses((status = 200, description = "The delivery with its normalized event and answer", body = serde_json::Value), (status = 404, description = "No such delivery", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
     let missing = || AppError::new(StatusCode::NOT_FOUND, format!("no event `{id}`"));
     let seq: u64 = id.parse().map_err(|_| missing())?;

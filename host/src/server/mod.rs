@@ -8,13 +8,15 @@ mod events;
 mod runs;
 mod webhooks;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::AppError;
 
@@ -41,38 +43,83 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
 }
 
-/// The router: health probes, `POST /webhooks/{source}` and the API under `/api`.
+/// The OpenAPI document's frame: title, version, the bearer scheme.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Powernode", description = "CI/CD server whose steps are sandboxed WebAssembly plugins"),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", scheme);
+    }
+}
+
+/// The document served at `/api/openapi.json`, built from the routes themselves.
+static OPENAPI: OnceLock<String> = OnceLock::new();
+
+/// The router: health probes, `POST /webhooks/{source}` and the API under `/api`. Every
+/// API route is registered through `routes!`, which puts it in the OpenAPI document too, so
+/// the document cannot leave a route out.
 pub fn app(state: AppState, max_body_bytes: usize) -> Router {
-    let api = Router::new()
-        .route("/pipelines", get(api::list))
-        .route("/pipelines/{name}", get(api::get).put(api::put).delete(api::delete))
-        .route("/pipelines/{name}/runs", post(runs::trigger))
-        .route("/runs", get(runs::list))
-        .route("/runs/{id}", get(runs::get))
-        .route("/runs/{id}/cancel", post(runs::cancel))
-        .route("/runs/{id}/rerun", post(runs::rerun))
-        .route("/runs/{id}/logs", get(runs::logs))
-        .route("/runs/{id}/artifacts", get(catalog::artifacts))
-        .route("/runs/{id}/artifacts/{*name}", get(catalog::artifact))
-        .route("/plugins", get(catalog::plugins))
-        .route("/events", get(events::list))
-        .route("/events/{id}", get(events::get))
-        .route("/templates", get(catalog::templates))
-        .route(
-            "/templates/{id}",
-            get(catalog::template)
-                .put(catalog::put_template)
-                .delete(catalog::delete_template),
-        )
-        .layer(axum::middleware::from_fn_with_state(state.clone(), api::authorize));
-    Router::new()
-        .nest("/api", api)
+    let (router, mut openapi) = routes(state.clone()).split_for_parts();
+    // axum's catch-all `{*name}` is OpenAPI's plain `{name}`.
+    let paths = std::mem::take(&mut openapi.paths.paths);
+    openapi.paths.paths = paths
+        .into_iter()
+        .map(|(p, item)| (p.replace("{*", "{"), item))
+        .collect();
+    OPENAPI.get_or_init(|| openapi.to_pretty_json().expect("the OpenAPI document serializes"));
+    router
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
-        .route("/webhooks/{source}", post(webhooks::receive))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
+}
+
+fn routes(state: AppState) -> OpenApiRouter<AppState> {
+    let api = OpenApiRouter::new()
+        .routes(routes!(api::list))
+        .routes(routes!(api::get, api::put, api::delete))
+        .routes(routes!(runs::trigger))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::get))
+        .routes(routes!(runs::cancel))
+        .routes(routes!(runs::rerun))
+        .routes(routes!(runs::logs))
+        .routes(routes!(catalog::artifacts))
+        .routes(routes!(catalog::artifact))
+        .routes(routes!(catalog::plugins))
+        .routes(routes!(catalog::templates))
+        .routes(routes!(
+            catalog::template,
+            catalog::put_template,
+            catalog::delete_template
+        ))
+        .routes(routes!(events::list))
+        .routes(routes!(events::get))
+        .routes(routes!(openapi_json))
+        .layer(axum::middleware::from_fn_with_state(state, api::authorize));
+    OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .nest("/api", api)
+        .routes(routes!(webhooks::receive))
+}
+
+/// `GET /api/openapi.json`.
+#[utoipa::path(get, path = "/openapi.json", tag = "api", responses((status = 200, description = "This document", body = serde_json::Value)), security(("bearer" = [])))]
+async fn openapi_json() -> impl axum::response::IntoResponse {
+    let text = OPENAPI.get().cloned().unwrap_or_default();
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], text)
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; then readiness goes false, new

@@ -33,6 +33,7 @@ fn not_found(id: &str) -> AppError {
 
 /// `POST /api/pipelines/{name}/runs[?source=ID]`: a manual run; the body, if any, is the
 /// event as `powernode run --event` takes it.
+#[utoipa::path(post, path = "/pipelines/{name}/runs", tag = "runs", params(("name" = String, Path, description = "The pipeline to run"), ("source" = Option<String>, Query, description = "A [[sources]] id whose forge the run acts on")), request_body(content = Option<serde_json::Value>, description = "The event, as `powernode run --event` takes it"), responses((status = 201, description = "Queued: `id`, `pipeline`, `state`", body = serde_json::Value), (status = 400, description = "A bad event field or an unknown source", body = serde_json::Value), (status = 404, description = "No such pipeline", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn trigger(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -76,6 +77,7 @@ pub(super) async fn trigger(
 }
 
 /// `GET /api/runs?pipeline=&repository=&status=&group=&limit=&before=`.
+#[utoipa::path(get, path = "/runs", tag = "runs", params(("pipeline" = Option<String>, Query, description = "Only the runs of this pipeline"), ("repository" = Option<String>, Query, description = "Only the runs of this repository (owner/name)"), ("status" = Option<String>, Query, description = "queued, running, success, failure, cancelled, timed_out or skipped"), ("group" = Option<String>, Query, description = "Only the runs of this concurrency group"), ("limit" = Option<u32>, Query, description = "1 to 100, default 20"), ("before" = Option<String>, Query, description = "The `next` of the previous page")), responses((status = 200, description = "`runs`, newest first, and `next`", body = serde_json::Value), (status = 400, description = "A bad `limit` or `status`", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn list(
     State(state): State<AppState>,
     Query(query): Query<BTreeMap<String, String>>,
@@ -122,6 +124,7 @@ pub(super) async fn list(
 }
 
 /// `GET /api/runs/{id}`: the run with its steps, their times, states and outputs.
+#[utoipa::path(get, path = "/runs/{id}", tag = "runs", params(("id" = String, Path, description = "The id of the run")), responses((status = 200, description = "The run with its trigger, state, attempts, times and steps", body = serde_json::Value), (status = 404, description = "No such run", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
     let run = state.scheduler.runs().get(&id).map_err(store_error)?;
     Ok(Json(run_json(&run.ok_or_else(|| not_found(&id))?)))
@@ -129,6 +132,7 @@ pub(super) async fn get(State(state): State<AppState>, Path(id): Path<String>) -
 
 /// `POST /api/runs/{id}/cancel`: 200 when a queued run was cancelled, 202 when a running
 /// one is being stopped, 409 when it had already ended.
+#[utoipa::path(post, path = "/runs/{id}/cancel", tag = "runs", params(("id" = String, Path, description = "The id of the run")), responses((status = 200, description = "A queued run was cancelled", body = serde_json::Value), (status = 202, description = "A running run is being stopped", body = serde_json::Value), (status = 404, description = "No such run", body = serde_json::Value), (status = 409, description = "The run has already ended", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
     match state.scheduler.cancel(&id).map_err(store_error)? {
         None => Err(not_found(&id)),
@@ -146,6 +150,7 @@ pub(super) async fn cancel(State(state): State<AppState>, Path(id): Path<String>
 }
 
 /// `POST /api/runs/{id}/rerun`: a new run of the same pipeline for the same trigger.
+#[utoipa::path(post, path = "/runs/{id}/rerun", tag = "runs", params(("id" = String, Path, description = "The run to run again")), responses((status = 201, description = "The new run: `id`, `pipeline`, `state`, `rerun_of`", body = serde_json::Value), (status = 404, description = "No such run", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn rerun(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
     let old = state
         .scheduler
@@ -171,6 +176,7 @@ pub(super) async fn rerun(State(state): State<AppState>, Path(id): Path<String>)
 /// `GET /api/runs/{id}/logs`: the run's log as plain text, one line per log line; with
 /// `?follow=true`, Server-Sent Events: each line as it is written (its position as the
 /// event id, so `Last-Event-ID` resumes), then an `end` event with the run's final state.
+#[utoipa::path(get, path = "/runs/{id}/logs", tag = "runs", params(("id" = String, Path, description = "The id of the run"), ("follow" = Option<bool>, Query, description = "true: Server-Sent Events until the run ends")), responses((status = 200, description = "The log as text/plain; with follow=true, text/event-stream (event id = position of the line; an `end` event with the final state)", body = String, content_type = "text/plain"), (status = 404, description = "No such run", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn logs(
     State(state): State<AppState>,
     Path(id): Path<String>,

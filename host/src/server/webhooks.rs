@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{AppError, AppState};
 
+#[utoipa::path(post, path = "/webhooks/{source}", tag = "webhooks", params(("source" = String, Path, description = "A [[sources]] id")), request_body(content = serde_json::Value, description = "The payload of the forge, signed"), responses((status = 202, description = "Accepted (with the runs started), ignored (with the reason) or a redelivery (the first answer)", body = serde_json::Value), (status = 400, description = "Not a webhook, another forge, or malformed", body = serde_json::Value), (status = 401, description = "Missing or wrong signature", body = serde_json::Value), (status = 404, description = "No such source", body = serde_json::Value), (status = 413, description = "Body over max_body_mb", body = serde_json::Value), (status = 415, description = "Not application/json", body = serde_json::Value), (status = 500, description = "The delivery was not stored", body = serde_json::Value)))]
 pub(super) async fn receive(
     State(state): State<AppState>,
     Path(source): Path<String>,

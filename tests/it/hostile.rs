@@ -62,6 +62,16 @@ fn plugins_dir_with(file: &str, as_name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// A catalog of `dir` whose config grants `run_command` the `process` interface.
+fn granting_process(h: &Harness, dir: &Path) -> Catalog {
+    let grant = GrantConfig {
+        interfaces: vec![Capability::Process],
+        http: vec![],
+    };
+    let grants = Grants::new(&[("run_command".to_string(), grant)].into()).unwrap();
+    Catalog::new(h.runtime.clone(), grants, Some(dir.into()))
+}
+
 #[tokio::test]
 async fn describe_is_granted_nothing_even_in_a_file_named_like_a_builtin() {
     let marker = Path::new("/tmp/powernode-describe-process-ran");
@@ -74,20 +84,8 @@ async fn describe_is_granted_nothing_even_in_a_file_named_like_a_builtin() {
         .err()
         .expect("inspection refuses a describe() that calls the host");
     assert!(err.to_string().contains("describe() failed"), "{err}");
-    let mut config = std::collections::BTreeMap::new();
-    config.insert(
-        "run_command".to_string(),
-        GrantConfig {
-            interfaces: vec![Capability::Process],
-            http: vec![],
-        },
-    );
     // Installed and granted `process` for run(): describe() still gets nothing.
-    let granted = Catalog::new(
-        h.runtime.clone(),
-        Grants::new(&config).unwrap(),
-        Some(dir.path().into()),
-    );
+    let granted = granting_process(&h, dir.path());
     let err = granted.get("run_command").await.unwrap_err();
     assert!(err.to_string().contains("describe() failed"), "{err}");
     assert!(!marker.exists(), "describe() ran a host command");
@@ -105,19 +103,7 @@ async fn a_file_replacing_a_builtin_gets_only_what_the_config_grants() {
             .contains("imports `powernode:step/process@0.1.0`, which is not granted to it"),
         "{err}"
     );
-    let mut config = std::collections::BTreeMap::new();
-    config.insert(
-        "run_command".to_string(),
-        GrantConfig {
-            interfaces: vec![Capability::Process],
-            http: vec![],
-        },
-    );
-    let granted = Catalog::new(
-        h.runtime.clone(),
-        Grants::new(&config).unwrap(),
-        Some(dir.path().into()),
-    );
+    let granted = granting_process(&h, dir.path());
     assert!(
         granted
             .get("run_command")

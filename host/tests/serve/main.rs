@@ -235,6 +235,18 @@ async fn github_user_api(login: &'static str, installation: bool) -> (String, to
     )
 }
 
+/// One authorized API call: status and body text.
+async fn api_text(server: &Server, method: reqwest::Method, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}/api{path}", server.url))
+        .bearer_auth(API_TOKEN);
+    if let Some(body) = body {
+        req = req.body(body.to_owned());
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
 fn with_delivery(headers: &BTreeMap<String, String>, id: &str) -> BTreeMap<String, String> {
     let mut h = headers.clone();
     h.insert("X-GitHub-Delivery".into(), id.into());

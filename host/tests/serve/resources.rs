@@ -5,14 +5,7 @@ use reqwest::Method;
 use super::*;
 
 async fn call(server: &Server, method: Method, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut req = reqwest::Client::new()
-        .request(method, format!("{}/api{path}", server.url))
-        .bearer_auth(API_TOKEN);
-    if let Some(body) = body {
-        req = req.body(body.to_owned());
-    }
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
+    api_text(server, method, path, body).await
 }
 
 fn json(text: &str) -> Value {

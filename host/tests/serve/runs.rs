@@ -45,14 +45,8 @@ fn start(dir: &Path, api: &str, check: &str) -> Server {
 }
 
 async fn api(server: &Server, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .request(method, format!("{}/api{path}", server.url))
-        .bearer_auth(API_TOKEN);
-    if let Some(body) = body {
-        req = req.body(body.to_owned());
-    }
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+    let (status, text) = api_text(server, method, path, body).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// Sends the push fixture (to `main` of woodpecker-ci/woodpecker) and returns the run's id.

@@ -275,6 +275,8 @@ impl Store for SledStore {
 
     fn put_compiled_digest(&self, entry: &str, sha256: &str) -> Result<(), StoreError> {
         self.compiled.insert(entry, sha256.as_bytes())?;
+        // Once per compile: a crash right after must not cost the next start a recompile.
+        self.db.flush()?;
         Ok(())
     }
 }

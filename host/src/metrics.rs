@@ -1,6 +1,6 @@
 //! Prometheus metrics of the whole process, served at `/metrics`: deliveries by source and
 //! outcome, runs by end state, queue depth and runs in progress, step durations by step type,
-//! plugin load times. One process-wide set, so every part records without being handed it.
+//! plugin load and instantiation times. One process-wide set, so every part records without being handed it.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -21,6 +21,11 @@ struct DeliveryLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginName {
+    plugin: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -46,6 +51,7 @@ pub struct Metrics {
     running: Gauge,
     steps: Histograms<StepLabels>,
     plugin_loads: Histograms<PluginLabels>,
+    instantiations: Histograms<PluginName>,
 }
 
 /// Seconds from 1 ms to about 2.3 hours, doubling.
@@ -80,8 +86,15 @@ impl Metrics {
             "Time to load a plugin (compile or take from the cache, check, pre-instantiate, describe)",
             plugin_loads.clone(),
         );
+        let instantiations: Histograms<PluginName> = Family::new_with_constructor(seconds as fn() -> Histogram);
+        registry.register(
+            "plugin_instantiate_seconds",
+            "Time to make a step's fresh instance from its plugin's pre-instance",
+            instantiations.clone(),
+        );
         Metrics {
             registry,
+            instantiations,
             deliveries,
             runs,
             queued,
@@ -121,6 +134,14 @@ impl Metrics {
             from_cache: from_cache.to_string(),
         };
         self.plugin_loads.get_or_create(&labels).observe(elapsed.as_secs_f64());
+    }
+
+    /// A fresh instance of `plugin` took `elapsed` to make.
+    pub fn plugin_instantiated(&self, plugin: &str, elapsed: Duration) {
+        let labels = PluginName { plugin: plugin.into() };
+        self.instantiations
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
     }
 
     /// The text exposition, with the queue gauges set to `queued` and `running`.

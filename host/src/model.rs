@@ -120,3 +120,58 @@ impl TriggerContext {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhook::{EventKind, Provider};
+
+    fn event(kind: EventKind, is_pull_request: bool, is_fork: Option<bool>) -> crate::webhook::Event {
+        crate::webhook::Event {
+            provider: Provider::Github,
+            delivery_id: None,
+            event: kind,
+            forge_event: String::new(),
+            forge_action: None,
+            action: None,
+            repository: crate::webhook::Repository {
+                full_name: "o/r".into(),
+                clone_url: "https://example.invalid/o/r.git".into(),
+                default_branch: Some("main".into()),
+            },
+            git_ref: None,
+            before: None,
+            after: None,
+            head_sha: Some("abc".into()),
+            head_branch: None,
+            base_sha: None,
+            base_branch: None,
+            number: Some(7),
+            title: None,
+            body: None,
+            comment_body: None,
+            comment_id: None,
+            sender: "alice".into(),
+            is_pull_request,
+            is_fork,
+            changed_files: None,
+        }
+    }
+
+    #[test]
+    fn a_pull_request_of_unknown_origin_counts_as_a_fork() {
+        let comment = TriggerContext::from_event(&event(EventKind::IssueComment, true, None));
+        assert!(
+            comment.is_fork,
+            "a comment on a pull request whose fork status is unknown"
+        );
+        assert!(!TriggerContext::from_event(&event(EventKind::PullRequest, true, Some(false))).is_fork);
+        assert!(!TriggerContext::from_event(&event(EventKind::IssueComment, false, None)).is_fork);
+        let t = TriggerContext::from_event(&event(EventKind::Push, false, None));
+        assert_eq!((t.event.as_str(), t.repository.provider.as_str()), ("push", "github"));
+        assert_eq!(
+            (t.repository.default_branch.as_str(), t.sender.as_deref()),
+            ("main", Some("alice"))
+        );
+    }
+}

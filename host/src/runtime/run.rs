@@ -165,7 +165,9 @@ impl Runtime {
             Ok(mut store) => {
                 let ctx = wit_context(&input);
                 let call = async {
+                    let made = Instant::now();
                     let instance = plugin.pre.instantiate_async(&mut store).await?;
+                    crate::metrics::get().plugin_instantiated(&plugin.info.name, made.elapsed());
                     instance.powernode_step_handler().call_run(&mut store, &ctx).await
                 };
                 match tokio::time::timeout(timeout + HOST_CALL_GRACE, call).await {

@@ -6,7 +6,9 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -14,6 +16,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::page::page;
 use super::{AppError, AppState};
 use crate::registry::{Entry, Put, RegistryError};
 
@@ -57,9 +60,13 @@ fn summary(entry: &Entry) -> Value {
     value
 }
 
-#[utoipa::path(get, path = "/pipelines", tag = "pipelines", responses((status = 200, description = "Every pipeline by name: `name`, `origin` (`file` with its `path`, or `api`)", body = serde_json::Value)), security(("bearer" = [])))]
-pub(super) async fn list(State(state): State<AppState>) -> Json<Value> {
-    Json(Value::Array(state.registry.list().iter().map(summary).collect()))
+#[utoipa::path(get, path = "/pipelines", tag = "pipelines", params(("limit" = Option<u32>, Query, description = "1 to 1000, default 100"), ("after" = Option<String>, Query, description = "Start past this key; the Link header gives the next page")), responses((status = 200, description = "Every pipeline by name: `name`, `origin` (`file` with its `path`, or `api`)", body = serde_json::Value)), security(("bearer" = [])))]
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Result<Response, AppError> {
+    let (headers, entries) = page(state.registry.list(), |e| &e.pipeline.name, &query, "/api/pipelines")?;
+    Ok((headers, Json(Value::Array(entries.iter().map(summary).collect()))).into_response())
 }
 
 #[utoipa::path(get, path = "/pipelines/{name}", tag = "pipelines", params(("name" = String, Path, description = "The name of the pipeline")), responses((status = 200, description = "The pipeline with its YAML as `text`", body = serde_json::Value), (status = 404, description = "No such pipeline", body = serde_json::Value)), security(("bearer" = [])))]

@@ -4,11 +4,14 @@
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::page::page;
 use super::{AppError, AppState};
 use crate::store::StoreError;
 
@@ -21,12 +24,16 @@ fn store_error(e: StoreError) -> AppError {
 
 /// `GET /api/plugins`: every step type with its describe() info, imports and grants, or why
 /// it was refused.
-#[utoipa::path(get, path = "/plugins", tag = "plugins", responses((status = 200, description = "Every step type with its describe() info, imports and grants, or why it was refused", body = serde_json::Value)), security(("bearer" = [])))]
-pub(super) async fn plugins(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+#[utoipa::path(get, path = "/plugins", tag = "plugins", params(("limit" = Option<u32>, Query, description = "1 to 1000, default 100"), ("after" = Option<String>, Query, description = "Start past this key; the Link header gives the next page")), responses((status = 200, description = "Every step type with its describe() info, imports and grants, or why it was refused", body = serde_json::Value)), security(("bearer" = [])))]
+pub(super) async fn plugins(
+    State(state): State<AppState>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Result<Response, AppError> {
     let catalog = state.scheduler.catalog();
     let types = catalog
         .step_types()
         .map_err(|e| AppError::internal("reading the plugins", e))?;
+    let (headers, types) = page(types, String::as_str, &query, "/api/plugins")?;
     let mut out = Vec::new();
     for step_type in types {
         let replaces = catalog.replaces_builtin(&step_type).unwrap_or(false);
@@ -44,16 +51,19 @@ pub(super) async fn plugins(State(state): State<AppState>) -> Result<Json<Value>
             Err(e) => json!({ "name": step_type, "refused": e.to_string() }),
         });
     }
-    Ok(Json(Value::Array(out)))
+    Ok((headers, Json(Value::Array(out))).into_response())
 }
 
 /// `GET /api/templates`: the ids of the stored prompt templates.
-#[utoipa::path(get, path = "/templates", tag = "templates", responses((status = 200, description = "The ids of the stored prompt templates", body = serde_json::Value)), security(("bearer" = [])))]
-pub(super) async fn templates(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+#[utoipa::path(get, path = "/templates", tag = "templates", params(("limit" = Option<u32>, Query, description = "1 to 1000, default 100"), ("after" = Option<String>, Query, description = "Start past this key; the Link header gives the next page")), responses((status = 200, description = "The ids of the stored prompt templates", body = serde_json::Value)), security(("bearer" = [])))]
+pub(super) async fn templates(
+    State(state): State<AppState>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Result<Response, AppError> {
     let ids = state.store.template_ids().map_err(store_error)?;
-    Ok(Json(json!(
-        ids.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>()
-    )))
+    let (headers, ids) = page(ids, String::as_str, &query, "/api/templates")?;
+    let body = json!(ids.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>());
+    Ok((headers, Json(body)).into_response())
 }
 
 /// `GET /api/templates/{id}`.
@@ -121,17 +131,23 @@ pub(super) async fn delete_template(
 }
 
 /// `GET /api/runs/{id}/artifacts`: name, size and SHA-256 of each.
-#[utoipa::path(get, path = "/runs/{id}/artifacts", tag = "runs", params(("id" = String, Path, description = "The id of the run")), responses((status = 200, description = "`name`, `size`, `sha256` of each", body = serde_json::Value), (status = 404, description = "No such run", body = serde_json::Value)), security(("bearer" = [])))]
-pub(super) async fn artifacts(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+#[utoipa::path(get, path = "/runs/{id}/artifacts", tag = "runs", params(("id" = String, Path, description = "The id of the run"), ("limit" = Option<u32>, Query, description = "1 to 1000, default 100"), ("after" = Option<String>, Query, description = "Start past this name; the Link header gives the next page")), responses((status = 200, description = "`name`, `size`, `sha256` of each", body = serde_json::Value), (status = 404, description = "No such run", body = serde_json::Value)), security(("bearer" = [])))]
+pub(super) async fn artifacts(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Result<Response, AppError> {
     if state.scheduler.runs().get(&id).map_err(store_error)?.is_none() {
         return Err(AppError::new(StatusCode::NOT_FOUND, format!("no run `{id}`")));
     }
     let list = state.store.artifacts(&id).map_err(store_error)?;
-    Ok(Json(json!(
+    let (headers, list) = page(list, |a| &a.name, &query, &format!("/api/runs/{id}/artifacts"))?;
+    let body = json!(
         list.iter()
             .map(|a| json!({ "name": a.name, "size": a.size, "sha256": a.sha256 }))
             .collect::<Vec<_>>()
-    )))
+    );
+    Ok((headers, Json(body)).into_response())
 }
 
 /// `GET /api/runs/{id}/artifacts/{name}`: the artifact's bytes, streamed.

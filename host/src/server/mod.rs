@@ -5,6 +5,7 @@ mod api;
 mod catalog;
 mod error;
 mod events;
+mod page;
 mod runs;
 mod webhooks;
 

@@ -283,3 +283,41 @@ async fn the_openapi_document_has_every_route_and_every_route_in_it_answers() {
     }
     server.stop();
 }
+
+#[tokio::test]
+async fn array_lists_page_with_limit_and_a_next_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    for id in ["a", "b", "c"] {
+        assert_eq!(
+            call(&server, Method::PUT, &format!("/templates/{id}"), Some("x"))
+                .await
+                .0,
+            201
+        );
+    }
+    let resp = reqwest::Client::new()
+        .get(format!("{}/api/templates?limit=2", server.url))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let link = resp.headers()["link"].to_str().unwrap().to_owned();
+    assert_eq!(
+        json(&resp.text().await.unwrap()),
+        serde_json::json!([{"id": "a"}, {"id": "b"}])
+    );
+    assert_eq!(link, "</api/templates?limit=2&after=b>; rel=\"next\"");
+    let next = link.trim_start_matches('<').split('>').next().unwrap();
+    let resp = reqwest::Client::new()
+        .get(format!("{}{next}", server.url))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().get("link").is_none(), "the last page links nowhere");
+    assert_eq!(json(&resp.text().await.unwrap()), serde_json::json!([{"id": "c"}]));
+    let (status, body) = call(&server, Method::GET, "/pipelines?limit=0", None).await;
+    assert_eq!(status, 400, "{body}");
+    server.stop();
+}

@@ -465,6 +465,11 @@ async fn metrics_count_deliveries_runs_and_steps() {
         text.contains("powernode_plugin_load_seconds_count{plugin=\"run_command\""),
         "{text}"
     );
+    assert!(
+        text.lines()
+            .any(|l| l == r#"powernode_plugin_instantiate_seconds_count{plugin="run_command"} 2"#),
+        "{text}"
+    );
     assert!(!text.contains("made-up"), "a sender's path never becomes a label");
     server.stop();
 }

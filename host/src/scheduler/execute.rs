@@ -27,7 +27,7 @@ pub(super) async fn execute(scheduler: &Arc<Scheduler>, run: RunRecord) {
         .expect("running lock")
         .insert(run.id.clone(), cancel_tx.clone());
     let heartbeat = tokio::spawn(heartbeat(scheduler.clone(), run.id.clone(), cancel_tx));
-    status::report(scheduler, &run.id, Phase::Running).await;
+    status::report(scheduler, &run.id, Phase::Running);
     let (state, error) = match prepare(scheduler, &run) {
         Ok((pipeline, forge)) => steps(scheduler, &run, &pipeline, forge, cancel_rx).await,
         Err(message) => (RunState::Failure, Some(message)),
@@ -43,7 +43,7 @@ pub(super) async fn execute(scheduler: &Arc<Scheduler>, run: RunRecord) {
     }
     tracing::info!(run = %run.id, state = state.as_str(), error = error.as_deref().unwrap_or(""), "run finished");
     crate::metrics::get().run_finished(state.as_str());
-    status::report(scheduler, &run.id, Phase::Finished(state)).await;
+    status::report(scheduler, &run.id, Phase::Finished(state));
 }
 
 /// The run's pipeline and forge binding, or why it cannot start.

@@ -56,7 +56,7 @@ pub async fn feed_inbox(
     }
 }
 
-async fn feed_one(scheduler: &Scheduler, delivery: &StoredDelivery) -> Result<(), String> {
+async fn feed_one(scheduler: &Arc<Scheduler>, delivery: &StoredDelivery) -> Result<(), String> {
     if delivery.runs.is_empty() {
         return Ok(());
     }

@@ -60,6 +60,8 @@ pub struct Scheduler {
     wake: Notify,
     /// Cancel signals of the runs executing on this node.
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// The last status task of each unfinished run, so the next one waits for it.
+    statuses: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
 }
 
 impl Scheduler {
@@ -89,6 +91,7 @@ impl Scheduler {
             config,
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
+            statuses: Mutex::new(HashMap::new()),
         })
     }
 
@@ -133,7 +136,7 @@ impl Scheduler {
 
     /// Queues a run and wakes a worker; `Ok(false)` if it was queued before. A run of a
     /// concurrency group that cancels in progress cancels the group's earlier unfinished runs.
-    pub async fn enqueue(&self, mut run: NewRun) -> Result<bool, StoreError> {
+    pub async fn enqueue(self: &Arc<Self>, mut run: NewRun) -> Result<bool, StoreError> {
         let group = self.group_of(&run);
         run.group = group.as_ref().map(|(name, _)| name.clone());
         let created = self.runs.create(run.clone())?;
@@ -143,7 +146,7 @@ impl Scheduler {
         if let Some((name, true)) = &group {
             self.cancel_group(name, &run.id)?;
         }
-        status::report(self, &run.id, status::Phase::Queued).await;
+        status::report(self, &run.id, status::Phase::Queued);
         self.wake.notify_one();
         Ok(true)
     }

@@ -2,6 +2,8 @@
 //! its end state when it ends; context `powernode/<pipeline>`, linking to the run's page.
 //! A status that cannot be set is logged: it never fails the run.
 
+use std::sync::Arc;
+
 use super::Scheduler;
 use crate::provider::connect::bind;
 use crate::provider::{CommitState, StatusUpdate};
@@ -18,8 +20,26 @@ pub(super) enum Phase {
     Finished(RunState),
 }
 
+/// Sets the run's commit status in the background, after the run's earlier ones: a slow or
+/// failing forge (each call retries for up to two minutes) delays only statuses, never runs
+/// or the queue, and a run's statuses still arrive in order.
+pub(super) fn report(scheduler: &Arc<Scheduler>, run_id: &str, phase: Phase) {
+    let mut chains = scheduler.statuses.lock().expect("status lock");
+    let previous = chains.remove(run_id);
+    let (scheduler_, id) = (scheduler.clone(), run_id.to_string());
+    let task = tokio::spawn(async move {
+        if let Some(previous) = previous {
+            let _ = previous.await;
+        }
+        set(&scheduler_, &id, phase).await;
+    });
+    if !matches!(phase, Phase::Finished(_)) {
+        chains.insert(run_id.to_string(), task);
+    }
+}
+
 /// Sets the run's commit status on its forge, when it has one and a commit to report on.
-pub(super) async fn report(scheduler: &Scheduler, run_id: &str, phase: Phase) {
+async fn set(scheduler: &Scheduler, run_id: &str, phase: Phase) {
     let Ok(Some(run)) = scheduler.runs.get(run_id) else {
         return;
     };

@@ -473,3 +473,30 @@ async fn metrics_count_deliveries_runs_and_steps() {
     assert!(!text.contains("made-up"), "a sender's path never becomes a label");
     server.stop();
 }
+
+#[tokio::test]
+async fn a_forge_that_never_answers_delays_statuses_not_runs() {
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", hung.local_addr().unwrap());
+    // Takes connections and never answers them.
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            open.push(socket);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &url, "echo ok");
+    let id = push(&server, "run-hung-forge-1").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, run) = api(&server, Method::GET, &format!("/runs/{id}"), None).await;
+        if run["state"] == "success" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run waited for the forge: {run}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop();
+    held.abort();
+}

@@ -60,7 +60,14 @@ async fn feed_one(scheduler: &Arc<Scheduler>, delivery: &StoredDelivery) -> Resu
     if delivery.runs.is_empty() {
         return Ok(());
     }
-    let event: Event = serde_json::from_slice(&delivery.event_json).map_err(|e| format!("stored event: {e}"))?;
+    // A record that cannot be read now never will be: it is skipped, not retried forever.
+    let event: Event = match serde_json::from_slice(&delivery.event_json) {
+        Ok(event) => event,
+        Err(e) => {
+            tracing::error!(seq = delivery.seq, error = %e, "a stored event cannot be read; its runs are not queued");
+            return Ok(());
+        }
+    };
     let trigger = TriggerContext::from_event(&event);
     for run in &delivery.runs {
         let new = NewRun {

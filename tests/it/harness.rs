@@ -68,11 +68,24 @@ impl Harness {
         timeout: Duration,
         forge: Option<Arc<RepoBinding>>,
     ) -> StepReport {
+        self.run_triggered(plugin, config, TriggerContext::default(), timeout, forge)
+            .await
+    }
+
+    /// `run_with_forge` for a run started by `trigger`.
+    pub async fn run_triggered(
+        &self,
+        plugin: &Plugin,
+        config: serde_json::Value,
+        trigger: TriggerContext,
+        timeout: Duration,
+        forge: Option<Arc<RepoBinding>>,
+    ) -> StepReport {
         let input = StepInput {
             run_id: "run-1".into(),
             pipeline: "test".into(),
             step: "step".into(),
-            trigger: TriggerContext::default(),
+            trigger,
             config,
             workspace: self.workspace.path().to_path_buf(),
             timeout,

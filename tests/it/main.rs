@@ -16,3 +16,4 @@ mod hostile;
 mod python;
 mod runner;
 mod sandbox;
+mod steps;

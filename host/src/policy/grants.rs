@@ -117,9 +117,11 @@ impl Grant {
 
 /// What the built-in steps get when the operator configures nothing for them. Only the
 /// embedded built-ins get these: a custom file named like one gets only what the config gives.
-const BUILTIN_DEFAULTS: [(&str, &[Capability]); 2] = [
+const BUILTIN_DEFAULTS: [(&str, &[Capability]); 4] = [
     ("run_command", &[Capability::Process]),
     ("upload_artifact", &[Capability::Artifacts]),
+    ("post_comment", &[Capability::Provider]),
+    ("update_status", &[Capability::Provider]),
 ];
 
 /// Every plugin's grant: the operator's config, and the built-ins' defaults where the config

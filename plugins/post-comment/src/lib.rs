@@ -1,0 +1,133 @@
+//! The `post_comment` step: a comment on the run's pull request, merge request or issue
+//! (or a given `number`), with an optional header and footer. With a `marker`, the step's
+//! earlier comment is found (among our bot's comments, by a hidden marker) and edited in
+//! place, so a review posted on every push stays one comment. The host cuts bodies over the
+//! forge's limit with a note.
+
+use powernode_sdk::{Context, Error, Info, Output, Step, provider};
+use serde::Deserialize;
+
+/// JSON Schema of [`Config`], reported by `describe()`.
+const CONFIG_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "post_comment",
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["body"],
+  "properties": {
+    "body": { "type": "string", "description": "The comment (Markdown); or `body_from: step.raw_output`." },
+    "header": { "type": "string", "description": "Put above the body, e.g. `## 🤖 AI Analysis`." },
+    "footer": { "type": "string", "description": "Put below the body." },
+    "marker": { "type": "string", "description": "Edit the comment carrying this marker instead of adding one." },
+    "number": { "type": "integer", "minimum": 1, "description": "The pull request or issue; default: the trigger's." }
+  }
+}"#;
+
+/// The step's `config` block.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The comment's text.
+    pub body: String,
+    /// Text above the body.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Text below the body.
+    #[serde(default)]
+    pub footer: Option<String>,
+    /// Hidden marker: the comment carrying it is edited in place.
+    #[serde(default)]
+    pub marker: Option<String>,
+    /// Pull request, merge request or issue number; the trigger's by default.
+    #[serde(default)]
+    pub number: Option<u64>,
+}
+
+/// Header, body and footer, each separated by a blank line; empty parts are left out.
+pub fn compose(config: &Config) -> String {
+    [
+        config.header.as_deref(),
+        Some(config.body.as_str()),
+        config.footer.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(str::trim_end)
+    .filter(|part| !part.is_empty())
+    .collect::<Vec<_>>()
+    .join("\n\n")
+}
+
+struct PostComment;
+
+impl Step for PostComment {
+    type Config = Config;
+
+    fn info() -> Info {
+        Info {
+            name: "post_comment".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "Comments on the run's pull request or issue, or edits its earlier comment".into(),
+            config_schema: CONFIG_SCHEMA.into(),
+        }
+    }
+
+    fn run(ctx: Context<Config>) -> Result<Output, Error> {
+        let number = ctx.config.number.or(ctx.trigger.number).ok_or_else(|| {
+            Error::config("this run has no pull request or issue: set `number` to say where to comment")
+        })?;
+        let body = compose(&ctx.config);
+        if body.is_empty() {
+            return Err(Error::config(
+                "the comment is empty: `body` (or `body_from`) gave nothing",
+            ));
+        }
+        let comment = match &ctx.config.marker {
+            Some(marker) => provider::upsert_comment(number, marker, &body),
+            None => provider::post_comment(number, &body),
+        }
+        .map_err(Error::from)?;
+        Ok(Output::new(comment.url.clone())
+            .with("id", comment.id)
+            .with("url", comment.url)
+            .with("number", number))
+    }
+}
+
+powernode_sdk::step!(PostComment);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(header: Option<&str>, body: &str, footer: Option<&str>) -> Config {
+        Config {
+            body: body.into(),
+            header: header.map(Into::into),
+            footer: footer.map(Into::into),
+            marker: None,
+            number: None,
+        }
+    }
+
+    #[test]
+    fn header_and_footer_frame_the_body() {
+        let c = config(
+            Some("## 🤖 AI Analysis"),
+            "Looks good.\n",
+            Some("---\n*Powered by Claude*"),
+        );
+        assert_eq!(
+            compose(&c),
+            "## 🤖 AI Analysis\n\nLooks good.\n\n---\n*Powered by Claude*"
+        );
+        assert_eq!(compose(&config(None, "only", None)), "only");
+        assert_eq!(compose(&config(Some(""), "  ", None)), "");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<Config>(r#"{"body": "x", "bodyy": "y"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `bodyy`"), "{err}");
+    }
+}

@@ -329,6 +329,12 @@ pub fn trigger_vars(t: &TriggerContext, run_id: &str, pipeline: &str) -> BTreeMa
     set("number", t.number.map(Value::from));
     set("title", s(&t.title));
     set("body", s(&t.body));
+    // The seed's names: the same title and body, set only for the kind of thread it is.
+    let (pr, issue) = (t.is_pull_request, !t.is_pull_request && t.number.is_some());
+    set("pr_title", s(&t.title).filter(|_| pr));
+    set("pr_body", s(&t.body).filter(|_| pr));
+    set("issue_title", s(&t.title).filter(|_| issue));
+    set("issue_body", s(&t.body).filter(|_| issue));
     set("comment_body", s(&t.comment_body));
     set("comment_id", t.comment_id.map(Value::from));
     set("sender", s(&t.sender));
@@ -371,13 +377,25 @@ mod tests {
             },
         };
         let vars = trigger_vars(&t, "r1", "p");
-        let mut names: Vec<&str> = vars.keys().map(String::as_str).collect();
+        // The same thread as an issue (a comment on it) sets the issue names instead.
+        let issue = TriggerContext {
+            is_pull_request: false,
+            ..t.clone()
+        };
+        let issue_vars = trigger_vars(&issue, "r1", "p");
+        let mut names: Vec<&str> = vars.keys().chain(issue_vars.keys()).map(String::as_str).collect();
         let mut documented = TRIGGER_VARS.to_vec();
         names.sort();
+        names.dedup();
         documented.sort();
         assert_eq!(names, documented);
         assert_eq!(vars["branch"], "feature");
         assert_eq!(vars["number"], 7);
+        assert_eq!((vars["pr_title"].as_str(), vars.get("issue_title")), (Some("t"), None));
+        assert_eq!(
+            (issue_vars["issue_body"].as_str(), issue_vars.get("pr_body")),
+            (Some("b"), None)
+        );
     }
 
     #[test]

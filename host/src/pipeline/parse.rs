@@ -144,8 +144,9 @@ impl Parser<'_> {
     fn step(&mut self, node: &Node, path: &str) -> Option<StepDef> {
         let map = self.mapping(node, path, "a step")?;
         self.unknown_keys(map, path, STEP_KEYS);
-        let name = self.string(map, path, "name").unwrap_or_default();
         let step_type = self.string(map, path, "type").unwrap_or_default();
+        // A step without `name:` is named by its type, so `claude_execute.raw_output` works.
+        let name = self.string(map, path, "name").unwrap_or_else(|| step_type.clone());
         let mut timeout_minutes = self.minutes(map, path, path);
         let mut config = Map::new();
         if let Some((key, value)) = entry(map, "config") {

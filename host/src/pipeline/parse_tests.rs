@@ -211,3 +211,11 @@ fn run_controls_of_the_wrong_shape_are_positioned_errors() {
          p.yml:8:24: steps[0].continue_on_error: expected true or false, found `1`"
     );
 }
+
+#[test]
+fn a_step_without_a_name_is_named_by_its_type() {
+    let text = "name: p\nsteps:\n  - type: claude_execute\n  - type: post_comment\n    config:\n      body_from: claude_execute.raw_output\n";
+    let p = parse("p.yml", text).unwrap();
+    let names: Vec<&str> = p.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["claude_execute", "post_comment"]);
+}

@@ -219,7 +219,10 @@ impl Check<'_> {
             return self.problem(field, format!("step name `{name}` is reserved in templates"));
         }
         if let Some(first) = self.pipeline.steps[..index].iter().find(|s| s.name == name) {
-            let message = format!("duplicate step name `{name}` (first used at line {})", first.line);
+            let message = format!(
+                "duplicate step name `{name}` (first used at line {}); a step without `name:` is named by its type, so give one of them a `name:`",
+                first.line
+            );
             self.problem(field, message);
         }
     }

@@ -55,7 +55,7 @@ fn step_names_must_be_unique_identifiers() {
     assert_eq!(
         problems(&text),
         "p.yml:3:11: steps[0].name: step name `Get Diff` must be lowercase letters, digits and `_`, not starting with a digit\n\
-         p.yml:7:11: steps[2].name: duplicate step name `a` (first used at line 5)\n\
+         p.yml:7:11: steps[2].name: duplicate step name `a` (first used at line 5); a step without `name:` is named by its type, so give one of them a `name:`\n\
          p.yml:9:11: steps[3].name: step name `title` is taken by the trigger variable `title`\n\
          p.yml:11:11: steps[4].name: step name `loop` is reserved in templates"
     );

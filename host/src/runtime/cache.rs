@@ -55,7 +55,10 @@ impl Runtime {
 }
 
 async fn spawn<T: Send + 'static>(f: impl FnOnce() -> wasmtime::Result<T> + Send + 'static) -> wasmtime::Result<T> {
-    tokio::task::spawn_blocking(f).await.expect("compile task panicked")
+    // Cancelled when the server shuts down mid-compile: an error, not a panic.
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| wasmtime::Error::msg(format!("the compile task did not finish: {e}")))?
 }
 
 /// The entry at `path` if its bytes hash to `digest`; none when it is missing, damaged or

@@ -8,6 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use super::page::number;
 use super::{AppError, AppState};
 use crate::store::inbox::StoredDelivery;
 
@@ -39,23 +40,10 @@ pub(super) async fn list(
     State(state): State<AppState>,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Result<Json<Value>, AppError> {
-    let number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| match query.get(name) {
-        None => Ok(default),
-        Some(text) => text.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
-            AppError::new(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "`{name}` must be a number from {} to {}, got `{text}`",
-                    range.start(),
-                    range.end()
-                ),
-            )
-        }),
-    };
     let inbox = state.intake.inbox().clone();
     let stored = inbox.seq_range();
-    let limit = number("limit", 20, 1..=MAX_LIMIT)?;
-    let before = number("before", stored.end, 0..=u64::MAX)?.min(stored.end);
+    let limit = number(&query, "limit", 20, 1..=MAX_LIMIT)?;
+    let before = number(&query, "before", stored.end, 0..=u64::MAX)?.min(stored.end);
     let from = before.saturating_sub(limit).max(stored.start);
     let events = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();

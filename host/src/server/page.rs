@@ -21,19 +21,7 @@ pub(super) fn page<T>(
     query: &BTreeMap<String, String>,
     path: &str,
 ) -> Result<(HeaderMap, Vec<T>), AppError> {
-    let limit = match query.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                AppError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("`limit` must be a number from 1 to {MAX_LIMIT}, got `{text}`"),
-                )
-            })?,
-    };
+    let limit = number(query, "limit", DEFAULT_LIMIT as u64, 1..=MAX_LIMIT as u64)? as usize;
     items.sort_by(|a, b| key(a).cmp(key(b)));
     if let Some(after) = query.get("after") {
         items.retain(|item| key(item) > after.as_str());
@@ -48,6 +36,29 @@ pub(super) fn page<T>(
         }
     }
     Ok((headers, items))
+}
+
+/// The query parameter `name` as a number in `range`, `default` when absent; a 400 naming
+/// the parameter and the range otherwise. Every list's `limit` and cursor go through here.
+pub(super) fn number(
+    query: &BTreeMap<String, String>,
+    name: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, AppError> {
+    let Some(text) = query.get(name) else {
+        return Ok(default);
+    };
+    text.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+        AppError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`{name}` must be a number from {} to {}, got `{text}`",
+                range.start(),
+                range.end()
+            ),
+        )
+    })
 }
 
 /// Percent-encodes everything but unreserved characters, for a query value.

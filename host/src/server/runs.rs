@@ -15,13 +15,14 @@ use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use serde_json::{Value, json};
 
+use super::page::number;
 use super::{AppError, AppState};
 use crate::model::TriggerContext;
 use crate::scheduler::now_ms;
 use crate::store::StoreError;
 use crate::store::runs::{Cancelled, NewRun, RunFilter, RunRecord, RunState, RunStore};
 
-const MAX_LIMIT: usize = 100;
+const MAX_LIMIT: u64 = 100;
 
 fn store_error(e: StoreError) -> AppError {
     AppError::internal("the run store", e)
@@ -82,19 +83,7 @@ pub(super) async fn list(
     State(state): State<AppState>,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Result<Json<Value>, AppError> {
-    let limit = match query.get("limit") {
-        None => 20,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                AppError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("`limit` must be a number from 1 to {MAX_LIMIT}, got `{text}`"),
-                )
-            })?,
-    };
+    let limit = number(&query, "limit", 20, 1..=MAX_LIMIT)? as usize;
     let state_filter = match query.get("status") {
         None => None,
         Some(name) => Some(RunState::from_name(name).ok_or_else(|| {

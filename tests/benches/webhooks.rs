@@ -78,7 +78,7 @@ fn main() {
     ));
     let config = Config::parse(
         std::path::Path::new("bench.toml"),
-        "[[sources]]\nid = \"github\"\nkind = \"github\"\napi_url = \"https://api.github.com\"\ntoken = \"t\"\nwebhook_secret = \"It's a Secret to Everybody\"\n",
+        "[[sources]]\nid = \"github\"\nkind = \"github\"\napi_url = \"http://127.0.0.1:9\"\ntoken = \"t\"\nwebhook_secret = \"It's a Secret to Everybody\"\n",
         &|_| None,
     )
     .unwrap();
@@ -93,7 +93,7 @@ fn main() {
     registry
         .put(
             "review",
-            "name: review\ntriggers:\n  - type: pull_request\n    events: [opened]\nsteps:\n  - name: s\n    type: run_command\n    config:\n      command: 'true'\n",
+            "name: review\nreport_status: false\ntriggers:\n  - type: pull_request\n    events: [opened]\nsteps:\n  - name: s\n    type: run_command\n    config:\n      command: 'true'\n",
         )
         .unwrap();
     let inbox = Inbox::open(&dir.path().join("inbox")).unwrap();

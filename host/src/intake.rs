@@ -12,14 +12,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::config::SourceConfig;
-use crate::model::TriggerContext;
 use crate::pipeline::EventFacts;
 use crate::provider::{BotLogin, ForgeKind};
 use crate::registry::Active;
-use crate::scheduler::now_ms;
 use crate::secret::Secret;
 use crate::store::inbox::{Accepted, Answer, EnqueuedRun, Inbox, InboxError, NewDelivery};
-use crate::store::runs::NewRun;
 use crate::webhook::{self, Event, EventKind, Outcome, Provider, SignatureError};
 
 /// Why a delivery was refused.
@@ -59,9 +56,6 @@ pub struct Reply {
     pub status: u16,
     /// JSON body.
     pub body: Value,
-    /// The runs a new delivery started, to queue before answering (the inbox keeps them too,
-    /// and replays them after a crash); none for ignored deliveries and redeliveries.
-    pub runs: Vec<NewRun>,
 }
 
 struct Source {
@@ -170,7 +164,6 @@ impl Intake {
                 "runs": runs.iter().map(|r| json!({"id": r.run_id, "pipeline": r.pipeline})).collect::<Vec<_>>(),
             }),
         };
-        let new_runs = NewRun::for_delivery(source_id, &TriggerContext::from_event(&event), &runs, now_ms());
         let delivery = NewDelivery {
             source: source_id.into(),
             delivery_id,
@@ -179,17 +172,16 @@ impl Intake {
             answer: answer.clone(),
             runs,
         };
-        let (answer, runs) = match self.inbox.accept(delivery).await? {
+        let answer = match self.inbox.accept(delivery).await? {
             Accepted::New { .. } => {
                 self.stored.notify_one();
-                (answer, new_runs)
+                answer
             }
-            Accepted::Duplicate { answer, .. } => (answer, Vec::new()),
+            Accepted::Duplicate { answer, .. } => answer,
         };
         Ok(Reply {
             status: answer.status,
             body: answer.body,
-            runs,
         })
     }
 }
@@ -214,7 +206,6 @@ fn ignored(reason: String) -> Reply {
     Reply {
         status: 202,
         body: json!({ "status": "ignored", "reason": reason }),
-        runs: Vec::new(),
     }
 }
 

@@ -69,9 +69,17 @@ async fn feed_one(scheduler: &Arc<Scheduler>, delivery: &StoredDelivery) -> Resu
         }
     };
     let trigger = TriggerContext::from_event(&event);
-    let at = delivery.received_at_ms.min(now_ms());
-    for run in NewRun::for_delivery(&delivery.source, &trigger, &delivery.runs, at) {
-        scheduler.enqueue(run).await.map_err(|e| e.to_string())?;
+    for run in &delivery.runs {
+        let new = NewRun {
+            id: run.run_id.clone(),
+            pipeline: run.pipeline.clone(),
+            source: Some(delivery.source.clone()),
+            trigger: trigger.clone(),
+            queued_at_ms: delivery.received_at_ms.min(now_ms()),
+            // Set by the scheduler from the pipeline's `concurrency:`.
+            group: None,
+        };
+        scheduler.enqueue(new).await.map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -60,14 +60,6 @@ async fn answer(
         ));
     }
     let reply = state.intake.receive(source, headers, &body).await?;
-    // Queued before the answer, so the run ids in it are known to the API at once; the inbox
-    // feeder queues them later anyway (idempotently) if this fails or the server dies here.
-    for run in reply.runs {
-        let id = run.id.clone();
-        if let Err(e) = state.scheduler.enqueue(run).await {
-            tracing::warn!(run = %id, error = %e, "cannot queue a run now; the inbox feeder will");
-        }
-    }
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::ACCEPTED);
     Ok((status, reply.body))
 }

@@ -94,30 +94,6 @@ pub struct NewRun {
     pub group: Option<String>,
 }
 
-impl NewRun {
-    /// The runs a stored delivery enqueued, as queued runs of `source` started by `trigger`.
-    /// The one place a delivery's runs become queue entries, whether the server queues them
-    /// as it answers or the inbox is replayed after a crash.
-    pub fn for_delivery(
-        source: &str,
-        trigger: &TriggerContext,
-        runs: &[super::inbox::EnqueuedRun],
-        queued_at_ms: u64,
-    ) -> Vec<NewRun> {
-        runs.iter()
-            .map(|run| NewRun {
-                id: run.run_id.clone(),
-                pipeline: run.pipeline.clone(),
-                source: Some(source.into()),
-                trigger: trigger.clone(),
-                queued_at_ms,
-                // Set by the scheduler from the pipeline's `concurrency:`.
-                group: None,
-            })
-            .collect()
-    }
-}
-
 /// One step of a run, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRecord {

@@ -397,6 +397,8 @@ async fn a_followed_log_streams_lines_while_the_run_goes_on() {
     let (url, _seen) = status_api().await;
     let server = start(dir.path(), &url, "sleep 2; echo checked");
     let id = push(&server, "run-follow-1").await;
+    // The inbox feeder queues the run a moment after the webhook's answer.
+    wait_for(&server, &id, "queued", |_| true).await;
     let mut resp = reqwest::Client::new()
         .get(format!("{}/api/runs/{id}/logs?follow=true", server.url))
         .bearer_auth(API_TOKEN)

@@ -182,10 +182,10 @@ impl Registry {
             if now != seen {
                 seen = now;
                 let registry = self.clone();
-                if let Err(e) = tokio::task::spawn_blocking(move || registry.reload_files()).await {
-                    tracing::error!(error = %e, "reloading the pipeline files failed");
+                match tokio::task::spawn_blocking(move || registry.reload_files()).await {
+                    Ok(()) => tracing::info!(dir = %self.dir.display(), "pipeline files changed: reloaded"),
+                    Err(e) => tracing::error!(error = %e, "reloading the pipeline files failed"),
                 }
-                tracing::info!(dir = %self.dir.display(), "pipeline files changed: reloaded");
             }
         }
     }

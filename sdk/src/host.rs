@@ -57,7 +57,7 @@ pub mod kv {
 
 /// Stored prompt templates (grant `templates`).
 pub mod templates {
-    pub use crate::wit::powernode::step::templates::get;
+    pub use crate::wit::powernode::step::templates::{get, render};
 }
 
 /// Forge operations on the run's repository (grant `provider`).

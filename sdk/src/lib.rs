@@ -27,14 +27,19 @@ pub mod wit {
 }
 
 mod host;
+pub mod http;
 pub use host::{artifacts, git, kv, log, process, provider, templates};
+/// Derive `JsonSchema` on a step's `Config` (`#[derive(Deserialize, JsonSchema)]`).
+pub use schemars::{self, JsonSchema};
 
 pub use wit::powernode::step::types::{ProviderError, RateLimit, Repository, Trigger};
 
 /// A pipeline step: its static description and what it does when run.
 pub trait Step {
-    /// The step's `config` block, deserialized from the rendered JSON.
-    type Config: DeserializeOwned;
+    /// The step's `config` block, deserialized from the rendered JSON. Its JSON Schema
+    /// (from `#[derive(JsonSchema)]`, honouring serde's attributes) is what `describe()`
+    /// reports, so the host checks pipelines' configs against it before any run.
+    type Config: DeserializeOwned + JsonSchema;
 
     /// Name, version and summary shown by `powernode plugin inspect`.
     fn info() -> Info;
@@ -42,6 +47,9 @@ pub trait Step {
     /// Run the step once; the instance is discarded afterwards.
     fn run(ctx: Context<Self::Config>) -> Result<Output, Error>;
 }
+
+/// The config of a step that reads none: anything is accepted (its schema is `true`).
+pub type AnyConfig = serde_json::Value;
 
 /// What `describe()` reports about a step.
 #[derive(Debug, Clone, Default)]
@@ -52,7 +60,7 @@ pub struct Info {
     pub version: String,
     /// One line saying what the step does.
     pub summary: String,
-    /// JSON Schema of the config, or empty.
+    /// JSON Schema of the config; empty means the one derived from [`Step::Config`].
     pub config_schema: String,
 }
 
@@ -148,11 +156,16 @@ pub struct __Adapter<S>(PhantomData<S>);
 impl<S: Step> export::Guest for __Adapter<S> {
     fn describe() -> wt::StepInfo {
         let info = S::info();
+        let config_schema = if info.config_schema.is_empty() {
+            serde_json::to_string(&schemars::schema_for!(S::Config)).unwrap_or_default()
+        } else {
+            info.config_schema
+        };
         wt::StepInfo {
             name: info.name,
             version: info.version,
             summary: info.summary,
-            config_schema: info.config_schema,
+            config_schema,
         }
     }
 

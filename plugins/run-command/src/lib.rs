@@ -48,7 +48,7 @@ const CONFIG_SCHEMA: &str = r#"{
 }"#;
 
 /// The step's `config` block.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Shell line to run with `sh -c`.

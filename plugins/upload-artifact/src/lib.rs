@@ -40,7 +40,7 @@ const CONFIG_SCHEMA: &str = r#"{
 }"#;
 
 /// The step's `config` block.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// File, directory or glob relative to the workspace.
@@ -54,7 +54,7 @@ pub struct Config {
 }
 
 /// What to do when the pattern matches no file.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IfNoFilesFound {
     /// Fail the step.

@@ -3,7 +3,7 @@
 use powernode_sdk::{Context, Error, Info, Output, Step, log};
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct Config {
     name: String,
 }

@@ -2,7 +2,7 @@
 use std::hint::black_box;
 
 use powernode_sdk::{Context, Error, Info, Output, Step};
-use serde::de::IgnoredAny;
+
 
 /// Never returns normally: the base case needs `n == stop`, and `stop` is `u64::MAX`,
 /// hidden from the optimizer. The frame keeps nothing in linear memory (no shadow-stack
@@ -20,7 +20,7 @@ fn depth(n: u64, stop: u64) -> u64 {
 struct DeepRecursion;
 
 impl Step for DeepRecursion {
-    type Config = IgnoredAny;
+    type Config = powernode_sdk::AnyConfig;
 
     fn info() -> Info {
         Info::new(
@@ -30,7 +30,7 @@ impl Step for DeepRecursion {
         )
     }
 
-    fn run(_ctx: Context<IgnoredAny>) -> Result<Output, Error> {
+    fn run(_ctx: Context<powernode_sdk::AnyConfig>) -> Result<Output, Error> {
         let d = black_box(depth(black_box(0), black_box(u64::MAX)));
         Ok(Output::new(format!("recursion returned {d}")))
     }

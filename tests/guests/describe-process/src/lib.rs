@@ -2,7 +2,7 @@
 //! imports; the host must trap it before the command runs, whatever the file is named
 //! (installed or inspected as `run_command.wasm`, whose built-in is granted `process`).
 use powernode_sdk::{Context, Error, Info, Output, Step, process};
-use serde::de::IgnoredAny;
+
 
 /// The file the command would create if it ran.
 const MARKER: &str = "/tmp/powernode-describe-process-ran";
@@ -10,7 +10,7 @@ const MARKER: &str = "/tmp/powernode-describe-process-ran";
 struct DescribeProcess;
 
 impl Step for DescribeProcess {
-    type Config = IgnoredAny;
+    type Config = powernode_sdk::AnyConfig;
 
     fn info() -> Info {
         let _ = process::run(&process::command("touch", &[MARKER]));
@@ -21,7 +21,7 @@ impl Step for DescribeProcess {
         )
     }
 
-    fn run(_ctx: Context<IgnoredAny>) -> Result<Output, Error> {
+    fn run(_ctx: Context<powernode_sdk::AnyConfig>) -> Result<Output, Error> {
         Ok(Output::new("ran"))
     }
 }

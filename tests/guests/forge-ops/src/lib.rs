@@ -4,7 +4,7 @@ use powernode_sdk::provider::{self, CommitState, NewPullRequest, Status};
 use powernode_sdk::{Context, Error, Info, Output, ProviderError, Step, git};
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 enum Config {
     Repo,

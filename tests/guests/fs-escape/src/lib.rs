@@ -1,7 +1,7 @@
 //! Tries to read host files outside the workspace. Ok (with the content) means a leak;
 //! the expected result is `Failed` listing each attempt's error.
 use powernode_sdk::{Context, Error, Info, Output, Step};
-use serde::de::IgnoredAny;
+
 
 /// Paths that must all fail: absolute, climbing out of the current directory, and
 /// climbing out of the `/workspace` preopen.
@@ -10,7 +10,7 @@ const ATTEMPTS: [&str; 3] = ["/etc/passwd", "../../../../etc/passwd", "/workspac
 struct FsEscape;
 
 impl Step for FsEscape {
-    type Config = IgnoredAny;
+    type Config = powernode_sdk::AnyConfig;
 
     fn info() -> Info {
         Info::new(
@@ -20,7 +20,7 @@ impl Step for FsEscape {
         )
     }
 
-    fn run(_ctx: Context<IgnoredAny>) -> Result<Output, Error> {
+    fn run(_ctx: Context<powernode_sdk::AnyConfig>) -> Result<Output, Error> {
         let mut errors = Vec::new();
         for path in ATTEMPTS {
             match std::fs::read_to_string(path) {

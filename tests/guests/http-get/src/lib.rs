@@ -11,7 +11,7 @@ use serde::Deserialize;
 /// Bodies beyond this many bytes are cut off.
 const MAX_BODY: usize = 1 << 20;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
     url: String,

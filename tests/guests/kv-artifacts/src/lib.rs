@@ -1,12 +1,12 @@
 //! Increments a counter in the plugin's key-value store and stores a workspace file as
 //! an artifact: exercises `kv`, `artifacts` and the WASI filesystem together.
 use powernode_sdk::{Context, Error, Info, Output, Step, artifacts, kv};
-use serde::de::IgnoredAny;
+
 
 struct KvArtifacts;
 
 impl Step for KvArtifacts {
-    type Config = IgnoredAny;
+    type Config = powernode_sdk::AnyConfig;
 
     fn info() -> Info {
         Info::new(
@@ -16,7 +16,7 @@ impl Step for KvArtifacts {
         )
     }
 
-    fn run(_ctx: Context<IgnoredAny>) -> Result<Output, Error> {
+    fn run(_ctx: Context<powernode_sdk::AnyConfig>) -> Result<Output, Error> {
         let previous = match kv::get("counter").map_err(|e| Error::failed(format!("kv get: {e}")))? {
             None => 0,
             Some(bytes) => String::from_utf8_lossy(&bytes)

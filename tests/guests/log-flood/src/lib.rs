@@ -1,11 +1,11 @@
 //! Logs 100-byte lines through the host forever: the host must bound the step log.
 use powernode_sdk::{Context, Error, Info, Output, Step, log};
-use serde::de::IgnoredAny;
+
 
 struct LogFlood;
 
 impl Step for LogFlood {
-    type Config = IgnoredAny;
+    type Config = powernode_sdk::AnyConfig;
 
     fn info() -> Info {
         Info::new(
@@ -15,7 +15,7 @@ impl Step for LogFlood {
         )
     }
 
-    fn run(_ctx: Context<IgnoredAny>) -> Result<Output, Error> {
+    fn run(_ctx: Context<powernode_sdk::AnyConfig>) -> Result<Output, Error> {
         let line = "x".repeat(100);
         loop {
             log::info(&line);

@@ -2,14 +2,14 @@
 use std::hint::black_box;
 
 use powernode_sdk::{Context, Error, Info, Output, Step};
-use serde::de::IgnoredAny;
+
 
 const MIB: usize = 1 << 20;
 
 struct MemoryBomb;
 
 impl Step for MemoryBomb {
-    type Config = IgnoredAny;
+    type Config = powernode_sdk::AnyConfig;
 
     fn info() -> Info {
         Info::new(
@@ -19,7 +19,7 @@ impl Step for MemoryBomb {
         )
     }
 
-    fn run(_ctx: Context<IgnoredAny>) -> Result<Output, Error> {
+    fn run(_ctx: Context<powernode_sdk::AnyConfig>) -> Result<Output, Error> {
         let mut hoard: Vec<Vec<u8>> = Vec::new();
         loop {
             let mut block = Vec::with_capacity(MIB);

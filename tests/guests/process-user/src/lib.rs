@@ -1,12 +1,12 @@
 //! Imports `process` and runs `echo hi`: a host that has not granted `process` must
 //! refuse to load it.
 use powernode_sdk::{Context, Error, Info, Output, Step, process};
-use serde::de::IgnoredAny;
+
 
 struct ProcessUser;
 
 impl Step for ProcessUser {
-    type Config = IgnoredAny;
+    type Config = powernode_sdk::AnyConfig;
 
     fn info() -> Info {
         Info::new(
@@ -16,7 +16,7 @@ impl Step for ProcessUser {
         )
     }
 
-    fn run(_ctx: Context<IgnoredAny>) -> Result<Output, Error> {
+    fn run(_ctx: Context<powernode_sdk::AnyConfig>) -> Result<Output, Error> {
         let out = process::run(&process::command("echo", &["hi"])).map_err(Error::failed)?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         Ok(Output::new(stdout).with("exit_code", out.exit_code.map(|c| c.to_string()).unwrap_or_default()))

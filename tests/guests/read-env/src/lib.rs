@@ -1,12 +1,12 @@
 //! Reports any environment variable the host lets the guest see. The expected result is
 //! `Failed("no environment visible")`: the host's environment must not leak in.
 use powernode_sdk::{Context, Error, Info, Output, Step};
-use serde::de::IgnoredAny;
+
 
 struct ReadEnv;
 
 impl Step for ReadEnv {
-    type Config = IgnoredAny;
+    type Config = powernode_sdk::AnyConfig;
 
     fn info() -> Info {
         Info::new(
@@ -16,7 +16,7 @@ impl Step for ReadEnv {
         )
     }
 
-    fn run(_ctx: Context<IgnoredAny>) -> Result<Output, Error> {
+    fn run(_ctx: Context<powernode_sdk::AnyConfig>) -> Result<Output, Error> {
         let vars: Vec<(String, String)> = std::env::vars().collect();
         let args: Vec<String> = std::env::args().collect();
         if vars.is_empty() {

@@ -2,12 +2,12 @@
 use std::hint::black_box;
 
 use powernode_sdk::{Context, Error, Info, Output, Step};
-use serde::de::IgnoredAny;
+
 
 struct SpinLoop;
 
 impl Step for SpinLoop {
-    type Config = IgnoredAny;
+    type Config = powernode_sdk::AnyConfig;
 
     fn info() -> Info {
         Info::new(
@@ -17,7 +17,7 @@ impl Step for SpinLoop {
         )
     }
 
-    fn run(_ctx: Context<IgnoredAny>) -> Result<Output, Error> {
+    fn run(_ctx: Context<powernode_sdk::AnyConfig>) -> Result<Output, Error> {
         let mut n: u64 = 0;
         loop {
             n = black_box(n.wrapping_add(1));

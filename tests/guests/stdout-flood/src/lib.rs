@@ -1,11 +1,11 @@
 //! Prints 100-byte lines to WASI stdout forever: the host must bound or discard stdout.
 use powernode_sdk::{Context, Error, Info, Output, Step};
-use serde::de::IgnoredAny;
+
 
 struct StdoutFlood;
 
 impl Step for StdoutFlood {
-    type Config = IgnoredAny;
+    type Config = powernode_sdk::AnyConfig;
 
     fn info() -> Info {
         Info::new(
@@ -15,7 +15,7 @@ impl Step for StdoutFlood {
         )
     }
 
-    fn run(_ctx: Context<IgnoredAny>) -> Result<Output, Error> {
+    fn run(_ctx: Context<powernode_sdk::AnyConfig>) -> Result<Output, Error> {
         // 99 characters plus the newline.
         let line = "y".repeat(99);
         loop {

@@ -11,6 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::pipeline::StepTypes;
 use crate::policy::{Grant, Grants, PolicyError, check_imports};
 use crate::runtime::{LoadError, Plugin, Runtime};
 
@@ -82,6 +83,22 @@ impl Catalog {
     /// Every step type available now: built-ins and files in the plugins directory.
     pub fn step_types(&self) -> Result<Vec<String>, CatalogError> {
         Self::available_types(self.dir.as_deref())
+    }
+
+    /// Every step type available now with its config schema: loads each plugin (a refused
+    /// one is listed without a schema; running it says why it was refused).
+    pub async fn describe_types(&self) -> Result<StepTypes, CatalogError> {
+        let mut types = StepTypes::default();
+        for name in self.step_types()? {
+            let schema = match self.get(&name).await {
+                Ok(plugin) => plugin.info.config_schema.clone(),
+                Err(_) => String::new(),
+            };
+            if let Err(e) = types.add(&name, &schema) {
+                tracing::warn!(step_type = %name, error = %e, "the plugin's config schema is not used");
+            }
+        }
+        Ok(types)
     }
 
     /// The step types of the built-ins and of the files in `dir`, loading nothing.

@@ -10,9 +10,15 @@ use serde_json::Value;
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::model::TriggerContext;
-use crate::pipeline::{Pipeline, RenderContext, RenderError, StepDef, StepOutputs, render_config, should_run};
+use crate::pipeline::{
+    Pipeline, RenderContext, RenderError, StepDef, StepOutputs, render_config, render_template, should_run,
+    step_reads_var, text_reads_var,
+};
 use crate::provider::RepoBinding;
-use crate::runtime::{Level, LogLine, StepFailure, StepInput, StepSuccess, Stream};
+use crate::runtime::{Level, LogLine, StepFailure, StepInput, StepSuccess, Stream, TemplateRenderer};
+
+/// The `diff` variable is cut to this many bytes (with a note): prompts have limits too.
+pub const MAX_DIFF_BYTES: usize = 1 << 20;
 
 /// One run to do.
 #[derive(Debug, Clone)]
@@ -29,6 +35,8 @@ pub struct RunRequest {
     pub forge: Option<Arc<RepoBinding>>,
     /// Sees each step's log lines as they are written: (step name, line).
     pub log_tap: Option<StepLogTap>,
+    /// The run's page (`public_url/runs/{id}`) when the server has one.
+    pub run_url: Option<String>,
 }
 
 /// What a [`StepLogTap`] calls: the step's name and one log line.
@@ -162,7 +170,11 @@ pub async fn run_pipeline(
         return summary;
     }
     let deadline = pipeline.timeout().map(|limit| Instant::now() + limit);
+    let diff = DiffVar::default();
     for step in &pipeline.steps {
+        if step_reads_var(step, "diff") {
+            diff.set(&mut ctx, &req).await;
+        }
         match should_run(step, &ctx) {
             Ok(true) => {}
             Ok(false) => {
@@ -189,8 +201,12 @@ pub async fn run_pipeline(
         let timeout = left.map_or(step.timeout(), |left| left.min(step.timeout()));
         on_event(RunEvent::Started(step));
         let span = tracing::info_span!("step", step = %step.name, step_type = %step.step_type);
-        let mut result =
-            tracing::Instrument::instrument(run_step(catalog, pipeline, step, &req, &ctx, &mask, timeout), span).await;
+        let templates = diff.renderer(&ctx, &req);
+        let mut result = tracing::Instrument::instrument(
+            run_step(catalog, pipeline, step, &req, &ctx, templates, &mask, timeout),
+            span,
+        )
+        .await;
         sweep_links(&req.workspace, &mut result);
         on_event(RunEvent::Finished(step, &result));
         let ok = match &result.outcome {
@@ -253,12 +269,78 @@ fn sweep_links(workspace: &std::path::Path, result: &mut StepResult) {
     }
 }
 
+/// The run's `diff` variable: the pull request's diff from the forge, fetched at most once
+/// and only when a step's config or a stored template reads it.
+#[derive(Clone, Default)]
+struct DiffVar(Arc<tokio::sync::OnceCell<Option<String>>>);
+
+impl DiffVar {
+    /// The diff, fetched on first use; none when the run is not for a pull request, has no
+    /// forge, or the forge failed (said in the server's log; reading `diff` then says it is unset).
+    async fn get(&self, req: &RunRequest) -> Option<String> {
+        let fetch = async {
+            let (Some(forge), Some(number)) = (&req.forge, req.trigger.number) else {
+                return None;
+            };
+            if !req.trigger.is_pull_request {
+                return None;
+            }
+            match forge.forge().get_pull_request_diff(forge.repo(), number).await {
+                Ok(mut diff) => {
+                    if diff.len() > MAX_DIFF_BYTES {
+                        let mut cut = MAX_DIFF_BYTES;
+                        while !diff.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        diff.truncate(cut);
+                        diff.push_str(&format!("\n[diff cut at {MAX_DIFF_BYTES} bytes]\n"));
+                    }
+                    Some(diff)
+                }
+                Err(e) => {
+                    tracing::warn!(run = %req.run_id, number, error = %e, "cannot fetch the pull request's diff");
+                    None
+                }
+            }
+        };
+        self.0.get_or_init(|| fetch).await.clone()
+    }
+
+    /// Puts `diff` into `ctx` (leaves it unset when there is none).
+    async fn set(&self, ctx: &mut RenderContext, req: &RunRequest) {
+        if let Some(diff) = self.get(req).await {
+            ctx.vars.insert("diff".into(), Value::String(diff));
+        }
+    }
+
+    /// What `templates.render` calls for a step: renders over the variables and outputs the
+    /// step's config saw (and `diff` when the template reads it), without secrets.
+    fn renderer(&self, ctx: &RenderContext, req: &RunRequest) -> TemplateRenderer {
+        let ctx = RenderContext {
+            secrets: BTreeMap::new(),
+            ..ctx.clone()
+        };
+        let (this, req) = (self.clone(), req.clone());
+        TemplateRenderer(Arc::new(move |text: String| {
+            let (this, req, mut ctx) = (this.clone(), req.clone(), ctx.clone());
+            Box::pin(async move {
+                if text_reads_var(&text, "diff") {
+                    this.set(&mut ctx, &req).await;
+                }
+                render_template(&text, &ctx).map_err(|e| e.kind.to_string())
+            })
+        }))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_step(
     catalog: &Catalog,
     pipeline: &Pipeline,
     step: &StepDef,
     req: &RunRequest,
     ctx: &RenderContext,
+    templates: TemplateRenderer,
     mask: &[String],
     timeout: Duration,
 ) -> StepResult {
@@ -276,7 +358,11 @@ async fn run_step(
         pipeline: pipeline.name.clone(),
         step: step.name.clone(),
         trigger: req.trigger.clone(),
-        config: rendered.config,
+        // The WIT promises an object: a step written without `config:` gets `{}`.
+        config: match rendered.config {
+            Value::Null => Value::Object(Default::default()),
+            config => config,
+        },
         workspace: req.workspace.clone(),
         timeout,
         secrets: mask.to_vec(),
@@ -285,6 +371,8 @@ async fn run_step(
             let name = step.name.clone();
             crate::runtime::LogTap(Arc::new(move |line: &LogLine| (tap.0)(&name, line)))
         }),
+        run_url: req.run_url.clone(),
+        templates: Some(templates),
     };
     tracing::debug!(timeout_ms = timeout.as_millis() as u64, "step started");
     let report = catalog.runtime().run(&plugin, input).await;
@@ -384,7 +472,8 @@ mod tests {
         };
         let issue_vars = trigger_vars(&issue, "r1", "p");
         let mut names: Vec<&str> = vars.keys().chain(issue_vars.keys()).map(String::as_str).collect();
-        let mut documented = TRIGGER_VARS.to_vec();
+        // `diff` is fetched only when read, not set from the trigger.
+        let mut documented: Vec<&str> = TRIGGER_VARS.iter().copied().filter(|v| *v != "diff").collect();
         names.sort();
         names.dedup();
         documented.sort();

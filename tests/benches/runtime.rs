@@ -43,6 +43,8 @@ fn step_start(c: &mut Criterion) {
         secrets: vec!["not-in-the-output".into()],
         forge: None,
         log_tap: None,
+        run_url: None,
+        templates: None,
     };
 
     let mut group = c.benchmark_group("step_start");

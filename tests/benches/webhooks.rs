@@ -85,7 +85,7 @@ fn main() {
     let store = Arc::new(SledStore::open(&dir.path().join("data")).unwrap());
     let registry = Registry::load(
         &dir.path().join("pipelines"),
-        vec!["run_command".into()],
+        powernode::pipeline::StepTypes::new(["run_command"]),
         None,
         store.clone(),
     )

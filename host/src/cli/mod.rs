@@ -105,7 +105,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { config } => serve::serve(config.as_deref()).await,
         Command::Run(args) => run::run(args).await,
-        Command::Validate { files, config } => validate(&files, config.as_deref()),
+        Command::Validate { files, config } => validate(&files, config.as_deref()).await,
         Command::Plugin(PluginCommand::Inspect(args)) => inspect::inspect(args).await,
         Command::Plugin(PluginCommand::List { config }) => list(config.as_deref()).await,
     }
@@ -163,7 +163,7 @@ impl Host {
 pub(crate) fn load_pipeline(
     path: &std::path::Path,
     secrets: Option<&BTreeMap<String, String>>,
-    step_types: &[String],
+    step_types: &crate::pipeline::StepTypes,
 ) -> anyhow::Result<Pipeline> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     let is_secret = |s: &str| secrets.is_some_and(|m| m.contains_key(s));
@@ -172,9 +172,10 @@ pub(crate) fn load_pipeline(
         .map_err(|d: Diagnostics| anyhow::anyhow!("{d}"))
 }
 
-fn validate(files: &[PathBuf], config_path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config_path)?;
-    let step_types = Catalog::available_types(Some(&config.plugins_dir))?;
+async fn validate(files: &[PathBuf], config_path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let host = Host::open(config_path)?;
+    let step_types = host.catalog.describe_types().await?;
+    let config = &host.config;
     let mut ok = true;
     // Without a config file any secret name is accepted: there is nothing to check it against.
     let secrets = config_path.map(|_| &config.secrets);

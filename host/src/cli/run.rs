@@ -44,7 +44,11 @@ impl RunArgs {
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let host = Host::open(args.config.as_deref())?;
-    let pipeline = load_pipeline(&args.pipeline, Some(&host.config.secrets), &host.catalog.step_types()?)?;
+    let pipeline = load_pipeline(
+        &args.pipeline,
+        Some(&host.config.secrets),
+        &host.catalog.describe_types().await?,
+    )?;
     let mut trigger: TriggerContext = match &args.event {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
@@ -91,6 +95,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         workspace,
         forge,
         log_tap: None,
+        run_url: None,
     };
     let summary = run_pipeline(&host.catalog, &pipeline, req, |event| match event {
         RunEvent::Started(step) => println!("▶ {} ({})", step.name, step.step_type),

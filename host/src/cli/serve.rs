@@ -25,7 +25,7 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
     let secrets = config.secrets.keys().cloned().collect();
     let registry = Registry::load(
         &config.pipelines_dir,
-        host.catalog.step_types()?,
+        host.catalog.describe_types().await?,
         Some(secrets),
         host.store.clone(),
     )

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 pub use self::auth::GitAuth;
 pub use self::clone::clone;
-pub use self::push::commit_and_push;
+pub use self::push::{commit_and_push, fetch};
 
 /// What to clone and where: the input of [`clone`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +54,21 @@ pub struct PushRequest {
     pub author_name: String,
     /// Author and committer email.
     pub author_email: String,
+    /// Replace the remote branch (a force push with lease) instead of fast-forwarding it.
+    pub replace: bool,
+}
+
+/// What to fetch into an existing work tree: the input of [`fetch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchRequest {
+    /// Work tree with a `.git` directory, normally made by [`clone`].
+    pub repo_dir: PathBuf,
+    /// `https://` (or `http://`) URL to fetch from, without credentials.
+    pub remote_url: String,
+    /// Branch to fetch into `refs/remotes/origin/<branch>`.
+    pub branch: String,
+    /// Shallow fetch of this many commits; `None` fetches the whole history.
+    pub depth: Option<u32>,
 }
 
 /// Why a git operation failed; no variant ever contains the token or the header carrying it.
@@ -137,7 +152,7 @@ fn hint(stderr: &str) -> &'static str {
                 "fetch first",
                 "failed to push some refs",
             ],
-            " (hint: the remote branch has commits that this one lacks; Powernode never force-pushes, so push to a new branch or rebase first)",
+            " (hint: the remote branch has commits that this one lacks, or moved during the push; push to a new branch, or let a step that owns the branch replace it)",
         ),
         (
             &["couldn't find remote ref"],
@@ -193,7 +208,7 @@ mod tests {
         };
         let s = e.to_string();
         assert!(s.starts_with("git push failed (exit 1): "), "{s}");
-        assert!(s.contains("never force-pushes"), "{s}");
+        assert!(s.contains("has commits that this one lacks"), "{s}");
     }
 
     #[test]

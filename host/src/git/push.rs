@@ -1,5 +1,7 @@
 //! Committing a work tree and pushing it: `git add -A`, a commit with the given identity when
-//! anything changed, `git push <url> HEAD:refs/heads/<branch>` without force.
+//! anything changed, `git push <url> HEAD:refs/heads/<branch>` without force (or, to replace a
+//! branch a step owns, with a lease on the tip `git ls-remote` saw); and fetching a branch into
+//! such a work tree.
 //!
 //! The work tree (and its `.git`) may have been written by a plugin, so it is not trusted: a
 //! `.git` that is a symlink or file, that contains symlinks, or that borrows another
@@ -13,15 +15,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::run::{Git, Net};
-use super::{GitAuth, GitError, PushRequest, validate};
+use super::{FetchRequest, GitAuth, GitError, PushRequest, validate};
 
 /// Commits every change in `req.repo_dir` (additions, edits, deletions) as `req.author_*` and
 /// pushes it to `req.branch` on `req.remote_url`, returning the new commit id, or `None` (and
 /// no commit, no push) when nothing changed.
 ///
-/// The push is a plain fast-forward push: a branch that moved on the remote is an error, never
-/// overwritten. `.git/config` is rewritten to a minimal one (with `origin` set to
-/// `req.remote_url`). `timeout` bounds the whole operation.
+/// Without `req.replace` the push is a plain fast-forward push: a branch that moved on the
+/// remote is an error, never overwritten. With it, the remote branch is replaced, guarded by a
+/// lease on the tip seen just before (a concurrent push in between makes it fail, not vanish).
+/// `.git/config` is rewritten to a minimal one (with `origin` set to `req.remote_url`).
+/// `timeout` bounds the whole operation.
 pub async fn commit_and_push(
     req: &PushRequest,
     auth: Option<&GitAuth>,
@@ -36,50 +40,12 @@ pub async fn commit_and_push(
 
     // git's own rules, before anything touches the repository. Run outside any repository.
     let scratch = git.scratch_dir().to_owned();
-    let checked = git
-        .run_any(
-            "check-ref-format",
-            &scratch,
-            Net::Local,
-            &["check-ref-format", "--branch", branch],
-            None,
-        )
-        .await?;
-    if checked.code != Some(0) || checked.stdout.trim() != branch {
-        return Err(GitError::InvalidRef(format!(
-            "{branch:?}: not a valid branch name (git check-ref-format --branch)"
-        )));
-    }
-
-    let repo = inspect_repo(&req.repo_dir).await?;
-    let git_dir = repo.join(".git");
-    let object_format = git
-        .run_any(
-            "config",
-            &scratch,
-            Net::Local,
-            &[
-                "config",
-                "--file",
-                &git_dir.join("config").to_string_lossy(),
-                "--get",
-                "extensions.objectformat",
-            ],
-            None,
-        )
-        .await?
-        .stdout
-        .trim()
-        .to_ascii_lowercase();
-    write_clean_config(&git_dir, &remote.url, &object_format).await?;
-
-    git.set_env("GIT_DIR", &git_dir);
-    git.set_env("GIT_WORK_TREE", &repo);
+    check_branch(&git, &scratch, branch).await?;
+    let repo = open_untrusted(&mut git, &req.repo_dir, &remote.url).await?;
     git.set_env("GIT_AUTHOR_NAME", &req.author_name);
     git.set_env("GIT_AUTHOR_EMAIL", &req.author_email);
     git.set_env("GIT_COMMITTER_NAME", &req.author_name);
     git.set_env("GIT_COMMITTER_EMAIL", &req.author_email);
-    git.set_config("safe.directory", repo.to_string_lossy());
 
     git.run("add", &repo, Net::Local, &["add", "-A"]).await?;
     let diff = git
@@ -106,15 +72,113 @@ pub async fn commit_and_push(
         .stdout;
     let commit = commit.trim().to_owned();
     let refspec = format!("HEAD:refs/heads/{branch}");
-    git.run(
-        "push",
-        &repo,
-        Net::Remote,
-        &["push", "-q", "--no-verify", "--", &remote.url, &refspec],
-    )
-    .await?;
-    tracing::info!(url = %remote.url, %branch, %commit, "pushed");
+    let lease = match req.replace {
+        true => Some(format!(
+            "--force-with-lease=refs/heads/{branch}:{}",
+            remote_tip(&git, &repo, branch).await?
+        )),
+        false => None,
+    };
+    let mut args = vec!["push", "-q", "--no-verify"];
+    args.extend(lease.as_deref());
+    args.extend(["--", &remote.url, &refspec]);
+    git.run("push", &repo, Net::Remote, &args).await?;
+    tracing::info!(url = %remote.url, %branch, %commit, replaced = req.replace, "pushed");
     Ok(Some(commit))
+}
+
+/// Fetches `req.branch` from `req.remote_url` into `refs/remotes/origin/<branch>` of the work
+/// tree `req.repo_dir` (treated as untrusted, like a push's), returning the branch's commit.
+pub async fn fetch(req: &FetchRequest, auth: Option<&GitAuth>, timeout: Duration) -> Result<String, GitError> {
+    let remote = validate::remote_url(&req.remote_url)?;
+    let branch = validate::branch_name(&req.branch)?;
+    if req.depth == Some(0) {
+        return Err(GitError::InvalidRequest(
+            "depth must be at least 1 (None fetches the whole history)".into(),
+        ));
+    }
+    let mut git = Git::new(auth, &remote, timeout)?;
+    let scratch = git.scratch_dir().to_owned();
+    check_branch(&git, &scratch, branch).await?;
+    let repo = open_untrusted(&mut git, &req.repo_dir, &remote.url).await?;
+    let tracking = format!("refs/remotes/origin/{branch}");
+    let refspec = format!("+refs/heads/{branch}:{tracking}");
+    let depth = req.depth.map(|d| format!("--depth={d}"));
+    let mut args = vec!["fetch", "-q", "--no-tags"];
+    args.extend(depth.as_deref());
+    args.extend(["origin", &refspec]);
+    git.run("fetch", &repo, Net::Remote, &args).await?;
+    let commit = git
+        .run("rev-parse", &repo, Net::Local, &["rev-parse", "--verify", &tracking])
+        .await?
+        .stdout;
+    Ok(commit.trim().to_owned())
+}
+
+/// The commit `branch` points at on the remote, or "" when it does not exist.
+async fn remote_tip(git: &Git, repo: &Path, branch: &str) -> Result<String, GitError> {
+    let wanted = format!("refs/heads/{branch}");
+    let out = git
+        .run("ls-remote", repo, Net::Remote, &["ls-remote", "origin", &wanted])
+        .await?;
+    Ok(out
+        .stdout
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .find(|(_, name)| *name == wanted)
+        .map(|(sha, _)| sha.to_owned())
+        .unwrap_or_default())
+}
+
+/// Refuses a branch name git itself would not accept.
+async fn check_branch(git: &Git, scratch: &Path, branch: &str) -> Result<(), GitError> {
+    let checked = git
+        .run_any(
+            "check-ref-format",
+            scratch,
+            Net::Local,
+            &["check-ref-format", "--branch", branch],
+            None,
+        )
+        .await?;
+    if checked.code != Some(0) || checked.stdout.trim() != branch {
+        return Err(GitError::InvalidRef(format!(
+            "{branch:?}: not a valid branch name (git check-ref-format --branch)"
+        )));
+    }
+
+    Ok(())
+}
+
+/// Opens the work tree at `repo_dir` for git: checks that its `.git` is a plain directory of
+/// its own, replaces `.git/config` by a minimal one with `origin` = `url`, and points `git` at it.
+async fn open_untrusted(git: &mut Git, repo_dir: &Path, url: &str) -> Result<PathBuf, GitError> {
+    let scratch = git.scratch_dir().to_owned();
+    let repo = inspect_repo(repo_dir).await?;
+    let git_dir = repo.join(".git");
+    let object_format = git
+        .run_any(
+            "config",
+            &scratch,
+            Net::Local,
+            &[
+                "config",
+                "--file",
+                &git_dir.join("config").to_string_lossy(),
+                "--get",
+                "extensions.objectformat",
+            ],
+            None,
+        )
+        .await?
+        .stdout
+        .trim()
+        .to_ascii_lowercase();
+    write_clean_config(&git_dir, url, &object_format).await?;
+    git.set_env("GIT_DIR", &git_dir);
+    git.set_env("GIT_WORK_TREE", &repo);
+    git.set_config("safe.directory", repo.to_string_lossy());
+    Ok(repo)
 }
 
 /// Resolves `repo_dir` and checks that its `.git` is a plain directory of this repository only.

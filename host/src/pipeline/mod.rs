@@ -7,6 +7,7 @@ mod definition;
 mod diagnostic;
 mod parse;
 mod render;
+mod schema;
 mod template;
 mod triggers;
 mod validate;
@@ -19,8 +20,10 @@ pub use definition::{
 pub use diagnostic::{Diagnostic, Diagnostics, Pos};
 pub use parse::parse;
 pub use render::{
-    RenderContext, RenderError, RenderErrorKind, Rendered, StepOutputs, render_config, render_text, should_run,
+    RenderContext, RenderError, RenderErrorKind, Rendered, StepOutputs, render_config, render_template, render_text,
+    should_run, step_reads_var, text_reads_var,
 };
+pub use schema::StepTypes;
 pub use template::TRIGGER_VARS;
 pub use triggers::EventFacts;
 pub use validate::{Validator, is_step_name};
@@ -33,17 +36,18 @@ pub fn load(file: &str, text: &str, validator: &Validator<'_>) -> Result<Pipelin
     Ok(pipeline)
 }
 
-/// Parses and validates pipeline text against the step types available and, when given, the
-/// configured secrets: what the server, the API and `powernode validate` all do.
+/// Parses and validates pipeline text against the step types available (and their config
+/// schemas) and, when given, the configured secrets: what the server, the API and
+/// `powernode validate` all do.
 pub fn check(
     label: &str,
     text: &str,
-    step_types: &[String],
+    step_types: &StepTypes,
     is_secret: Option<&dyn Fn(&str) -> bool>,
 ) -> Result<Pipeline, Diagnostics> {
-    let hint: Vec<&str> = step_types.iter().map(String::as_str).collect();
-    let is_type = |t: &str| step_types.iter().any(|s| s == t);
-    let validator = Validator::new(&is_type, &hint);
+    let hint = step_types.names();
+    let is_type = |t: &str| step_types.contains(t);
+    let validator = Validator::new(&is_type, &hint).with_schemas(step_types);
     let validator = match is_secret {
         Some(is_secret) => validator.with_secrets(is_secret),
         None => validator,

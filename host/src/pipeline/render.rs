@@ -119,6 +119,9 @@ pub enum RenderErrorKind {
         /// Outputs the step has, comma-separated.
         available: String,
     },
+    /// A stored template read a secret: secrets reach a step only through its config.
+    #[error("secret `{0}` cannot be read from a stored template; pass it in the step's config")]
+    SecretInTemplate(String),
     /// Both `KEY` and `KEY_from` were set.
     #[error("`{0}` is set both directly and through `{0}_from`")]
     Conflict(String),
@@ -136,6 +139,7 @@ pub fn render_config(step: &StepDef, ctx: &RenderContext) -> Result<Rendered, Re
         step: &step.name,
         used: BTreeMap::new(),
         missing_vars_are_none: false,
+        secrets_allowed: true,
     };
     let config = renderer.value(&step.config, "config")?;
     Ok(Rendered {
@@ -158,6 +162,7 @@ pub fn should_run(step: &StepDef, ctx: &RenderContext) -> Result<bool, RenderErr
         step: &step.name,
         used: BTreeMap::new(),
         missing_vars_are_none: true,
+        secrets_allowed: true,
     };
     if condition.contains("{{") || condition.contains("${") {
         let text = renderer.string(condition, "if")?;
@@ -183,8 +188,60 @@ pub fn render_text(text: &str, ctx: &RenderContext) -> Result<String, RenderErro
         step: "",
         used: BTreeMap::new(),
         missing_vars_are_none: false,
+        secrets_allowed: true,
     };
     renderer.string(text, "")
+}
+
+/// Renders a stored prompt template (`templates.render`) over `ctx` like a config string,
+/// except that secrets cannot be read.
+pub fn render_template(text: &str, ctx: &RenderContext) -> Result<String, RenderError> {
+    let mut renderer = Renderer {
+        env: environment(),
+        ctx,
+        step: "",
+        used: BTreeMap::new(),
+        missing_vars_are_none: false,
+        secrets_allowed: false,
+    };
+    renderer.string(text, "template")
+}
+
+/// Whether template `text` reads trigger variable `name` (false when it does not parse).
+pub fn text_reads_var(text: &str, name: &str) -> bool {
+    analyze(&environment(), text).is_ok_and(|a| a.refs.iter().any(|r| is_var(r, name)))
+}
+
+/// Whether `step`'s config (its strings and `*_from` expressions) or its `if:` reads trigger
+/// variable `name`: lets the runner fetch costly variables (`diff`) only for steps that read them.
+pub fn step_reads_var(step: &StepDef, name: &str) -> bool {
+    fn walk(env: &Environment<'_>, value: &Value, key: Option<&str>, name: &str) -> bool {
+        match value {
+            Value::String(text) => {
+                let refs = match key.and_then(from_target) {
+                    Some(_) => analyze_expression(env, text).ok(),
+                    None => analyze(env, text).ok().map(|a| a.refs),
+                };
+                refs.is_some_and(|refs| refs.iter().any(|r| is_var(r, name)))
+            }
+            Value::Array(items) => items.iter().any(|v| walk(env, v, None, name)),
+            Value::Object(map) => map.iter().any(|(k, v)| walk(env, v, Some(k), name)),
+            _ => false,
+        }
+    }
+    let env = environment();
+    let condition = step.condition.as_deref().is_some_and(|c| {
+        let refs = match c.contains("{{") || c.contains("${") {
+            true => analyze(&env, c).map(|a| a.refs),
+            false => analyze_expression(&env, c),
+        };
+        refs.is_ok_and(|refs| refs.iter().any(|r| is_var(r, name)))
+    });
+    condition || walk(&env, &step.config, None, name)
+}
+
+fn is_var(reference: &Reference, name: &str) -> bool {
+    matches!(reference, Reference::Trigger(n) if n == name)
 }
 
 struct Renderer<'a> {
@@ -193,6 +250,7 @@ struct Renderer<'a> {
     step: &'a str,
     used: BTreeMap<String, String>,
     missing_vars_are_none: bool,
+    secrets_allowed: bool,
 }
 
 impl Renderer<'_> {
@@ -298,6 +356,9 @@ impl Renderer<'_> {
     }
 
     fn secret(&mut self, name: &str, field: &str) -> Result<String, RenderError> {
+        if !self.secrets_allowed {
+            return Err(self.fail(field, RenderErrorKind::SecretInTemplate(name.to_owned())));
+        }
         if self.ctx.withhold_secrets {
             return Err(self.fail(field, RenderErrorKind::SecretWithheld(name.to_owned())));
         }

@@ -33,6 +33,8 @@ pub const TRIGGER_VARS: &[&str] = &[
     "default_branch",
     "run_id",
     "pipeline",
+    // The pull request's unified diff: fetched from the forge only when a template reads it.
+    "diff",
 ];
 
 /// Names a step may not take because templates would read them as something

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::definition::{MAX_TIMEOUT_MINUTES, Pipeline, StepDef, Trigger, TriggerKind};
 use super::diagnostic::{Diagnostic, Diagnostics, field_index, field_key, hint};
+use super::schema::StepTypes;
 use super::template::{RESERVED_WORDS, Reference, TRIGGER_VARS, analyze, analyze_expression, environment, from_target};
 
 /// What validation needs to know about the server: which step types exist
@@ -18,6 +19,8 @@ pub struct Validator<'a> {
     pub step_types_hint: &'a [&'a str],
     /// True if a secret exists; `None` accepts every secret name.
     pub is_secret: Option<&'a dyn Fn(&str) -> bool>,
+    /// Config schemas of the step types; `None` checks no config's shape.
+    pub schemas: Option<&'a StepTypes>,
 }
 
 impl<'a> Validator<'a> {
@@ -27,6 +30,15 @@ impl<'a> Validator<'a> {
             is_step_type,
             step_types_hint,
             is_secret: None,
+            schemas: None,
+        }
+    }
+
+    /// Also check each step's config against its type's schema, where it has one.
+    pub fn with_schemas(self, schemas: &'a StepTypes) -> Self {
+        Validator {
+            schemas: Some(schemas),
+            ..self
         }
     }
 
@@ -181,6 +193,13 @@ impl Check<'_> {
             match refs {
                 Ok(refs) => self.references(index, &refs, &field),
                 Err(message) => self.problem(&field, message),
+            }
+        }
+        if let Some(schemas) = self.validator.schemas
+            && step.config.is_object()
+        {
+            for (field, message) in schemas.problems(&step.step_type, &step.config, &field_key(path, "config")) {
+                self.problem(&field, message);
             }
         }
         match &step.config {

@@ -117,11 +117,30 @@ impl Grant {
 
 /// What the built-in steps get when the operator configures nothing for them. Only the
 /// embedded built-ins get these: a custom file named like one gets only what the config gives.
-const BUILTIN_DEFAULTS: [(&str, &[Capability]); 4] = [
-    ("run_command", &[Capability::Process]),
-    ("upload_artifact", &[Capability::Artifacts]),
-    ("post_comment", &[Capability::Provider]),
-    ("update_status", &[Capability::Provider]),
+/// Outbound HTTP defaults only name public services the step exists for; `deploy`'s targets
+/// are the operator's to list.
+const BUILTIN_DEFAULTS: [(&str, &[Capability], &[&str]); 8] = [
+    ("run_command", &[Capability::Process], &[]),
+    ("upload_artifact", &[Capability::Artifacts], &[]),
+    ("post_comment", &[Capability::Provider], &[]),
+    ("update_status", &[Capability::Provider], &[]),
+    ("checkout", &[Capability::Provider, Capability::Git], &[]),
+    ("create_pr", &[Capability::Provider, Capability::Git], &[]),
+    (
+        "claude_execute",
+        &[
+            Capability::Process,
+            Capability::Kv,
+            Capability::Templates,
+            Capability::Http,
+        ],
+        &["api.anthropic.com"],
+    ),
+    (
+        "deploy",
+        &[Capability::Provider, Capability::Process, Capability::Http],
+        &[],
+    ),
 ];
 
 /// Every plugin's grant: the operator's config, and the built-ins' defaults where the config
@@ -147,15 +166,12 @@ impl Grants {
         if let Some(grant) = self.configured.get(step_type) {
             return grant.clone();
         }
-        let interfaces = BUILTIN_DEFAULTS
+        let (interfaces, http) = BUILTIN_DEFAULTS
             .iter()
-            .find(|(name, _)| *name == step_type)
-            .map(|(_, caps)| caps.to_vec())
+            .find(|(name, _, _)| *name == step_type)
+            .map(|(_, caps, http)| (caps.to_vec(), http.iter().map(|h| h.to_string()).collect()))
             .unwrap_or_default();
-        let cfg = GrantConfig {
-            interfaces,
-            http: Vec::new(),
-        };
+        let cfg = GrantConfig { interfaces, http };
         Grant::from_config(step_type, &cfg).expect("built-in grants are valid")
     }
 

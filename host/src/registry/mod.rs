@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde::Serialize;
 
-use crate::pipeline::{self, Pipeline};
+use crate::pipeline::{self, Pipeline, StepTypes};
 use crate::store::{Store, StoreError};
 
 /// Longest pipeline text the API accepts.
@@ -91,7 +91,7 @@ pub enum Put {
 pub struct Registry {
     /// The pipeline files' folder.
     dir: PathBuf,
-    step_types: Vec<String>,
+    step_types: StepTypes,
     /// Names of the configured secrets; `None` accepts any name.
     secrets: Option<BTreeSet<String>>,
     store: Arc<dyn Store>,
@@ -108,7 +108,7 @@ impl Registry {
     /// one bad file does not keep the server from starting.
     pub fn load(
         dir: &Path,
-        step_types: Vec<String>,
+        step_types: StepTypes,
         secrets: Option<BTreeSet<String>>,
         store: Arc<dyn Store>,
     ) -> Result<Registry, StoreError> {

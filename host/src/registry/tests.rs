@@ -31,7 +31,7 @@ impl Setup {
         let secrets = BTreeSet::from(["TOKEN".to_string()]);
         Registry::load(
             &self.dir.path().join("pipelines"),
-            vec!["run_command".into()],
+            crate::pipeline::StepTypes::new(["run_command"]),
             Some(secrets),
             self.store.clone(),
         )

@@ -24,7 +24,7 @@ use wasmtime::{Config, Engine, PoolingAllocationConfig};
 
 pub use log::{Level, LogFlood, LogLimits, LogLine, LogTap, Masker, Stream, mask_secrets};
 pub use plugin::{LoadError, Plugin, PluginInfo};
-pub use run::{StepFailure, StepInput, StepReport, StepSuccess};
+pub use run::{RenderFn, StepFailure, StepInput, StepReport, StepSuccess, TemplateRenderer};
 pub use state::MemoryExceeded;
 
 use crate::services::Services;

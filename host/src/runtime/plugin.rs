@@ -174,6 +174,8 @@ impl Runtime {
             deadline: Instant::now() + DESCRIBE_TIMEOUT,
             forge: None,
             trigger_is_issue: false,
+            run_url: None,
+            templates: None,
         };
         let log = super::log::StepLog::new(self.config.log_limits, &[]);
         let mut store = self

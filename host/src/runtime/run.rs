@@ -45,6 +45,24 @@ pub struct StepInput {
     pub forge: Option<Arc<RepoBinding>>,
     /// Sees each kept log line as it is written.
     pub log_tap: Option<super::LogTap>,
+    /// The run's page, the default `target-url` of statuses a step sets.
+    pub run_url: Option<String>,
+    /// Renders stored templates for `templates.render`; none renders nothing.
+    pub templates: Option<TemplateRenderer>,
+}
+
+/// What a [`TemplateRenderer`] calls: a template's text in, the rendered text or why not out.
+pub type RenderFn = dyn Fn(String) -> futures_util::future::BoxFuture<'static, Result<String, String>> + Send + Sync;
+
+/// Renders a stored template's text with the run's variables: supplied by the runner, which
+/// knows them, so the runtime need not.
+#[derive(Clone)]
+pub struct TemplateRenderer(pub Arc<RenderFn>);
+
+impl std::fmt::Debug for TemplateRenderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TemplateRenderer")
+    }
 }
 
 /// A step that succeeded.
@@ -159,6 +177,8 @@ impl Runtime {
             deadline: Instant::now() + timeout,
             forge: input.forge.clone(),
             trigger_is_issue: input.trigger.event == "issue_comment" && !input.trigger.is_pull_request,
+            run_url: input.run_url.clone(),
+            templates: input.templates.clone(),
         };
         let outcome = match self.new_store(scope, plugin.grant.clone(), log.clone(), Filesystem::Workspace) {
             Err(e) => Err(StepFailure::Trap(format!("cannot set up the step: {e:#}"))),

@@ -34,6 +34,10 @@ pub struct StepScope {
     pub forge: Option<Arc<RepoBinding>>,
     /// Whether comments go to an issue (GitLab issue notes) rather than a merge request.
     pub trigger_is_issue: bool,
+    /// The run's page: statuses without a `target-url` link there.
+    pub run_url: Option<String>,
+    /// Renders stored templates with the run's variables.
+    pub templates: Option<super::TemplateRenderer>,
 }
 
 /// The data of one step's `Store`.

@@ -107,6 +107,7 @@ async fn steps(
         workspace: workspace.clone(),
         forge,
         log_tap: Some(tap),
+        run_url: Some(scheduler.config.run_url(&run.id)),
     };
     let mut index = 0;
     let record = |event: RunEvent<'_>| match event {

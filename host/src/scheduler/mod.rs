@@ -47,6 +47,13 @@ pub struct SchedulerConfig {
     pub lease: Duration,
 }
 
+impl SchedulerConfig {
+    /// The page of run `id`: where statuses link.
+    pub fn run_url(&self, id: &str) -> String {
+        format!("{}/runs/{id}", self.public_url.trim_end_matches('/'))
+    }
+}
+
 /// What the workers share.
 pub struct Scheduler {
     runs: Arc<dyn RunStore>,

@@ -76,11 +76,7 @@ async fn set(scheduler: &Scheduler, run_id: &str, phase: Phase) {
         state,
         context: format!("powernode/{}", run.pipeline),
         description: Some(description.chars().take(140).collect()),
-        target_url: Some(format!(
-            "{}/runs/{}",
-            scheduler.config.public_url.trim_end_matches('/'),
-            run.id
-        )),
+        target_url: Some(scheduler.config.run_url(&run.id)),
     };
     let result = match bind(source, &run.trigger.repository.full_name) {
         Ok(binding) => binding

@@ -7,22 +7,6 @@
 use powernode_sdk::{Context, Error, Info, Output, Step, provider};
 use serde::Deserialize;
 
-/// JSON Schema of [`Config`], reported by `describe()`.
-const CONFIG_SCHEMA: &str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "post_comment",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["body"],
-  "properties": {
-    "body": { "type": "string", "description": "The comment (Markdown); or `body_from: step.raw_output`." },
-    "header": { "type": "string", "description": "Put above the body, e.g. `## 🤖 AI Analysis`." },
-    "footer": { "type": "string", "description": "Put below the body." },
-    "marker": { "type": "string", "description": "Edit the comment carrying this marker instead of adding one." },
-    "number": { "type": "integer", "minimum": 1, "description": "The pull request or issue; default: the trigger's." }
-  }
-}"#;
-
 /// The step's `config` block.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -64,12 +48,11 @@ impl Step for PostComment {
     type Config = Config;
 
     fn info() -> Info {
-        Info {
-            name: "post_comment".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Comments on the run's pull request or issue, or edits its earlier comment".into(),
-            config_schema: CONFIG_SCHEMA.into(),
-        }
+        Info::new(
+            "post_comment",
+            env!("CARGO_PKG_VERSION"),
+            "Comments on the run's pull request or issue, or edits its earlier comment",
+        )
     }
 
     fn run(ctx: Context<Config>) -> Result<Output, Error> {

@@ -12,41 +12,6 @@ use serde::Deserialize;
 /// How many trailing stderr lines a failure message carries.
 const STDERR_TAIL_LINES: usize = 10;
 
-/// JSON Schema of [`Config`], reported by `describe()`.
-const CONFIG_SCHEMA: &str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "run_command",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["command"],
-  "properties": {
-    "command": {
-      "type": "string",
-      "minLength": 1,
-      "description": "Shell line, run as `sh -c <command>` in the workspace."
-    },
-    "working_dir": {
-      "type": "string",
-      "description": "Directory relative to the workspace root to run in; must stay inside it."
-    },
-    "env": {
-      "type": "object",
-      "additionalProperties": { "type": "string" },
-      "description": "Environment of the command besides PATH and HOME; nothing else is inherited."
-    },
-    "timeout_minutes": {
-      "type": "number",
-      "exclusiveMinimum": 0,
-      "description": "Kill the command after this many minutes; the host caps it at the step's time limit."
-    },
-    "allow_failure": {
-      "type": "boolean",
-      "default": false,
-      "description": "Succeed even when the command exits non-zero, times out or is killed."
-    }
-  }
-}"#;
-
 /// The step's `config` block.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -73,12 +38,11 @@ impl Step for RunCommand {
     type Config = Config;
 
     fn info() -> Info {
-        Info {
-            name: "run_command".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Runs a shell command (`sh -c`) in the workspace".into(),
-            config_schema: CONFIG_SCHEMA.into(),
-        }
+        Info::new(
+            "run_command",
+            env!("CARGO_PKG_VERSION"),
+            "Runs a shell command (`sh -c`) in the workspace",
+        )
     }
 
     fn run(ctx: Context<Config>) -> Result<Output, Error> {
@@ -276,7 +240,7 @@ mod tests {
 
     #[test]
     fn schema_is_json() {
-        let v: serde_json::Value = serde_json::from_str(CONFIG_SCHEMA).unwrap();
+        let v = serde_json::to_value(schemars::schema_for!(Config)).unwrap();
         assert_eq!(v["required"][0], "command");
     }
 }

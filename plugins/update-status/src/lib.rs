@@ -6,22 +6,6 @@ use powernode_sdk::provider::{self, CommitState, Status};
 use powernode_sdk::{Context, Error, Info, Output, Step};
 use serde::Deserialize;
 
-/// JSON Schema of [`Config`], reported by `describe()`.
-const CONFIG_SCHEMA: &str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "update_status",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["state"],
-  "properties": {
-    "state": { "enum": ["pending", "running", "success", "failure", "error", "canceled"] },
-    "context": { "type": "string", "description": "The status's name; default: `powernode/<pipeline>/<step>`." },
-    "description": { "type": "string", "description": "One line shown next to it (forges cut it at 140 characters)." },
-    "target_url": { "type": "string", "description": "Where its details link leads." },
-    "sha": { "type": "string", "description": "The commit; default: the trigger's head commit." }
-  }
-}"#;
-
 /// The step's `config` block.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -65,12 +49,11 @@ impl Step for UpdateStatus {
     type Config = Config;
 
     fn info() -> Info {
-        Info {
-            name: "update_status".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Sets a commit status on the run's commit".into(),
-            config_schema: CONFIG_SCHEMA.into(),
-        }
+        Info::new(
+            "update_status",
+            env!("CARGO_PKG_VERSION"),
+            "Sets a commit status on the run's commit",
+        )
     }
 
     fn run(ctx: Context<Config>) -> Result<Output, Error> {

@@ -12,33 +12,6 @@ use std::path::{Component, Path};
 use powernode_sdk::{Context, Error, Info, Output, Step, artifacts, log};
 use serde::Deserialize;
 
-/// JSON Schema of [`Config`], reported by `describe()`.
-const CONFIG_SCHEMA: &str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "upload_artifact",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["path"],
-  "properties": {
-    "path": {
-      "type": "string",
-      "minLength": 1,
-      "description": "File, directory or glob relative to the workspace, e.g. `dist/*.tar.gz` or `target/**/report.xml`. Absolute paths and `..` are refused."
-    },
-    "name": {
-      "type": "string",
-      "minLength": 1,
-      "description": "Artifact name. Default: each file's relative path. When several files match, they are stored as `name/relative-path`."
-    },
-    "if_no_files_found": {
-      "type": "string",
-      "enum": ["error", "warn", "ignore"],
-      "default": "error",
-      "description": "What to do when nothing matches."
-    }
-  }
-}"#;
-
 /// The step's `config` block.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -72,12 +45,11 @@ impl Step for UploadArtifact {
     type Config = Config;
 
     fn info() -> Info {
-        Info {
-            name: "upload_artifact".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Stores workspace files matching a path or glob as run artifacts".into(),
-            config_schema: CONFIG_SCHEMA.into(),
-        }
+        Info::new(
+            "upload_artifact",
+            env!("CARGO_PKG_VERSION"),
+            "Stores workspace files matching a path or glob as run artifacts",
+        )
     }
 
     fn run(ctx: Context<Config>) -> Result<Output, Error> {

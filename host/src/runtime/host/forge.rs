@@ -72,7 +72,7 @@ impl provider::Host for StepState {
             },
             context: s.context,
             description: s.description,
-            target_url: s.target_url,
+            target_url: s.target_url.or_else(|| self.scope.run_url.clone()),
         };
         with_forge!(self, |b| b.forge().update_status(b.repo(), &update))
     }

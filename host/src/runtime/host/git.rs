@@ -3,10 +3,10 @@
 
 use std::time::Instant;
 
-use crate::git::{self as domain, CloneRequest, GitAuth, PushRequest};
+use crate::git::{self as domain, CloneRequest, FetchRequest, GitAuth, PushRequest};
 use crate::policy::Capability;
 use crate::provider::{ForgeKind, RepoBinding};
-use crate::runtime::bindings::powernode::step::git::{self, CloneOptions, PushOptions};
+use crate::runtime::bindings::powernode::step::git::{self, CloneOptions, FetchOptions, PushOptions};
 use crate::runtime::state::StepState;
 use crate::workspace;
 
@@ -63,6 +63,16 @@ impl git::Host for StepState {
 
     async fn commit_and_push(&mut self, opts: PushOptions) -> GResult<Option<String>> {
         self.require(Capability::Git)?;
+        Ok(self.push(opts, false).await)
+    }
+
+    async fn replace_branch(&mut self, opts: PushOptions) -> GResult<Option<String>> {
+        self.require(Capability::Git)?;
+        Ok(self.push(opts, true).await)
+    }
+
+    async fn fetch(&mut self, opts: FetchOptions) -> GResult<String> {
+        self.require(Capability::Git)?;
         let (b, url) = match target(self.scope.forge.clone()).await {
             Ok(t) => t,
             Err(e) => return Ok(Err(e)),
@@ -71,6 +81,45 @@ impl git::Host for StepState {
             Ok(d) => d,
             Err(e) => return Ok(Err(e.to_string())),
         };
+        let req = FetchRequest {
+            repo_dir,
+            remote_url: url,
+            branch: opts.branch,
+            depth: opts.depth,
+        };
+        let left = self.scope.deadline.saturating_duration_since(Instant::now());
+        Ok(domain::fetch(&req, Some(&auth(&b)), left)
+            .await
+            .map_err(|e| e.to_string()))
+    }
+}
+
+impl StepState {
+    /// `commit-and-push`, or with `replace` `replace-branch`, which never touches the
+    /// repository's default branch.
+    async fn push(&mut self, opts: PushOptions, replace: bool) -> Result<Option<String>, String> {
+        let (b, url) = target(self.scope.forge.clone()).await?;
+        if replace {
+            let default = b
+                .repository()
+                .await
+                .map_err(|e| format!("cannot look up the repository: {e}"))?
+                .default_branch
+                .clone();
+            let branch = opts.branch.strip_prefix("refs/heads/").unwrap_or(&opts.branch);
+            if default.is_empty() || branch == default {
+                return Err(format!(
+                    "refusing to replace `{branch}`: it is the repository's default branch{}",
+                    if default.is_empty() {
+                        " (or the default branch is unknown)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
+        let repo_dir = workspace::resolve(&self.scope.workspace, opts.path.as_deref().unwrap_or("."))
+            .map_err(|e| e.to_string())?;
         let req = PushRequest {
             repo_dir,
             remote_url: url,
@@ -78,10 +127,11 @@ impl git::Host for StepState {
             message: opts.message,
             author_name: opts.author_name.unwrap_or_else(|| DEFAULT_AUTHOR.0.into()),
             author_email: opts.author_email.unwrap_or_else(|| DEFAULT_AUTHOR.1.into()),
+            replace,
         };
         let left = self.scope.deadline.saturating_duration_since(Instant::now());
-        Ok(domain::commit_and_push(&req, Some(&auth(&b)), left)
+        domain::commit_and_push(&req, Some(&auth(&b)), left)
             .await
-            .map_err(|e| e.to_string()))
+            .map_err(|e| e.to_string())
     }
 }

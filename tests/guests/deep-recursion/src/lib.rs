@@ -3,7 +3,6 @@ use std::hint::black_box;
 
 use powernode_sdk::{Context, Error, Info, Output, Step};
 
-
 /// Never returns normally: the base case needs `n == stop`, and `stop` is `u64::MAX`,
 /// hidden from the optimizer. The frame keeps nothing in linear memory (no shadow-stack
 /// use), so the wasm call stack itself overflows: wasmtime's `call stack exhausted`.

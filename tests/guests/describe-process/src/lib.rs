@@ -3,7 +3,6 @@
 //! (installed or inspected as `run_command.wasm`, whose built-in is granted `process`).
 use powernode_sdk::{Context, Error, Info, Output, Step, process};
 
-
 /// The file the command would create if it ran.
 const MARKER: &str = "/tmp/powernode-describe-process-ran";
 

@@ -2,7 +2,6 @@
 //! the expected result is `Failed` listing each attempt's error.
 use powernode_sdk::{Context, Error, Info, Output, Step};
 
-
 /// Paths that must all fail: absolute, climbing out of the current directory, and
 /// climbing out of the `/workspace` preopen.
 const ATTEMPTS: [&str; 3] = ["/etc/passwd", "../../../../etc/passwd", "/workspace/../../etc/passwd"];

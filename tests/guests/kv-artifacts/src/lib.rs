@@ -2,7 +2,6 @@
 //! an artifact: exercises `kv`, `artifacts` and the WASI filesystem together.
 use powernode_sdk::{Context, Error, Info, Output, Step, artifacts, kv};
 
-
 struct KvArtifacts;
 
 impl Step for KvArtifacts {

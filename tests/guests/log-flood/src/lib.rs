@@ -1,7 +1,6 @@
 //! Logs 100-byte lines through the host forever: the host must bound the step log.
 use powernode_sdk::{Context, Error, Info, Output, Step, log};
 
-
 struct LogFlood;
 
 impl Step for LogFlood {

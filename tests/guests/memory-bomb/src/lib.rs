@@ -3,7 +3,6 @@ use std::hint::black_box;
 
 use powernode_sdk::{Context, Error, Info, Output, Step};
 
-
 const MIB: usize = 1 << 20;
 
 struct MemoryBomb;

@@ -1,7 +1,6 @@
 //! Panics: the host must turn the trap into a failed step, not crash.
 use powernode_sdk::{Context, Error, Info, Output, Step};
 
-
 struct Panic;
 
 impl Step for Panic {

@@ -2,7 +2,6 @@
 //! refuse to load it.
 use powernode_sdk::{Context, Error, Info, Output, Step, process};
 
-
 struct ProcessUser;
 
 impl Step for ProcessUser {

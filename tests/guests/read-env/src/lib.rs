@@ -2,7 +2,6 @@
 //! `Failed("no environment visible")`: the host's environment must not leak in.
 use powernode_sdk::{Context, Error, Info, Output, Step};
 
-
 struct ReadEnv;
 
 impl Step for ReadEnv {

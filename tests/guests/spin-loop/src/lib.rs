@@ -3,7 +3,6 @@ use std::hint::black_box;
 
 use powernode_sdk::{Context, Error, Info, Output, Step};
 
-
 struct SpinLoop;
 
 impl Step for SpinLoop {

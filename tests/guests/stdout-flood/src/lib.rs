@@ -1,7 +1,6 @@
 //! Prints 100-byte lines to WASI stdout forever: the host must bound or discard stdout.
 use powernode_sdk::{Context, Error, Info, Output, Step};
 
-
 struct StdoutFlood;
 
 impl Step for StdoutFlood {

@@ -137,6 +137,32 @@ fn validate_reports_file_line_and_field() {
 }
 
 #[test]
+fn validate_checks_step_configs_against_the_plugins_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("review.yml"),
+        "name: review\nsteps:\n  - name: checkout\n    type: checkout\n    config:\n      fetch_dpeth: 50\n  - type: deploy\n    config:\n      strategy: webhook\n      webhook_url: https://deploy.example.com/trigger\n      environment: staging\n      health_check_retries: \"{{ number }}\"\n      smoke_tests:\n        - url: https://staging.example.com/\n          expect_stauts: 200\n  - type: post_comment\n    config:\n      body_from: checkout.raw_output\n",
+    )
+    .unwrap();
+    let out = powernode(&["validate", "review.yml"], dir.path());
+    let text = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("review.yml:6:20: steps[0].config.fetch_dpeth: unknown field `fetch_dpeth` (known: fetch_depth, path, ref); did you mean `fetch_depth`?"),
+        "{text}"
+    );
+    assert!(
+        text.contains("review.yml:15:26: steps[1].config.smoke_tests[0].expect_stauts: unknown field `expect_stauts`"),
+        "{text}"
+    );
+    // A template in a number field and `body_from` for a required `body` are only known at run time.
+    assert!(
+        !text.contains("health_check_retries") && !text.contains("steps[2]"),
+        "{text}"
+    );
+}
+
+#[test]
 fn event_file_feeds_the_templates() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

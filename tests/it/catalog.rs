@@ -45,7 +45,7 @@ async fn unknown_step_type_lists_known_ones() {
     let err = catalog.get("deploi").await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "unknown step type `deploi`; known step types: post_comment, run_command, update_status, upload_artifact"
+        "unknown step type `deploi`; known step types: checkout, claude_execute, create_pr, deploy, post_comment, run_command, update_status, upload_artifact"
     );
 }
 

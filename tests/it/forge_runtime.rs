@@ -268,6 +268,7 @@ async fn a_pipeline_run_bound_to_a_configured_source_acts_on_the_forge() {
         workspace: f.h.workspace.path().into(),
         forge: Some(Arc::new(binding)),
         log_tap: None,
+        run_url: None,
     };
     let summary = powernode::runner::run_pipeline(&catalog, &pipeline, req, |_| {}).await;
     assert!(summary.succeeded(&pipeline), "{summary:?}");

@@ -126,6 +126,7 @@ impl Fixture {
             message: "powernode: update\n\nmade by a step".into(),
             author_name: "Powernode Bot".into(),
             author_email: "bot@powernode.example".into(),
+            replace: false,
         }
     }
 
@@ -445,7 +446,7 @@ async fn a_branch_that_moved_is_not_overwritten() {
         matches!(&err, GitError::Command { step, .. } if step == "push"),
         "{err:?}"
     );
-    assert!(err.to_string().contains("never force-pushes"), "{err}");
+    assert!(err.to_string().contains("has commits that this one lacks"), "{err}");
     assert_eq!(fx.bare_git(&["rev-parse", "refs/heads/feature"]), fx.f1);
 }
 

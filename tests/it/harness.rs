@@ -92,6 +92,8 @@ impl Harness {
             secrets: Vec::new(),
             forge,
             log_tap: None,
+            run_url: None,
+            templates: None,
         };
         self.runtime.run(plugin, input).await
     }

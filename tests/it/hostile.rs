@@ -265,8 +265,8 @@ async fn terminal_escapes_in_a_log_are_stripped() {
     assert_eq!(log_text(&report), "redall tests passed");
 }
 
-fn pipeline(text: &str, catalog: &Catalog) -> powernode::pipeline::Pipeline {
-    powernode::pipeline::check("p.yml", text, &catalog.step_types().unwrap(), None).unwrap()
+async fn pipeline(text: &str, catalog: &Catalog) -> powernode::pipeline::Pipeline {
+    powernode::pipeline::check("p.yml", text, &catalog.describe_types().await.unwrap(), None).unwrap()
 }
 
 fn request(h: &Harness) -> RunRequest {
@@ -277,6 +277,7 @@ fn request(h: &Harness) -> RunRequest {
         workspace: h.workspace.path().into(),
         forge: None,
         log_tap: None,
+        run_url: None,
     }
 }
 
@@ -289,7 +290,7 @@ async fn a_link_out_of_the_workspace_is_gone_before_the_next_step() {
     let p = pipeline(
         "name: p\nsteps:\n  - name: hostile\n    type: hostile\n    config:\n      attack: escape_link\n  - name: run_command\n    type: run_command\n    config:\n      command: echo written > logs/build.log; cat logs/build.log\n",
         &catalog,
-    );
+    ).await;
     let _ = std::fs::remove_file("/tmp/powernode-escape-link");
     let summary = run_pipeline(&catalog, &p, request(&h), |_| {}).await;
     assert!(summary.succeeded(&p), "{summary:?}");
@@ -318,7 +319,7 @@ async fn a_refused_plugin_stops_the_run_before_its_first_step() {
     let p = pipeline(
         "name: p\nsteps:\n  - name: run_command\n    type: run_command\n    config:\n      command: touch first-step-ran\n  - name: process_user\n    type: process_user\n",
         &catalog,
-    );
+    ).await;
     let mut started = Vec::new();
     let summary = run_pipeline(&catalog, &p, request(&h), |e| {
         if let RunEvent::Started(step) = e {

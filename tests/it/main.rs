@@ -3,6 +3,8 @@
 
 mod builtins;
 mod catalog;
+mod claude_api;
+mod deploy;
 mod fakes;
 mod forge_gitea;
 mod forge_github;
@@ -16,4 +18,5 @@ mod hostile;
 mod python;
 mod runner;
 mod sandbox;
+mod seed;
 mod steps;

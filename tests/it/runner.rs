@@ -11,7 +11,7 @@ use crate::harness::Harness;
 
 async fn run(h: &Harness, text: &str, trigger: TriggerContext) -> (powernode::pipeline::Pipeline, RunSummary) {
     let catalog = Catalog::new(h.runtime.clone(), Grants::default(), None);
-    let pipeline = powernode::pipeline::check("p.yml", text, &catalog.step_types().unwrap(), None).unwrap();
+    let pipeline = powernode::pipeline::check("p.yml", text, &catalog.describe_types().await.unwrap(), None).unwrap();
     let req = RunRequest {
         run_id: "run-1".into(),
         trigger,
@@ -19,6 +19,7 @@ async fn run(h: &Harness, text: &str, trigger: TriggerContext) -> (powernode::pi
         workspace: h.workspace.path().into(),
         forge: None,
         log_tap: None,
+        run_url: None,
     };
     let summary = run_pipeline(&catalog, &pipeline, req, |_| {}).await;
     (pipeline, summary)

@@ -239,7 +239,7 @@ async fn a_run_interrupted_by_sigkill_runs_again_as_attempt_two() {
 async fn bad_requests_to_the_runs_api_are_json_errors() {
     let dir = tempfile::tempdir().unwrap();
     let (url, _seen) = status_api().await;
-    let server = start(dir.path(), &url, "true");
+    let server = start(dir.path(), &url, "'true'");
     for (method, path, body, status, says) in [
         (Method::GET, "/runs/nope", None, 404, "no run `nope`"),
         (Method::POST, "/runs/nope/cancel", None, 404, "no run `nope`"),
@@ -351,7 +351,7 @@ async fn a_new_push_to_a_pull_request_cancels_its_earlier_run() {
         "name: slow\nreport_status: false\ntriggers:\n  - type: pull_request\n    events: [opened, synchronize]\nsteps:\n  - name: wait\n    type: run_command\n    config:\n      command: sleep 300\n",
     )
     .unwrap();
-    let server = start(dir.path(), &url, "true");
+    let server = start(dir.path(), &url, "'true'");
     let hook = format!("{}/webhooks/forge", server.url);
     let mut ids = Vec::new();
     for (fixture_name, delivery) in [

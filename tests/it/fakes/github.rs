@@ -37,6 +37,8 @@ pub struct FakeRepo {
     pub workflows: Vec<String>,
     /// Issue and pull request numbers in use (one sequence, as on GitHub).
     pub numbers: Vec<u64>,
+    /// A real bare repository: branches and commits are read from it instead of `branches`.
+    pub git_dir: Option<std::path::PathBuf>,
 }
 
 /// A pull request.
@@ -187,6 +189,7 @@ impl GithubFake {
             branches: vec![("main".into(), sha_for("main"))],
             workflows: vec!["ci.yml".into()],
             numbers: vec![],
+            git_dir: None,
         };
         s.repos.push(repo);
         drop(s);

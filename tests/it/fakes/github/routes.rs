@@ -72,8 +72,42 @@ fn owner(r: &FakeRepo) -> &str {
     r.full_name.split('/').next().unwrap()
 }
 
+/// The branch's head: from the real repository when the fake has one (so pushes through the
+/// git server are seen, as on GitHub), else from the fake's list.
 fn branch_sha(r: &FakeRepo, branch: &str) -> Option<String> {
-    r.branches.iter().find(|(n, _)| n == branch).map(|(_, s)| s.clone())
+    match &r.git_dir {
+        Some(dir) => git(
+            dir,
+            &[
+                "rev-parse",
+                "--verify",
+                "-q",
+                &format!("refs/heads/{branch}^{{commit}}"),
+            ],
+        ),
+        None => r.branches.iter().find(|(n, _)| n == branch).map(|(_, s)| s.clone()),
+    }
+}
+
+/// Whether the repository has commit `sha`.
+fn has_commit(r: &FakeRepo, sha: &str) -> bool {
+    match &r.git_dir {
+        Some(dir) => git(dir, &["cat-file", "-e", &format!("{sha}^{{commit}}")]).is_some(),
+        None => r.branches.iter().any(|(_, s)| s == sha),
+    }
+}
+
+/// `git --git-dir DIR ARGS`'s trimmed output when it succeeds.
+fn git(dir: &std::path::Path, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 fn repo_json(s: &GithubState, r: &FakeRepo) -> Value {
@@ -109,7 +143,7 @@ fn create_status(s: &mut GithubState, r: &FakeRepo, sha: &str, req: &Req) -> Res
     let Some(b) = req.json() else {
         return error(400, "Problems parsing JSON");
     };
-    if !r.branches.iter().any(|(_, s)| s == sha) {
+    if !has_commit(r, sha) {
         return error(422, &format!("No commit found for SHA: {sha}"));
     }
     let state = b["state"].as_str().unwrap_or("");

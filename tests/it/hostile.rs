@@ -128,6 +128,25 @@ async fn a_plugin_for_another_wit_version_gets_the_version_message() {
 }
 
 #[tokio::test]
+async fn a_plugin_built_for_the_previous_patch_version_still_loads_and_runs() {
+    let h = Harness::new();
+    let grant = GrantConfig {
+        interfaces: vec![Capability::Kv],
+        http: vec![],
+    };
+    let plugin = h.load_ok(powernode_tests::WIT_PREV, "wit_prev", grant).await;
+    assert!(
+        plugin.imports.iter().any(|i| i == "powernode:step/kv@0.1.0"),
+        "{:?}",
+        plugin.imports
+    );
+    let report = h.run(&plugin, serde_json::json!({}), MINUTE).await;
+    let out = report.outcome.as_ref().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.raw_output, "yes");
+    assert_eq!(log_text(&report), "step step built for 0.1.0");
+}
+
+#[tokio::test]
 async fn a_cache_entry_changed_behind_the_hosts_back_is_compiled_again_not_loaded() {
     let h = Harness::new();
     let cache = tempfile::tempdir().unwrap();

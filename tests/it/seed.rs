@@ -90,7 +90,7 @@ steps:
 struct World {
     h: Harness,
     fake: GithubFake,
-    _api: FakeServer,
+    api: FakeServer,
     _git: GitServer,
     srv: tempfile::TempDir,
     binding: Arc<RepoBinding>,
@@ -142,7 +142,7 @@ impl World {
         World {
             h,
             fake,
-            _api: api,
+            api,
             _git: git,
             srv,
             binding,
@@ -384,4 +384,56 @@ async fn create_pr_with_nothing_changed_is_skipped_and_never_replaces_the_defaul
         "{error}"
     );
     assert_eq!(w.head("main"), before);
+}
+
+#[tokio::test]
+async fn the_diff_variable_is_fetched_once_and_only_for_pull_requests() {
+    let w = World::start().await;
+    w.h.store.put_template("with-diff", "Review this:\n{{ diff }}").unwrap();
+    let number = w.fake.add_pull(REPO, "feature", "main", true);
+    let text = "name: p\nsteps:\n  - type: run_command\n    config:\n      command: \"printf '%s' '{{ diff | length > 0 }}'\"\n  - type: claude_execute\n    config:\n      prompt_template_id: with-diff\n      cli_path: __CLAUDE__\n";
+    let pipeline = w.pipeline(text).await;
+    let pr = TriggerContext {
+        event: "pull_request".into(),
+        number: Some(number),
+        head_sha: Some(w.head("feature")),
+        is_pull_request: true,
+        repository: repository(),
+        ..TriggerContext::default()
+    };
+    let summary = w.run(&pipeline, pr, "run-1").await;
+    assert_eq!(output(&summary, "run_command").raw_output, "True");
+    let prompt = w.claude_calls()[0]["prompt"].as_str().unwrap().to_owned();
+    assert!(prompt.starts_with("Review this:\ndiff --git a/README.md"), "{prompt}");
+    assert!(prompt.contains("+new from"), "{prompt}");
+    let fetched = w
+        .api
+        .requests()
+        .iter()
+        .filter(|r| r.header("accept") == Some("application/vnd.github.diff"))
+        .count();
+    assert_eq!(fetched, 1, "the diff is fetched once per run");
+
+    // A push has no pull request: reading `diff` says it is not set.
+    let push = TriggerContext {
+        event: "push".into(),
+        repository: repository(),
+        ..TriggerContext::default()
+    };
+    let workspace = tempfile::tempdir().unwrap();
+    let req = RunRequest {
+        run_id: "run-2".into(),
+        trigger: push,
+        secrets: Default::default(),
+        workspace: workspace.path().into(),
+        forge: Some(w.binding.clone()),
+        log_tap: None,
+        run_url: None,
+    };
+    let summary = run_pipeline(&w.catalog, &pipeline, req, |_| {}).await;
+    let error = summary.steps[0].outcome.as_ref().unwrap_err().to_string();
+    assert!(
+        error.contains("trigger variable `diff` is not set for this run"),
+        "{error}"
+    );
 }

@@ -7,8 +7,15 @@
 mod api;
 #[path = "../common/mod.rs"]
 mod common;
+// The end-to-end tests' fake forges and git server, shared with `tests/it`.
+#[allow(dead_code)]
+#[path = "../../../tests/it/fakes/mod.rs"]
+mod fakes;
+#[path = "../../../tests/it/git_server.rs"]
+mod git_server;
 mod resources;
 mod runs;
+mod seed;
 mod webhooks;
 
 use std::collections::BTreeMap;
@@ -45,15 +52,20 @@ impl Server {
 
     /// Starts `powernode serve` with the given `api_token` (`None`: the API is closed).
     fn start_with(dir: &Path, api_token: Option<&str>) -> Server {
-        Server::launch(dir, api_token, "", Stdio::inherit())
+        Server::launch(dir, api_token, "", Stdio::inherit(), &[])
     }
 
     /// Starts `powernode serve` with `sources` (TOML) added to the config and its stderr
     /// written to `stderr.log` under `dir` (read it with [`Server::stderr`]).
     fn start_with_sources(dir: &Path, sources: &str) -> Server {
+        Server::start_with_env(dir, sources, &[])
+    }
+
+    /// [`Server::start_with_sources`] with these environment variables added.
+    fn start_with_env(dir: &Path, sources: &str, env: &[(&str, String)]) -> Server {
         std::fs::create_dir_all(dir).unwrap();
         let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
-        Server::launch(dir, Some(API_TOKEN), sources, Stdio::from(log))
+        Server::launch(dir, Some(API_TOKEN), sources, Stdio::from(log), env)
     }
 
     /// What the server wrote to stderr, when started by [`Server::start_with_sources`].
@@ -61,7 +73,7 @@ impl Server {
         std::fs::read_to_string(self.dir.join("stderr.log")).unwrap()
     }
 
-    fn launch(dir: &Path, api_token: Option<&str>, sources: &str, stderr: Stdio) -> Server {
+    fn launch(dir: &Path, api_token: Option<&str>, sources: &str, stderr: Stdio, env: &[(&str, String)]) -> Server {
         std::fs::create_dir_all(dir.join("pipelines")).unwrap();
         std::fs::write(
             dir.join("pipelines/review.yml"),
@@ -105,6 +117,7 @@ bot_login = "runatlantis"
         let mut child = Command::new(env!("CARGO_BIN_EXE_powernode"))
             .args(["serve", "--config"])
             .arg(dir.join("powernode.toml"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()

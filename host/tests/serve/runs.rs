@@ -44,7 +44,7 @@ fn start(dir: &Path, api: &str, check: &str) -> Server {
     Server::start_with_sources(dir, &source)
 }
 
-async fn api(server: &Server, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
+pub(super) async fn api(server: &Server, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
     let (status, text) = api_text(server, method, path, body).await;
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
@@ -62,7 +62,7 @@ async fn push(server: &Server, delivery: &str) -> String {
 }
 
 /// Polls the run until `done` says so, failing with the last answer after a minute.
-async fn wait_for(server: &Server, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(super) async fn wait_for(server: &Server, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (status, run) = api(server, Method::GET, &format!("/runs/{id}"), None).await;
@@ -74,7 +74,7 @@ async fn wait_for(server: &Server, id: &str, what: &str, done: impl Fn(&Value) -
     }
 }
 
-fn ended(run: &Value) -> bool {
+pub(super) fn ended(run: &Value) -> bool {
     !matches!(run["state"].as_str(), Some("queued" | "running"))
 }
 

@@ -78,6 +78,8 @@ pub struct GiteaState {
     pub dispatches: Vec<(String, String, Value)>,
     /// Diff text per (repo, number).
     pub diffs: BTreeMap<(String, u64), String>,
+    /// Origin of clone URLs instead of the fake's own (tests that clone for real).
+    pub clone_origin: Option<String>,
     next_id: u64,
     failures: Vec<Failure>,
 }

@@ -100,6 +100,8 @@ pub struct GitlabState {
     pub pipelines: Vec<(String, Value)>,
     /// Per-file diffs per (project, iid), as the API gives them.
     pub diffs: BTreeMap<(String, u64), Vec<Value>>,
+    /// Origin of clone URLs instead of the fake's own (tests that clone for real).
+    pub clone_origin: Option<String>,
     next_id: u64,
     failures: Vec<Failure>,
 }

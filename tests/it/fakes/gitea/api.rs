@@ -83,7 +83,8 @@ pub(super) async fn handle(
         (&Method::GET, []) => ok(
             200,
             json!({"id": 1, "name": name, "full_name": repo, "owner": {"login": owner},
-                "clone_url": format!("{host}/{repo}.git"), "html_url": format!("{host}/{repo}"),
+                "clone_url": format!("{}/{repo}.git", s.clone_origin.as_deref().unwrap_or(&host)),
+                "html_url": format!("{host}/{repo}"),
                 "ssh_url": format!("git@gitea:{repo}.git"), "default_branch": r.default_branch}),
         ),
         (&Method::POST, ["statuses", sha]) => {

@@ -129,7 +129,8 @@ pub(super) async fn handle(
         (&Method::GET, []) => answer(
             200,
             json!({"id": p.id, "path_with_namespace": project, "default_branch": p.default_branch,
-                "http_url_to_repo": format!("{host}/{project}.git"), "web_url": format!("{host}/{project}")}),
+                "http_url_to_repo": format!("{}/{project}.git", s.clone_origin.as_deref().unwrap_or(&host)),
+                "web_url": format!("{host}/{project}")}),
         ),
         (&Method::POST, ["statuses", sha]) => {
             let (state, name) = (

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building and testing Powernode needs besides Rust itself: the wasm32-wasip2
-# target (plugins are built for it); with --test also componentize-py (the tests build a
-# Python step) and GitHub's OpenAPI description (the GitHub client's requests are checked
-# against it).
+# target (plugins are built for it) and bubblewrap (commands steps run are confined with it);
+# with --test also componentize-py (the tests build a Python step) and GitHub's OpenAPI
+# description (the GitHub client's requests are checked against it).
 set -euo pipefail
+if ! command -v bwrap >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get install -y -q bubblewrap >/dev/null 2>&1 \
+    || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q bubblewrap >/dev/null; }
+fi
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::policy::{GrantConfig, Grants, PolicyError};
 use crate::provider::ForgeKind;
 use crate::runtime::{HostLimits, LogLimits, RuntimeConfig};
+use crate::sandbox::{SandboxConfig, SandboxMode};
 pub use crate::secret::Secret;
 use crate::store::KvQuota;
 
@@ -47,6 +48,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Forge connections (`[[sources]]`).
     pub sources: Vec<SourceConfig>,
+    /// How `process` commands are confined: `bwrap` (default) or `off`.
+    pub process_sandbox: SandboxMode,
+    /// `[sandbox]`: what confined commands may read and reach, and their limits.
+    pub sandbox: SandboxConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -67,6 +72,8 @@ impl std::fmt::Debug for Config {
             .field("plugins", &self.plugins)
             .field("limits", &self.limits)
             .field("sources", &self.sources)
+            .field("process_sandbox", &self.process_sandbox)
+            .field("sandbox", &self.sandbox)
             .finish()
     }
 }
@@ -196,6 +203,8 @@ impl Default for Config {
             plugins: PluginsConfig::default(),
             limits: LimitsConfig::default(),
             sources: Vec::new(),
+            process_sandbox: SandboxMode::default(),
+            sandbox: SandboxConfig::default(),
         }
     }
 }

@@ -59,9 +59,17 @@ pub enum ExecError {
     },
 }
 
-/// Runs `req` to completion or timeout. `Err` when the program could not start, or when its
-/// output could not be read whole (a run judged on half its output is worse than a failure).
+/// Runs `req` unconfined to completion or timeout. `Err` when the program could not start, or
+/// when its output could not be read whole (a run judged on half its output is worse than a
+/// failure).
 pub async fn run(req: ExecRequest) -> Result<ExecOutput, ExecError> {
+    let cmd = plain_command(&req);
+    run_command(cmd, req).await
+}
+
+/// `req`'s program as a command of its own: in its working directory, with only PATH, HOME
+/// (the working directory) and the variables asked for.
+pub fn plain_command(req: &ExecRequest) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(&req.program);
     cmd.args(&req.args)
         .current_dir(&req.cwd)
@@ -71,16 +79,22 @@ pub async fn run(req: ExecRequest) -> Result<ExecOutput, ExecError> {
             std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
         )
         .env("HOME", &req.cwd)
-        .envs(req.env.iter().map(|(k, v)| (k, v)))
-        .stdin(if req.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+        .envs(req.env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
+/// Runs `cmd` (built for `req`, e.g. by the sandbox) as [`run`] does: stdin fed, output
+/// bounded, its process group killed at the timeout or when dropped.
+pub async fn run_command(mut cmd: tokio::process::Command, req: ExecRequest) -> Result<ExecOutput, ExecError> {
+    cmd.stdin(if req.stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .process_group(0)
+    .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(ExecError::Spawn)?;
     let pgid = child.id().map(|id| nix::unistd::Pid::from_raw(id as i32));
     // Also when this future is dropped (a cancelled run): no process of the group survives.

@@ -16,6 +16,7 @@ pub mod provider;
 pub mod registry;
 pub mod runner;
 pub mod runtime;
+pub mod sandbox;
 pub mod scheduler;
 pub mod secret;
 pub mod server;

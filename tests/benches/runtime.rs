@@ -16,9 +16,7 @@ use powernode::services::Services;
 use powernode::store::SledStore;
 
 fn services(dir: &std::path::Path) -> Arc<Services> {
-    Arc::new(Services {
-        store: Arc::new(SledStore::open(dir).unwrap()),
-    })
+    Arc::new(Services::new(Arc::new(SledStore::open(dir).unwrap())))
 }
 
 fn step_start(c: &mut Criterion) {

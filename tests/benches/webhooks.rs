@@ -99,7 +99,7 @@ fn main() {
     let inbox = Inbox::open(&dir.path().join("inbox")).unwrap();
     let intake = Arc::new(Intake::new(&config.sources, registry.active(), inbox));
     // The scheduler is there as in the server, but not started: this measures the intake.
-    let services = Arc::new(Services { store: store.clone() });
+    let services = Arc::new(Services::new(store.clone()));
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default(), services).unwrap());
     let scheduler = Scheduler::new(
         Arc::new(store.runs().unwrap()),

@@ -28,6 +28,7 @@ async fn hostile_guests_leave_the_host_within_its_bounds() {
     let grant = GrantConfig {
         interfaces: vec![Capability::Artifacts, Capability::Kv],
         http: vec!["api.example.com".into()],
+        ..Default::default()
     };
     let hostile = h.load_ok(powernode_tests::HOSTILE, "hostile", grant).await;
     let attacks = [

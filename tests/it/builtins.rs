@@ -106,6 +106,7 @@ async fn kv_persists_across_runs_and_artifacts_are_recorded() {
             powernode::policy::Capability::Artifacts,
         ],
         http: vec![],
+        ..Default::default()
     };
     let p = Arc::new(h.load_ok(powernode_tests::KV_ARTIFACTS, "kv_artifacts", grant).await);
     for expected in ["1", "2", "3"] {

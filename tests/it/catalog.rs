@@ -58,7 +58,7 @@ async fn restart_with_a_warm_cache_does_not_recompile() {
             cache_dir: Some(cache.path().into()),
             ..RuntimeConfig::default()
         };
-        Arc::new(Runtime::new(config, Arc::new(Services { store: h.store.clone() })).unwrap())
+        Arc::new(Runtime::new(config, Arc::new(Services::new(h.store.clone()))).unwrap())
     };
     let cold = Catalog::new(runtime(&h), Grants::default(), None);
     assert!(!cold.get("run_command").await.unwrap().from_cache);

@@ -84,6 +84,7 @@ async fn run(url: &str, key: &str) -> StepReport {
             Capability::Http,
         ],
         http: vec!["127.0.0.1".into()],
+        ..Default::default()
     };
     let grants = Grants::new(&[("claude_execute".to_string(), grant)].into()).unwrap();
     let catalog = Catalog::new(h.runtime.clone(), grants, None);

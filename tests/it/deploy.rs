@@ -115,6 +115,7 @@ impl World {
         let grant = GrantConfig {
             interfaces: vec![Capability::Provider, Capability::Process, Capability::Http],
             http: vec!["127.0.0.1".into()],
+            ..Default::default()
         };
         let grants = Grants::new(&[("deploy".to_string(), grant)].into()).unwrap();
         let catalog = Catalog::new(h.runtime.clone(), grants, None);

@@ -71,6 +71,7 @@ impl Forge {
         let grant = GrantConfig {
             interfaces: vec![Capability::Provider, Capability::Git],
             http: vec![],
+            ..Default::default()
         };
         let plugin = h.load_ok(powernode_tests::FORGE_OPS, "forge_ops", grant).await;
         Forge {
@@ -203,6 +204,7 @@ async fn forge_ops_without_the_provider_grant_is_refused_at_load() {
     let grant = GrantConfig {
         interfaces: vec![Capability::Git],
         http: vec![],
+        ..Default::default()
     };
     let err = h
         .load(powernode_tests::FORGE_OPS, "forge_ops", grant)

@@ -31,6 +31,7 @@ async fn the_same_plugin_granted_process_runs() {
     let grant = GrantConfig {
         interfaces: vec![Capability::Process],
         http: vec![],
+        ..Default::default()
     };
     let p = h.load_ok(powernode_tests::PROCESS_USER, "process_user", grant).await;
     assert!(

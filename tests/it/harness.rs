@@ -29,7 +29,7 @@ impl Harness {
     pub fn with_config(config: RuntimeConfig) -> Harness {
         let data = tempfile::tempdir().unwrap();
         let store = Arc::new(SledStore::open(data.path()).unwrap());
-        let services = Arc::new(Services { store: store.clone() });
+        let services = Arc::new(Services::new(store.clone()));
         let runtime = Arc::new(Runtime::new(config, services).unwrap());
         Harness {
             runtime,

@@ -32,6 +32,7 @@ fn hostile_grant() -> GrantConfig {
     GrantConfig {
         interfaces: vec![Capability::Artifacts, Capability::Kv],
         http: vec!["api.example.com".into()],
+        ..Default::default()
     }
 }
 
@@ -67,6 +68,7 @@ fn granting_process(h: &Harness, dir: &Path) -> Catalog {
     let grant = GrantConfig {
         interfaces: vec![Capability::Process],
         http: vec![],
+        ..Default::default()
     };
     let grants = Grants::new(&[("run_command".to_string(), grant)].into()).unwrap();
     Catalog::new(h.runtime.clone(), grants, Some(dir.into()))
@@ -133,6 +135,7 @@ async fn a_plugin_built_for_the_previous_patch_version_still_loads_and_runs() {
     let grant = GrantConfig {
         interfaces: vec![Capability::Kv],
         http: vec![],
+        ..Default::default()
     };
     let plugin = h.load_ok(powernode_tests::WIT_PREV, "wit_prev", grant).await;
     assert!(
@@ -155,7 +158,7 @@ async fn a_cache_entry_changed_behind_the_hosts_back_is_compiled_again_not_loade
             cache_dir: Some(cache.path().into()),
             ..RuntimeConfig::default()
         };
-        let services = Arc::new(Services { store: h.store.clone() });
+        let services = Arc::new(Services::new(h.store.clone()));
         Catalog::new(
             Arc::new(Runtime::new(config, services).unwrap()),
             Grants::default(),

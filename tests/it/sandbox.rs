@@ -164,6 +164,7 @@ async fn http_get(h: &Harness, allow: &str, url: String) -> powernode::runtime::
     let grant = GrantConfig {
         interfaces: vec![],
         http: vec![allow.to_string()],
+        ..Default::default()
     };
     let p = h.load_ok(powernode_tests::HTTP_GET, "http_get", grant).await;
     h.run(&p, json!({ "url": url }), Duration::from_secs(30)).await

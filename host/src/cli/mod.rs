@@ -65,6 +65,22 @@ enum PluginCommand {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    // Inside a sandbox, as its egress relay: before anything else, with nothing else set up.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(crate::sandbox::relay::SUBCOMMAND) {
+        return match (args.get(2), args.get(3).map(String::as_str), args.get(4)) {
+            (Some(socket), Some("--"), Some(program)) => {
+                crate::sandbox::relay::main(socket.into(), program, &args[5..])
+            }
+            _ => {
+                eprintln!(
+                    "usage: powernode {} SOCKET -- PROGRAM [ARGS...]",
+                    crate::sandbox::relay::SUBCOMMAND
+                );
+                ExitCode::from(2)
+            }
+        };
+    }
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("POWERNODE_LOG").unwrap_or_else(|_| "warn".into());
     let logs = tracing_subscriber::fmt()
@@ -121,20 +137,49 @@ pub(crate) struct Host {
 }
 
 impl Host {
+    /// The config, store and catalog, for commands that run no step: commands are not confined.
     pub(crate) fn open(config_path: Option<&std::path::Path>) -> anyhow::Result<Host> {
+        Host::open_with(config_path, false)
+    }
+
+    /// [`Host::open`] for commands that run steps: the sandbox is set up (and checked) as the
+    /// config says, so a server whose commands cannot be confined does not start.
+    pub(crate) fn open_for_runs(config_path: Option<&std::path::Path>) -> anyhow::Result<Host> {
+        Host::open_with(config_path, true)
+    }
+
+    fn open_with(config_path: Option<&std::path::Path>, runs: bool) -> anyhow::Result<Host> {
         let config = Config::load(config_path)?;
         let store = SledStore::open(&config.data_dir)
             .with_context(|| format!("opening the store under `{}`", config.data_dir.display()))?;
         let store = Arc::new(store);
-        let services = Arc::new(Services { store: store.clone() });
+        let config_dir = config_path.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.into()));
+        let config_dir = config_dir.and_then(|p| p.parent().map(PathBuf::from));
+        let sandbox = match (runs, config.process_sandbox) {
+            (true, crate::sandbox::SandboxMode::Bwrap) => {
+                let mut hidden = vec![config.data_dir.clone(), config.plugins_dir.clone()];
+                hidden.extend(config_dir.clone());
+                let relay = std::env::current_exe().ok();
+                let workspaces = config.data_dir.join("workspaces");
+                std::fs::create_dir_all(&workspaces).with_context(|| format!("creating `{}`", workspaces.display()))?;
+                crate::sandbox::Sandbox::bwrap(config.sandbox.clone(), hidden, relay, &workspaces)?
+            }
+            (true, crate::sandbox::SandboxMode::Off) => {
+                tracing::warn!("process_sandbox = \"off\": commands steps run are not confined");
+                crate::sandbox::Sandbox::off()
+            }
+            (false, _) => crate::sandbox::Sandbox::off(),
+        };
+        let services = Arc::new(Services {
+            store: store.clone(),
+            sandbox: Arc::new(sandbox),
+        });
         let runtime = Arc::new(Runtime::new(config.runtime_config(), services)?);
         let catalog = Arc::new(Catalog::new(
             runtime,
             config.grants()?,
             Some(config.plugins_dir.clone()),
         ));
-        let config_dir = config_path.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.into()));
-        let config_dir = config_dir.and_then(|p| p.parent().map(PathBuf::from));
         Ok(Host {
             config,
             store,

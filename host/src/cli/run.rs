@@ -43,7 +43,7 @@ impl RunArgs {
 }
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let host = Host::open(args.config.as_deref())?;
+    let host = Host::open_for_runs(args.config.as_deref())?;
     let pipeline = load_pipeline(
         &args.pipeline,
         Some(&host.config.secrets),

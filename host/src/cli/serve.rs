@@ -19,7 +19,7 @@ use crate::store::inbox::Inbox;
 use super::Host;
 
 pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let mut host = Host::open(config_path)?;
+    let mut host = Host::open_for_runs(config_path)?;
     learn_bot_logins(&mut host.config.sources).await;
     let config = &host.config;
     let secrets = config.secrets.keys().cloned().collect();

@@ -76,6 +76,34 @@ impl AllowList {
         self.entries.is_empty()
     }
 
+    /// The `egress` rule of a confined command: any host, but only at public addresses,
+    /// unless an address is in this list. `resolved` as in [`AllowList::check`].
+    pub fn check_egress(&self, host: &str, port: u16, resolved: &[IpAddr]) -> Result<(), Denied> {
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => resolved.to_vec(),
+        };
+        let listed = |ip: &IpAddr| {
+            let ip = match ip {
+                IpAddr::V6(v6) => embedded_v4(*v6).map_or(*ip, |(_, v4)| IpAddr::V4(v4)),
+                IpAddr::V4(_) => *ip,
+            };
+            self.entries
+                .iter()
+                .any(|e| e.port.is_none_or(|p| p == port) && matches!(&e.target, Target::Net(n) if n.contains(&ip)))
+        };
+        match addrs
+            .iter()
+            .filter(|ip| !listed(ip))
+            .find_map(|ip| non_public(ip).map(|class| (*ip, class)))
+        {
+            Some((addr, class)) => Err(Denied::PrivateAddress { host, addr, class }),
+            None if addrs.is_empty() => Err(Denied::NotListed { host, port }),
+            None => Ok(()),
+        }
+    }
+
     /// Checks a request to `host:port` whose name resolved to `resolved` (empty when the
     /// host is an IP literal, which is then checked as its own address).
     pub fn check(&self, host: &str, port: u16, resolved: &[IpAddr]) -> Result<(), Denied> {

@@ -76,6 +76,23 @@ pub struct GrantConfig {
     /// Hosts the plugin may reach over wasi:http; non-empty implies the `http` interface.
     #[serde(default)]
     pub http: Vec<String>,
+    /// What the plugin's `process` commands reach on the network.
+    #[serde(default)]
+    pub network: Network,
+}
+
+/// The network of a confined command (`process`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// No network at all (a loopback of its own).
+    None,
+    /// HTTP and HTTPS through the host's egress proxy, to public addresses only (plus the
+    /// `[sandbox] egress_allow` list): no loopback, link-local, metadata or private address.
+    #[default]
+    Egress,
+    /// The server's own network, unfiltered: loopback included. Only for trusted commands.
+    Host,
 }
 
 /// What one plugin may use, parsed and ready for checks.
@@ -84,6 +101,8 @@ pub struct Grant {
     capabilities: BTreeSet<Capability>,
     /// Hosts reachable over wasi:http.
     pub http: AllowList,
+    /// What `process` commands reach.
+    pub network: Network,
 }
 
 impl Grant {
@@ -95,7 +114,11 @@ impl Grant {
         if !http.is_empty() {
             capabilities.insert(Capability::Http);
         }
-        Ok(Grant { capabilities, http })
+        Ok(Grant {
+            capabilities,
+            http,
+            network: cfg.network,
+        })
     }
 
     /// Nothing at all, not even `log`: what `describe()` runs with, since the WIT says it
@@ -171,7 +194,11 @@ impl Grants {
             .find(|(name, _, _)| *name == step_type)
             .map(|(_, caps, http)| (caps.to_vec(), http.iter().map(|h| h.to_string()).collect()))
             .unwrap_or_default();
-        let cfg = GrantConfig { interfaces, http };
+        let cfg = GrantConfig {
+            interfaces,
+            http,
+            network: Network::default(),
+        };
         Grant::from_config(step_type, &cfg).expect("built-in grants are valid")
     }
 
@@ -304,6 +331,7 @@ mod tests {
             GrantConfig {
                 interfaces: vec![Capability::Process],
                 http: vec![],
+                ..Default::default()
             },
         );
         assert!(
@@ -333,6 +361,7 @@ mod tests {
         let cfg = GrantConfig {
             interfaces: vec![],
             http: vec!["api.example.com".into()],
+            ..Default::default()
         };
         assert_eq!(
             check_imports("p", &http, &Grant::from_config("p", &cfg).unwrap()),

@@ -7,7 +7,7 @@ mod allow;
 mod grants;
 
 pub use allow::{AllowList, Denied};
-pub use grants::{Capability, Grant, GrantConfig, Grants, check_imports, check_version};
+pub use grants::{Capability, Grant, GrantConfig, Grants, Network, check_imports, check_version};
 
 /// A grant or allow-list that cannot be used, or a plugin that asks for more than it was given.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -15,6 +15,7 @@ mod fakes;
 mod git_server;
 mod resources;
 mod runs;
+mod sandbox;
 mod seed;
 mod webhooks;
 
@@ -75,6 +76,15 @@ impl Server {
 
     fn launch(dir: &Path, api_token: Option<&str>, sources: &str, stderr: Stdio, env: &[(&str, String)]) -> Server {
         std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+        // Run workspaces live under the data directory; as root, commands run as `nobody`,
+        // who must be able to reach them (a temporary directory is private by default).
+        for ancestor in dir
+            .ancestors()
+            .take_while(|a| a.starts_with(std::env::temp_dir()) && *a != std::env::temp_dir())
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(ancestor, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         std::fs::write(
             dir.join("pipelines/review.yml"),
             "name: review\ntriggers:\n  - type: pull_request\n    events: [opened, synchronize]\n    branches: [master]\nsteps:\n  - name: hello\n    type: run_command\n    config:\n      command: echo hi\n",
@@ -85,6 +95,13 @@ impl Server {
             "name: deploy\ntriggers:\n  - type: push\n    branches: [release/*]\nsteps:\n  - name: hello\n    type: run_command\n    config:\n      command: echo hi\n",
         )
         .unwrap();
+        // Top-level keys given before the first table of `sources` go before every table.
+        let split = sources
+            .lines()
+            .position(|l| l.trim_start().starts_with('['))
+            .unwrap_or(sources.lines().count());
+        let top_level = sources.lines().take(split).collect::<Vec<_>>().join("\n");
+        let tables = sources.lines().skip(split).collect::<Vec<_>>().join("\n");
         let config = format!(
             r#"listen = "127.0.0.1:0"
 data_dir = "{d}/data"
@@ -92,6 +109,7 @@ pipelines_dir = "{d}/pipelines"
 plugins_dir = "{d}/plugins"
 max_body_mb = 1
 {api_token}
+{top}
 
 [[sources]]
 id = "github"
@@ -111,6 +129,8 @@ bot_login = "runatlantis"
 {sources}
 "#,
             d = dir.display(),
+            top = top_level,
+            sources = tables,
             api_token = api_token.map(|t| format!("api_token = \"{t}\"")).unwrap_or_default(),
         );
         std::fs::write(dir.join("powernode.toml"), config).unwrap();

@@ -36,10 +36,15 @@ async fn status_api() -> (String, Arc<Mutex<Vec<Value>>>) {
 
 /// A server whose `forge` source is the fake GitHub at `api`, with `build` checking `check`.
 fn start(dir: &Path, api: &str, check: &str) -> Server {
+    start_with(dir, api, check, "")
+}
+
+/// [`start`] with top-level config keys `top` (TOML) added.
+fn start_with(dir: &Path, api: &str, check: &str, top: &str) -> Server {
     std::fs::create_dir_all(dir.join("pipelines")).unwrap();
     std::fs::write(dir.join("pipelines/build.yml"), BUILD.replace("__CHECK__", check)).unwrap();
     let source = format!(
-        "\n[[sources]]\nid = \"forge\"\nkind = \"github\"\napi_url = \"{api}\"\ntoken = \"t0ken-for-the-fake\"\nwebhook_secret = \"{SECRET}\"\nbot_login = \"powernode-bot\"\n"
+        "{top}\n[[sources]]\nid = \"forge\"\nkind = \"github\"\napi_url = \"{api}\"\ntoken = \"t0ken-for-the-fake\"\nwebhook_secret = \"{SECRET}\"\nbot_login = \"powernode-bot\"\n"
     );
     Server::start_with_sources(dir, &source)
 }
@@ -213,14 +218,17 @@ async fn a_run_interrupted_by_sigkill_runs_again_as_attempt_two() {
     let (url, _seen) = status_api().await;
     let marker = dir.path().join("attempts");
     let check = format!("echo x >> {}; sleep 3", marker.display());
-    let server = start(dir.path(), &url, &check);
+    // The step counts its attempts in a file outside its workspace: only an unconfined
+    // command can (the restart is what is tested here, not the sandbox).
+    let unconfined = "process_sandbox = \"off\"";
+    let server = start_with(dir.path(), &url, &check, unconfined);
     let id = push(&server, "run-kill-1").await;
     wait_for(&server, &id, "reached its second step", |r| {
         r["steps"][1]["state"] == "running"
     })
     .await;
     server.kill();
-    let server = start(dir.path(), &url, &check);
+    let server = start_with(dir.path(), &url, &check, unconfined);
     let run = wait_for(&server, &id, "ended", ended).await;
     assert_eq!(run["state"], "success", "{run}");
     assert_eq!(run["attempt"], 2, "{run}");

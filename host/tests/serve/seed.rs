@@ -243,8 +243,10 @@ async fn review_on(kind: &str, repo: &str, number: u64, head: &str, base: &str) 
     let server_dir = dir.path().join("server");
     std::fs::create_dir_all(server_dir.join("pipelines")).unwrap();
     std::fs::write(server_dir.join("pipelines/ai-review.yml"), SEED_REVIEW).unwrap();
+    // The stand-in is mounted read-only into the sandboxes of the commands steps run.
     let source = format!(
-        "\n[[sources]]\nid = \"forge\"\nkind = \"{kind}\"\napi_url = \"{}\"\ntoken = \"{TOKEN}\"\nwebhook_secret = \"{SECRET}\"\nbot_login = \"powernode-bot\"\n",
+        "\n[sandbox]\nread_only = [\"{}\"]\n\n[[sources]]\nid = \"forge\"\nkind = \"{kind}\"\napi_url = \"{}\"\ntoken = \"{TOKEN}\"\nwebhook_secret = \"{SECRET}\"\nbot_login = \"powernode-bot\"\n",
+        claude.display(),
         forge.base_url
     );
     let server = Server::start_with_env(&server_dir, &source, &[("PATH", path)]);

@@ -30,8 +30,12 @@ if prompt is None:
     prompt = sys.stdin.read()
 
 here = os.path.dirname(os.path.abspath(__file__))
-with open(os.path.join(here, "calls.jsonl"), "a") as log:
-    log.write(json.dumps({"args": args, "prompt": prompt, "cwd": os.getcwd()}) + "\n")
+try:
+    with open(os.path.join(here, "calls.jsonl"), "a") as log:
+        log.write(json.dumps({"args": args, "prompt": prompt, "cwd": os.getcwd()}) + "\n")
+except OSError:
+    pass  # confined to a sandbox where its folder is read-only: nothing to record
+
 
 session = resume or str(uuid.uuid4())
 if "Please fix" in prompt:

@@ -1,4 +1,5 @@
-//! `powernode:step/process` → a program run in the workspace, cut off at the step deadline.
+//! `powernode:step/process` → a program run in the workspace, confined by the host's sandbox
+//! with the plugin's granted network, cut off at the step deadline.
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +31,22 @@ impl Host for StepState {
             stdin: cmd.stdin,
             max_output: MAX_OUTPUT,
         };
-        Ok(match exec::run(request).await {
+        let sandbox = self.services.sandbox.clone();
+        if !sandbox.is_confined() {
+            let _ = self.log.line(
+                crate::runtime::Level::Warn,
+                crate::runtime::Stream::Log,
+                "commands run unconfined: the server's config sets process_sandbox = \"off\"",
+            );
+        }
+        let (command, _proxy) = match sandbox
+            .command(&request, &self.scope.workspace, self.grant.network)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(format!("cannot start `{}`: {e}", cmd.program))),
+        };
+        Ok(match exec::run_command(command, request).await {
             Ok(out) => Ok(Output {
                 exit_code: out.exit_code,
                 stdout: out.stdout,

@@ -2,6 +2,8 @@
 //! same host then runs a normal step.
 
 use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use powernode::policy::GrantConfig;
@@ -211,4 +213,63 @@ async fn http_to_an_explicitly_listed_loopback_address_works() {
     .await;
     let out = report.outcome.unwrap_or_else(|e| panic!("{e}"));
     assert!(out.raw_output.contains("pong"), "{}", out.raw_output);
+}
+
+/// A server on `ip` that answers `who` to every request, counting them.
+fn named_server(ip: &str, port: u16, who: &'static str, hits: Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind((ip, port)).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            hits.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{who}",
+                who.len()
+            );
+            let _ = s.write_all(answer.as_bytes());
+        }
+    });
+}
+
+#[tokio::test]
+async fn a_name_that_rebinds_to_loopback_after_the_check_cannot_reach_loopback() {
+    // 127.0.0.2 stands for an allowed address, 127.0.0.1 for the loopback the second answer
+    // of a rebinding name points at; both on one port.
+    let probe = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let (allowed_hits, loopback_hits) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    named_server("127.0.0.2", port, "allowed", allowed_hits.clone());
+    named_server("127.0.0.1", port, "loopback", loopback_hits.clone());
+    // The first lookup answers the allowed address, every later one loopback.
+    let lookups = Arc::new(AtomicUsize::new(0));
+    let counter = lookups.clone();
+    let resolver = powernode::runtime::Resolver(Arc::new(move |_host: String, port: u16| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        let ip = if n == 0 { "127.0.0.2" } else { "127.0.0.1" };
+        Box::pin(async move { Ok(vec![std::net::SocketAddr::new(ip.parse().unwrap(), port)]) })
+    }));
+    let h = Harness::with_config(powernode::runtime::RuntimeConfig {
+        resolver,
+        ..powernode::runtime::RuntimeConfig::default()
+    });
+    let grant = GrantConfig {
+        http: vec!["rebind.test".into(), "127.0.0.2".into()],
+        ..Default::default()
+    };
+    let p = h.load_ok(powernode_tests::HTTP_GET, "http_get", grant).await;
+    let report = h
+        .run(
+            &p,
+            json!({ "url": format!("http://rebind.test:{port}/") }),
+            Duration::from_secs(30),
+        )
+        .await;
+    let out = report.outcome.unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.raw_output.ends_with("allowed"), "{}", out.raw_output);
+    assert_eq!(lookups.load(Ordering::SeqCst), 1, "the name is looked up once");
+    assert_eq!(loopback_hits.load(Ordering::SeqCst), 0, "loopback was reached");
+    assert_eq!(allowed_hits.load(Ordering::SeqCst), 1);
 }

@@ -22,6 +22,7 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, PoolingAllocationConfig};
 
+pub use host::http::{ResolveFn, Resolver};
 pub use log::{Level, LogFlood, LogLimits, LogLine, LogTap, Masker, Stream, mask_secrets};
 pub use plugin::{LoadError, Plugin, PluginInfo};
 pub use run::{RenderFn, StepFailure, StepInput, StepReport, StepSuccess, TemplateRenderer};
@@ -49,6 +50,8 @@ pub struct RuntimeConfig {
     pub max_wasm_stack: usize,
     /// Bounds on host-side work a step can cause.
     pub host: HostLimits,
+    /// How `wasi:http` host names are looked up.
+    pub resolver: host::http::Resolver,
 }
 
 /// Bounds on what a step can make the host hold or write: the guest's memory cap does
@@ -88,6 +91,7 @@ impl Default for RuntimeConfig {
             log_limits: LogLimits::default(),
             max_wasm_stack: 1 << 20,
             host: HostLimits::default(),
+            resolver: host::http::Resolver::default(),
         }
     }
 }

@@ -235,7 +235,7 @@ impl Runtime {
             wasi: wasi.build(),
             http,
             table,
-            http_policy: HttpPolicy::new(grant.http.clone(), log.clone()),
+            http_policy: HttpPolicy::new(grant.http.clone(), log.clone(), self.config.resolver.clone()),
             limiter: MemoryLimiter::new(self.config.memory_limit),
             log,
             scope,

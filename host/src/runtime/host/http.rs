@@ -1,9 +1,11 @@
 //! Outbound `wasi:http`: every request is checked against the plugin's allow-list (names
-//! resolved first, so a listed name pointing at a private address is refused too).
+//! resolved first, so a listed name pointing at a private address is refused too), then sent
+//! to exactly the addresses checked (`http_send.rs`).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
-use http_body_util::BodyExt;
+use futures_util::future::BoxFuture;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::policy::AllowList;
@@ -11,16 +13,38 @@ use crate::runtime::log::{Level, StepLog, Stream};
 
 type ResponseFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
 
+/// What a [`Resolver`] calls: a host name and port in, its addresses out.
+pub type ResolveFn = dyn Fn(String, u16) -> BoxFuture<'static, std::io::Result<Vec<SocketAddr>>> + Send + Sync;
+
+/// Looks up host names for `wasi:http` (the system's resolver unless a test gives another).
+#[derive(Clone)]
+pub struct Resolver(pub Arc<ResolveFn>);
+
+impl Default for Resolver {
+    fn default() -> Self {
+        Resolver(Arc::new(|host, port| {
+            Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), port)).await?.collect()) })
+        }))
+    }
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resolver")
+    }
+}
+
 /// The `WasiHttpHooks` of one step: its allow-list and its log, where denials are reported.
 pub struct HttpPolicy {
     allow: AllowList,
     log: StepLog,
+    resolver: Resolver,
 }
 
 impl HttpPolicy {
-    /// A policy that allows exactly `allow`.
-    pub fn new(allow: AllowList, log: StepLog) -> Self {
-        HttpPolicy { allow, log }
+    /// A policy that allows exactly `allow`, looking names up with `resolver`.
+    pub fn new(allow: AllowList, log: StepLog, resolver: Resolver) -> Self {
+        HttpPolicy { allow, log, resolver }
     }
 }
 
@@ -34,6 +58,7 @@ impl WasiHttpHooks for HttpPolicy {
         _ = fut;
         let allow = self.allow.clone();
         let log = self.log.clone();
+        let resolver = self.resolver.clone();
         Box::new(async move {
             let uri = request.uri();
             let host = uri.host().unwrap_or_default().to_string();
@@ -48,19 +73,21 @@ impl WasiHttpHooks for HttpPolicy {
             if let Err(denied) = allow.check(&host, port, &[]) {
                 return deny(denied);
             }
-            let resolved: Vec<IpAddr> = if host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
-                Vec::new()
-            } else {
-                match tokio::net::lookup_host((host.as_str(), port)).await {
-                    Ok(addrs) => addrs.map(|a| a.ip()).collect(),
-                    Err(_) => return Err(Error::DestinationNotFound),
-                }
-            };
+            let (addrs, resolved): (Vec<SocketAddr>, Vec<IpAddr>) =
+                match host.trim_matches(['[', ']']).parse::<IpAddr>() {
+                    Ok(ip) => (vec![SocketAddr::new(ip, port)], Vec::new()),
+                    Err(_) => match (resolver.0)(host.clone(), port).await {
+                        Ok(addrs) if !addrs.is_empty() => {
+                            let ips = addrs.iter().map(SocketAddr::ip).collect();
+                            (addrs, ips)
+                        }
+                        _ => return Err(Error::DestinationNotFound),
+                    },
+                };
             if let Err(denied) = allow.check(&host, port, &resolved) {
                 return deny(denied);
             }
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as ResponseFuture))
+            super::http_send::send(request, options, &host, &addrs).await
         })
     }
 }

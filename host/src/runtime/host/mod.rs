@@ -6,6 +6,7 @@ mod forge;
 pub mod fs;
 mod git;
 pub mod http;
+mod http_send;
 mod kv;
 mod log;
 mod process;

@@ -167,6 +167,8 @@ pub struct LimitsConfig {
     pub max_dir_streams: usize,
     /// Size of one set of HTTP header fields a plugin builds, in KiB.
     pub http_field_kb: usize,
+    /// What a run's workspace may hold, in MiB (files' apparent size), checked between steps.
+    pub max_workspace_mb: u64,
 }
 
 impl Default for LimitsConfig {
@@ -182,6 +184,7 @@ impl Default for LimitsConfig {
             max_handles: host.max_handles,
             max_dir_streams: host.max_dir_streams,
             http_field_kb: host.http_field_bytes >> 10,
+            max_workspace_mb: host.max_workspace_bytes >> 20,
         }
     }
 }
@@ -362,6 +365,7 @@ impl Config {
                 max_handles: self.limits.max_handles,
                 max_dir_streams: self.limits.max_dir_streams,
                 http_field_bytes: self.limits.http_field_kb << 10,
+                max_workspace_bytes: self.limits.max_workspace_mb << 20,
             },
             ..RuntimeConfig::default()
         }

@@ -2,7 +2,7 @@
 //!
 //! Built-in plugins are embedded in the binary. Custom plugins are `<step_type>.wasm`
 //! files in the plugins directory; every lookup checks the file again (size, mtime, inode,
-//! and those of its signature when signatures are required), so a plugin added or replaced
+//! and its signature's contents when signatures are required), so a plugin added or replaced
 //! there is picked up without a restart. Before a file is compiled its bytes are vetted
 //! against the operator's trust settings ([`PluginTrust`]: pins, signatures, which built-ins
 //! a file may replace) — at every (re)load. A custom file named like a built-in replaces it
@@ -10,15 +10,17 @@
 //! built-in's defaults. Plugins are loaded on first use.
 
 mod files;
+mod inspect;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use files::{FileStamp, custom_files, file_stamp, read};
+pub use inspect::Inspection;
 
 use crate::pipeline::StepTypes;
-use crate::policy::{Candidate, Grant, Grants, PluginTrust, PolicyError, TrustError, Vetted, check_imports};
+use crate::policy::{Candidate, Grants, PluginTrust, TrustError, Vetted};
 use crate::runtime::{LoadError, Plugin, Runtime};
 
 mod builtin {
@@ -273,66 +275,6 @@ impl Catalog {
             .await
             .map(|p| (p, vetted))
             .map_err(|e| Refusal::Load(Arc::new(e))))
-    }
-}
-
-/// What `powernode plugin inspect` shows about a component file.
-pub struct Inspection {
-    /// The loaded plugin: describe() info, imports, hash. It was granted nothing.
-    pub plugin: Plugin,
-    /// What the config would grant it when installed as `<its step type>.wasm`.
-    pub granted: Grant,
-    /// Whether it would load when installed there (with its `.minisig` beside it, when
-    /// signatures are required), and if not, why.
-    pub verdict: Result<(), CatalogError>,
-}
-
-impl Catalog {
-    /// Loads a component file without installing it. It is granted nothing: `describe()`
-    /// runs with no interface, and the verdict is what installing it would give: its name,
-    /// the trust checks (pin, signature next to the file, replacing a built-in) and its grant.
-    pub async fn inspect(&self, path: &Path) -> Result<Inspection, CatalogError> {
-        let wasm = read(path)?;
-        let origin = path.display().to_string();
-        let plugin = self
-            .runtime
-            .load_for_inspection(&origin, &wasm)
-            .await
-            .map_err(|e| CatalogError::Load(Arc::new(e)))?;
-        let name = &plugin.info.name;
-        let granted = self.grants.for_custom(name);
-        let named = |path: &Path| path.file_stem().and_then(|s| s.to_str()) == Some(name.as_str());
-        let verdict = if !named(path) {
-            Err(CatalogError::Load(Arc::new(LoadError::NameMismatch {
-                origin: origin.clone(),
-                expected: path.file_stem().unwrap_or_default().to_string_lossy().into_owned(),
-                described: name.clone(),
-            })))
-        } else {
-            self.inspect_trust(name, path, &origin, &wasm).and_then(|()| {
-                check_imports(name, &plugin.imports, &granted)
-                    .map_err(|e: PolicyError| CatalogError::Load(Arc::new(e.into())))
-            })
-        };
-        Ok(Inspection {
-            plugin,
-            granted,
-            verdict,
-        })
-    }
-
-    /// The trust checks installing the file as `<name>.wasm` would make.
-    fn inspect_trust(&self, name: &str, path: &Path, origin: &str, wasm: &[u8]) -> Result<(), CatalogError> {
-        let stamp = file_stamp(path, self.trust.wants_signatures())?;
-        let candidate = Candidate {
-            step_type: name,
-            file: origin,
-            replaces_builtin: is_builtin(name),
-            wasm,
-            signature: stamp.signature(),
-        };
-        self.trust.vet(&candidate)?;
-        Ok(())
     }
 }
 

@@ -70,7 +70,7 @@ pub(super) fn read(path: &Path) -> Result<Vec<u8>, CatalogError> {
 
 /// The bytes of `<path>.minisig`, none when there is none; at most a little more than
 /// [`MAX_SIGNATURE_BYTES`] are read (a longer file does not decode as a signature).
-fn read_signature(path: &Path) -> Result<Option<Vec<u8>>, CatalogError> {
+pub(super) fn read_signature(path: &Path) -> Result<Option<Vec<u8>>, CatalogError> {
     let sig = signature_path(path);
     let file = match std::fs::File::open(&sig) {
         Ok(file) => file,

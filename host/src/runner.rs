@@ -144,10 +144,7 @@ impl RunSummary {
                 .steps
                 .iter()
                 .zip(&pipeline.steps)
-                .all(|(result, step)| match &result.outcome {
-                    Ok(_) => true,
-                    Err(e) => step.continue_on_error && !e.ends_run(),
-                })
+                .all(|(result, step)| goes_on(&result.outcome, step))
     }
 }
 
@@ -227,7 +224,8 @@ pub async fn run_pipeline(
         )
         .await;
         sweep_links(&req.workspace, &mut result);
-        if result.outcome.is_ok() || step.continue_on_error {
+        // Measured only when the run would go on: a failure that stops it stays its reason.
+        if goes_on(&result.outcome, step) {
             let limit = catalog.runtime().config().host.max_workspace_bytes;
             check_size(&req.workspace, limit, &mut result).await;
         }
@@ -245,7 +243,7 @@ pub async fn run_pipeline(
                 summary.timed_out = true;
                 false
             }
-            Err(e) => step.continue_on_error && !e.ends_run(),
+            Err(_) => goes_on(&result.outcome, step),
         };
         summary.steps.push(result);
         if !ok {
@@ -292,8 +290,17 @@ fn sweep_links(workspace: &std::path::Path, result: &mut StepResult) {
     }
 }
 
+/// Whether the run goes on after a step that ended so: it succeeded, or it was allowed to
+/// fail (`continue_on_error`) and its error does not end the run.
+fn goes_on(outcome: &Result<StepSuccess, StepError>, step: &StepDef) -> bool {
+    match outcome {
+        Ok(_) => true,
+        Err(e) => step.continue_on_error && !e.ends_run(),
+    }
+}
+
 /// Fails the step with `workspace_limit` when, after it, the workspace holds more than
-/// `limit` bytes (counting stops there, so a huge workspace costs no more than the limit);
+/// `limit` bytes (counting stops there, so a huge workspace costs no more than the limit's worth);
 /// a step that had failed on its own says so in its log. Measured off the async threads.
 async fn check_size(workspace: &std::path::Path, limit: u64, result: &mut StepResult) {
     let root = workspace.to_path_buf();

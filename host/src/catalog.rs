@@ -1,18 +1,26 @@
 //! The step catalog: which plugin serves each step type.
 //!
 //! Built-in plugins are embedded in the binary. Custom plugins are `<step_type>.wasm`
-//! files in the plugins directory; every lookup checks the file again (size, mtime, inode),
-//! so a plugin added or replaced there is picked up without a restart, and a custom file
-//! named like a built-in replaces it — with only the grant the config gives it, never the
+//! files in the plugins directory; every lookup checks the file again (size, mtime, inode,
+//! and its signature's contents when signatures are required), so a plugin added or replaced
+//! there is picked up without a restart. Before a file is compiled its bytes are vetted
+//! against the operator's trust settings ([`PluginTrust`]: pins, signatures, which built-ins
+//! a file may replace) — at every (re)load. A custom file named like a built-in replaces it
+//! only when pinned or allowed, and then with only the grant the config gives it, never the
 //! built-in's defaults. Plugins are loaded on first use.
 
+mod files;
+mod inspect;
+
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use files::{FileStamp, custom_files, file_stamp, read};
+pub use inspect::Inspection;
+
 use crate::pipeline::StepTypes;
-use crate::policy::{Grant, Grants, PolicyError, check_imports};
+use crate::policy::{Candidate, Grants, PluginTrust, TrustError, Vetted};
 use crate::runtime::{LoadError, Plugin, Runtime};
 
 mod builtin {
@@ -33,6 +41,10 @@ pub enum CatalogError {
     /// The plugin exists but was refused or failed to load.
     #[error(transparent)]
     Load(#[from] Arc<LoadError>),
+    /// The plugin file is not trusted: a pin or signature does not match, or it would
+    /// replace a built-in without the operator's approval.
+    #[error(transparent)]
+    Untrusted(#[from] TrustError),
     /// The plugins directory, or a plugin file, could not be read.
     #[error("cannot read plugin `{path}`: {reason}")]
     Read {
@@ -41,38 +53,74 @@ pub enum CatalogError {
         /// The I/O error.
         reason: String,
     },
+    /// `[plugins] replace_builtin` names a step type that is not a built-in.
+    #[error(
+        "[plugins] replace_builtin names `{name}`, which is not a built-in step type; the built-ins are: {builtins}"
+    )]
+    NotABuiltin {
+        /// The name as written.
+        name: String,
+        /// Every built-in, comma-separated.
+        builtins: String,
+    },
 }
 
 /// Plugins by step type, loaded lazily and reloaded when their file changes.
 pub struct Catalog {
     runtime: Arc<Runtime>,
     grants: Grants,
+    trust: PluginTrust,
     dir: Option<PathBuf>,
     loaded: tokio::sync::Mutex<BTreeMap<String, Loaded>>,
 }
 
 struct Loaded {
     /// File identity for custom plugins; none for built-ins.
-    stamp: Option<Stamp>,
-    plugin: Result<Arc<Plugin>, Arc<LoadError>>,
+    stamp: Option<FileStamp>,
+    plugin: Result<(Arc<Plugin>, Vetted), Refusal>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
-    len: u64,
-    mtime_ns: i128,
-    inode: u64,
+/// Why a plugin was refused, kept until its file changes.
+#[derive(Clone)]
+enum Refusal {
+    Load(Arc<LoadError>),
+    Untrusted(TrustError),
+}
+
+impl From<Refusal> for CatalogError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Load(e) => CatalogError::Load(e),
+            Refusal::Untrusted(e) => CatalogError::Untrusted(e),
+        }
+    }
 }
 
 impl Catalog {
-    /// A catalog of the built-ins plus `<step_type>.wasm` files in `dir`.
+    /// A catalog of the built-ins plus `<step_type>.wasm` files in `dir`, with the default
+    /// trust: nothing pinned, no signatures required, no built-in replaceable by an unpinned
+    /// file (see [`Catalog::with_trust`]).
     pub fn new(runtime: Arc<Runtime>, grants: Grants, dir: Option<PathBuf>) -> Self {
         Catalog {
             runtime,
             grants,
+            trust: PluginTrust::default(),
             dir,
             loaded: Default::default(),
         }
+    }
+
+    /// The catalog with the operator's trust settings; refuses a `replace_builtin` entry
+    /// that names no built-in (a typo would otherwise silently keep a file refused).
+    pub fn with_trust(mut self, trust: PluginTrust) -> Result<Self, CatalogError> {
+        if let Some(name) = trust.replace_builtin().find(|n| !is_builtin(n)) {
+            return Err(CatalogError::NotABuiltin {
+                name: name.into(),
+                builtins: Self::builtin_types().collect::<Vec<_>>().join(", "),
+            });
+        }
+        self.trust = trust;
+        Ok(self)
     }
 
     /// The names of the built-in plugins.
@@ -112,7 +160,7 @@ impl Catalog {
 
     /// Whether a file in the plugins directory replaces the built-in `step_type`.
     pub fn replaces_builtin(&self, step_type: &str) -> Result<bool, CatalogError> {
-        Ok(Self::builtin_types().any(|b| b == step_type) && custom_files(self.dir.as_deref())?.contains_key(step_type))
+        Ok(is_builtin(step_type) && custom_files(self.dir.as_deref())?.contains_key(step_type))
     }
 
     /// The plugins directory, if any: runs must not use a workspace that holds it.
@@ -132,28 +180,24 @@ impl Catalog {
 
     /// The plugin serving `step_type`, loading or reloading it when needed.
     pub async fn get(&self, step_type: &str) -> Result<Arc<Plugin>, CatalogError> {
+        self.get_vetted(step_type).await.map(|(plugin, _)| plugin)
+    }
+
+    /// [`Catalog::get`], with what the trust checks established about its file (nothing
+    /// for a built-in: it is part of the binary).
+    pub async fn get_vetted(&self, step_type: &str) -> Result<(Arc<Plugin>, Vetted), CatalogError> {
         let file = custom_files(self.dir.as_deref())?.remove(step_type);
-        let stamp = match &file {
-            Some(path) => Some(stamp(path).map_err(|e| CatalogError::Read {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?),
-            None => None,
-        };
+        let signed = self.trust.wants_signatures();
+        let stamp = file.as_deref().map(|path| file_stamp(path, signed)).transpose()?;
         let mut loaded = self.loaded.lock().await;
         if let Some(entry) = loaded.get(step_type).filter(|e| e.stamp == stamp) {
-            return entry.plugin.clone().map_err(CatalogError::Load);
+            return entry.plugin.clone().map_err(CatalogError::from);
         }
         let loading = std::time::Instant::now();
         let result = match &file {
             Some(path) => {
-                let grant = self.grants.for_custom(step_type);
-                let wasm = std::fs::read(path).map_err(|e| CatalogError::Read {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-                let origin = path.display().to_string();
-                self.runtime.load(step_type, &origin, &wasm, grant).await
+                let signature = stamp.as_ref().and_then(FileStamp::signature);
+                self.load_file(step_type, path, signature).await?
             }
             None => match builtin::BUILTINS.iter().find(|(name, _)| *name == step_type) {
                 Some((_, wasm)) => {
@@ -161,6 +205,8 @@ impl Catalog {
                     self.runtime
                         .load(step_type, &format!("built-in {step_type}"), wasm, grant)
                         .await
+                        .map(|p| (p, Vetted::default()))
+                        .map_err(|e| Refusal::Load(Arc::new(e)))
                 }
                 None => {
                     return Err(CatalogError::Unknown {
@@ -170,18 +216,26 @@ impl Catalog {
                 }
             },
         };
-        if let Ok(p) = &result {
+        if let Ok((p, _)) = &result {
             crate::metrics::get().plugin_loaded(step_type, p.from_cache, loading.elapsed());
         }
         if let Some(path) = &file {
             match &result {
-                Ok(p) => {
-                    tracing::info!(plugin = step_type, path = %path.display(), sha256 = %p.sha256, "plugin loaded")
+                Ok((p, vetted)) => tracing::info!(
+                    plugin = step_type,
+                    path = %path.display(),
+                    sha256 = %p.sha256,
+                    pinned = vetted.pinned,
+                    signed_by = vetted.signed_by.as_deref().unwrap_or(""),
+                    "plugin loaded"
+                ),
+                Err(e) => {
+                    let e = CatalogError::from(e.clone());
+                    tracing::warn!(plugin = step_type, path = %path.display(), error = %e, "plugin refused")
                 }
-                Err(e) => tracing::warn!(plugin = step_type, path = %path.display(), error = %e, "plugin refused"),
             }
         }
-        let plugin = result.map(Arc::new).map_err(Arc::new);
+        let plugin = result.map(|(p, vetted)| (Arc::new(p), vetted));
         loaded.insert(
             step_type.to_string(),
             Loaded {
@@ -189,86 +243,41 @@ impl Catalog {
                 plugin: plugin.clone(),
             },
         );
-        plugin.map_err(CatalogError::Load)
+        plugin.map_err(CatalogError::from)
     }
-}
 
-/// What `powernode plugin inspect` shows about a component file.
-pub struct Inspection {
-    /// The loaded plugin: describe() info, imports, hash. It was granted nothing.
-    pub plugin: Plugin,
-    /// What the config would grant it when installed as `<its step type>.wasm`.
-    pub granted: Grant,
-    /// Whether it would load when installed there, and if not, why.
-    pub verdict: Result<(), CatalogError>,
-}
-
-impl Catalog {
-    /// Loads a component file without installing it. It is granted nothing: `describe()`
-    /// runs with no interface, and the verdict is what installing it would give.
-    pub async fn inspect(&self, path: &Path) -> Result<Inspection, CatalogError> {
-        let wasm = std::fs::read(path).map_err(|e| CatalogError::Read {
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
+    /// Reads a plugin file, vets its bytes (with `signature`, its signature file's bytes)
+    /// against the trust settings, and only then compiles and loads exactly those bytes.
+    /// `Err` is a file that cannot be read (not remembered); `Ok(Err)` a refusal.
+    async fn load_file(
+        &self,
+        step_type: &str,
+        path: &Path,
+        signature: Option<&[u8]>,
+    ) -> Result<Result<(Plugin, Vetted), Refusal>, CatalogError> {
+        let wasm = read(path)?;
         let origin = path.display().to_string();
-        let plugin = self
-            .runtime
-            .load_for_inspection(&origin, &wasm)
-            .await
-            .map_err(|e| CatalogError::Load(Arc::new(e)))?;
-        let name = &plugin.info.name;
-        let granted = self.grants.for_custom(name);
-        let named = |path: &Path| path.file_stem().and_then(|s| s.to_str()) == Some(name.as_str());
-        let verdict = if !named(path) {
-            Err(CatalogError::Load(Arc::new(crate::runtime::LoadError::NameMismatch {
-                origin,
-                expected: path.file_stem().unwrap_or_default().to_string_lossy().into_owned(),
-                described: name.clone(),
-            })))
-        } else {
-            check_imports(name, &plugin.imports, &granted)
-                .map_err(|e: PolicyError| CatalogError::Load(Arc::new(e.into())))
+        let candidate = Candidate {
+            step_type,
+            file: &origin,
+            replaces_builtin: is_builtin(step_type),
+            wasm: &wasm,
+            signature,
         };
-        Ok(Inspection {
-            plugin,
-            granted,
-            verdict,
-        })
+        let vetted = match self.trust.vet(&candidate) {
+            Ok(vetted) => vetted,
+            Err(e) => return Ok(Err(Refusal::Untrusted(e))),
+        };
+        let grant = self.grants.for_custom(step_type);
+        Ok(self
+            .runtime
+            .load(step_type, &origin, &wasm, grant)
+            .await
+            .map(|p| (p, vetted))
+            .map_err(|e| Refusal::Load(Arc::new(e))))
     }
 }
 
-/// `<step_type>.wasm` files in `dir`, by step type. A directory that does not exist holds
-/// none; one that exists but cannot be read is an error, not an empty catalog.
-fn custom_files(dir: Option<&Path>) -> Result<BTreeMap<String, PathBuf>, CatalogError> {
-    let Some(dir) = dir else { return Ok(BTreeMap::new()) };
-    let read_err = |e: std::io::Error| CatalogError::Read {
-        path: dir.into(),
-        reason: e.to_string(),
-    };
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(read_err(e)),
-    };
-    let mut files = BTreeMap::new();
-    for entry in entries {
-        let path = entry.map_err(read_err)?.path();
-        if path.extension().is_some_and(|x| x == "wasm")
-            && path.is_file()
-            && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
-        {
-            files.insert(stem.to_string(), path);
-        }
-    }
-    Ok(files)
-}
-
-fn stamp(path: &Path) -> std::io::Result<Stamp> {
-    let m = std::fs::metadata(path)?;
-    Ok(Stamp {
-        len: m.len(),
-        mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
-        inode: m.ino(),
-    })
+fn is_builtin(step_type: &str) -> bool {
+    Catalog::builtin_types().any(|b| b == step_type)
 }

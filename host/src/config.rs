@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::policy::{GrantConfig, Grants, PolicyError};
+use crate::policy::{GrantConfig, Grants, PluginTrust, PolicyError};
 use crate::provider::ForgeKind;
 use crate::runtime::{HostLimits, LogLimits, RuntimeConfig};
 use crate::sandbox::{SandboxConfig, SandboxMode};
@@ -142,6 +142,14 @@ impl SourceConfig {
 pub struct PluginsConfig {
     /// `[plugins.grants.<step_type>]`: interfaces and allow-lists per step type.
     pub grants: BTreeMap<String, GrantConfig>,
+    /// `[plugins.pins]`: step type → `"sha256:<64 hex>"`; that type's file in `plugins_dir`
+    /// loads only with this digest.
+    pub pins: BTreeMap<String, String>,
+    /// Built-in step types a file in `plugins_dir` may replace without a pin.
+    pub replace_builtin: Vec<String>,
+    /// minisign public keys; when set, every plugin file needs a `<file>.minisig` signature
+    /// by one of them.
+    pub trusted_keys: Vec<String>,
 }
 
 /// `[limits]`.
@@ -166,6 +174,8 @@ pub struct LimitsConfig {
     pub max_dir_streams: usize,
     /// Size of one set of HTTP header fields a plugin builds, in KiB.
     pub http_field_kb: usize,
+    /// What a run's workspace may hold, in MiB (files' apparent size), checked between steps.
+    pub max_workspace_mb: u64,
 }
 
 impl Default for LimitsConfig {
@@ -181,6 +191,7 @@ impl Default for LimitsConfig {
             max_handles: host.max_handles,
             max_dir_streams: host.max_dir_streams,
             http_field_kb: host.http_field_bytes >> 10,
+            max_workspace_mb: host.max_workspace_bytes >> 20,
         }
     }
 }
@@ -283,6 +294,7 @@ impl Config {
             ));
         }
         config.grants()?;
+        config.plugin_trust()?;
         config.check_sources()?;
         Ok(config)
     }
@@ -337,6 +349,12 @@ impl Config {
         Grants::new(&self.plugins.grants)
     }
 
+    /// Which plugin files are trusted: `[plugins.pins]`, `replace_builtin`, `trusted_keys`.
+    pub fn plugin_trust(&self) -> Result<PluginTrust, PolicyError> {
+        let p = &self.plugins;
+        PluginTrust::new(&p.pins, &p.replace_builtin, &p.trusted_keys)
+    }
+
     /// Runtime limits from `[limits]`, with the compile cache under the data directory.
     pub fn runtime_config(&self) -> RuntimeConfig {
         RuntimeConfig {
@@ -356,6 +374,7 @@ impl Config {
                 max_handles: self.limits.max_handles,
                 max_dir_streams: self.limits.max_dir_streams,
                 http_field_bytes: self.limits.http_field_kb << 10,
+                max_workspace_bytes: self.limits.max_workspace_mb << 20,
             },
             ..RuntimeConfig::default()
         }
@@ -516,6 +535,29 @@ http = ["deploy.example.com"]
         }
         let unset = Config::parse(Path::new("p.toml"), source, &env).unwrap();
         assert_eq!(unset.sources[0].bot_login, None);
+    }
+
+    #[test]
+    fn plugin_pins_keys_and_replacements_parse_and_bad_ones_are_refused() {
+        let pin = format!("sha256:{}", "a".repeat(64));
+        let text = format!(
+            "[plugins]\nreplace_builtin = [\"run_command\"]\ntrusted_keys = [\"RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3\"]\n[plugins.pins]\nhello = \"{pin}\"\n"
+        );
+        let c = Config::parse(Path::new("p.toml"), &text, &env).unwrap();
+        let trust = c.plugin_trust().unwrap();
+        assert!(trust.wants_signatures());
+        assert_eq!(trust.replace_builtin().collect::<Vec<_>>(), ["run_command"]);
+        let err = Config::parse(Path::new("p.toml"), "[plugins.pins]\nhello = \"abc\"\n", &env).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config: [plugins.pins] hello = \"abc\": it does not start with `sha256:`; write `sha256:` and the file's 64 hex digits (`sha256sum hello.wasm`)"
+        );
+        let err = Config::parse(Path::new("p.toml"), "[plugins]\ntrusted_keys = [\"nope\"]\n", &env).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("trusted_keys entry 0 (`nope`) is not a minisign public key"),
+            "{err}"
+        );
     }
 
     #[test]

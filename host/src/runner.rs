@@ -67,6 +67,22 @@ pub enum StepError {
     /// The workspace could not be checked after the step.
     #[error("workspace: {0}")]
     Workspace(String),
+    /// After the step, the workspace held more than `[limits] max_workspace_mb`.
+    #[error("workspace_limit: the workspace holds at least {held_mib} MiB, over max_workspace_mb = {limit_mib}")]
+    WorkspaceLimit {
+        /// What had been counted when counting stopped, in MiB rounded up.
+        held_mib: u64,
+        /// The limit, in MiB.
+        limit_mib: u64,
+    },
+}
+
+impl StepError {
+    /// Whether this ends the run even for a step allowed to fail (`continue_on_error`): the
+    /// workspace is over its limit, or could not be checked.
+    pub fn ends_run(&self) -> bool {
+        matches!(self, StepError::Workspace(_) | StepError::WorkspaceLimit { .. })
+    }
 }
 
 /// What one step did.
@@ -120,7 +136,7 @@ pub struct RunSummary {
 
 impl RunSummary {
     /// Whether every step of the pipeline ran (or was skipped by its `if:`) and succeeded
-    /// or was allowed to fail (`continue_on_error`).
+    /// or was allowed to fail (`continue_on_error`, unless its error ends the run).
     pub fn succeeded(&self, pipeline: &Pipeline) -> bool {
         !self.timed_out
             && self.steps.len() == pipeline.steps.len()
@@ -128,7 +144,7 @@ impl RunSummary {
                 .steps
                 .iter()
                 .zip(&pipeline.steps)
-                .all(|(result, step)| result.outcome.is_ok() || step.continue_on_error)
+                .all(|(result, step)| goes_on(&result.outcome, step))
     }
 }
 
@@ -208,6 +224,11 @@ pub async fn run_pipeline(
         )
         .await;
         sweep_links(&req.workspace, &mut result);
+        // Measured only when the run would go on: a failure that stops it stays its reason.
+        if goes_on(&result.outcome, step) {
+            let limit = catalog.runtime().config().host.max_workspace_bytes;
+            check_size(&req.workspace, limit, &mut result).await;
+        }
         on_event(RunEvent::Finished(step, &result));
         let ok = match &result.outcome {
             Ok(out) => {
@@ -222,7 +243,7 @@ pub async fn run_pipeline(
                 summary.timed_out = true;
                 false
             }
-            Err(_) => step.continue_on_error,
+            Err(_) => goes_on(&result.outcome, step),
         };
         summary.steps.push(result);
         if !ok {
@@ -267,6 +288,41 @@ fn sweep_links(workspace: &std::path::Path, result: &mut StepResult) {
             )))
         }
     }
+}
+
+/// Whether the run goes on after a step that ended so: it succeeded, or it was allowed to
+/// fail (`continue_on_error`) and its error does not end the run.
+fn goes_on(outcome: &Result<StepSuccess, StepError>, step: &StepDef) -> bool {
+    match outcome {
+        Ok(_) => true,
+        Err(e) => step.continue_on_error && !e.ends_run(),
+    }
+}
+
+/// Fails the step with `workspace_limit` when, after it, the workspace holds more than
+/// `limit` bytes (counting stops there, so a huge workspace costs no more than the limit's worth);
+/// a step that had failed on its own says so in its log. Measured off the async threads.
+async fn check_size(workspace: &std::path::Path, limit: u64, result: &mut StepResult) {
+    let root = workspace.to_path_buf();
+    let measured = tokio::task::spawn_blocking(move || crate::workspace::usage(&root, limit)).await;
+    let error = match measured {
+        Ok(Ok(crate::workspace::Usage::Within(_))) => return,
+        Ok(Ok(crate::workspace::Usage::Over(held))) => StepError::WorkspaceLimit {
+            held_mib: held.div_ceil(1 << 20),
+            limit_mib: limit >> 20,
+        },
+        Ok(Err(e)) => StepError::Workspace(format!("could not measure the workspace: {e}")),
+        Err(e) => StepError::Workspace(format!("could not measure the workspace: {e}")),
+    };
+    if let Err(own) = &result.outcome {
+        result.log.push(LogLine {
+            at_ms: result.elapsed.as_millis() as u64,
+            level: Level::Warn,
+            stream: Stream::Log,
+            message: format!("the step had failed on its own: {own}"),
+        });
+    }
+    result.outcome = Err(error);
 }
 
 /// The run's `diff` variable: the pull request's diff from the forge, fetched at most once

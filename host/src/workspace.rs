@@ -1,6 +1,10 @@
 //! Paths a plugin names, resolved inside the run's workspace and nowhere else.
 
+mod size;
+
 use std::path::{Component, Path, PathBuf};
+
+pub use size::{Usage, usage};
 
 /// A path a plugin gave that would leave the workspace or does not exist.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -260,3 +260,36 @@ fn log_format_json_writes_one_json_object_per_line_with_its_span() {
         "no line carries the step's span: {stderr}"
     );
 }
+
+#[test]
+fn plugin_list_says_why_a_plugin_file_is_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    // Trust is checked before anything is compiled, so these need not even be components.
+    std::fs::write(dir.path().join("plugins/update_status.wasm"), b"posing as a built-in").unwrap();
+    std::fs::write(dir.path().join("plugins/hello.wasm"), b"not the pinned file").unwrap();
+    let pinned = "0".repeat(64);
+    std::fs::write(
+        dir.path().join("powernode.toml"),
+        format!("[plugins.pins]\nhello = \"sha256:{pinned}\"\n"),
+    )
+    .unwrap();
+    let out = powernode(&["plugin", "list", "--config", "powernode.toml"], dir.path());
+    let listed = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{listed}");
+    assert!(
+        listed.contains("update_status        REFUSED  plugin `update_status`: `")
+            && listed.contains("would replace the built-in step `update_status`, and the config does not approve that"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("hello                REFUSED  plugin `hello`:")
+            && listed.contains(&format!("sha256:{pinned}"))
+            && listed.contains("does not match its pin"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("run_command "),
+        "the built-ins are still listed: {listed}"
+    );
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use powernode::catalog::{Catalog, CatalogError};
-use powernode::policy::{Capability, GrantConfig, Grants};
+use powernode::policy::{Capability, GrantConfig, Grants, PluginTrust};
 use powernode::runner::{RunEvent, RunRequest, run_pipeline};
 use powernode::runtime::{HostLimits, LoadError, Runtime, RuntimeConfig, StepFailure};
 use powernode::services::Services;
@@ -63,7 +63,12 @@ fn plugins_dir_with(file: &str, as_name: &str) -> tempfile::TempDir {
     dir
 }
 
-/// A catalog of `dir` whose config grants `run_command` the `process` interface.
+/// The operator's approval for a file in the plugins directory to replace `run_command`.
+fn replacing_run_command() -> PluginTrust {
+    PluginTrust::new(&Default::default(), &["run_command".into()], &[]).unwrap()
+}
+
+/// A catalog of `dir` that lets a file replace `run_command` and grants it `process`.
 fn granting_process(h: &Harness, dir: &Path) -> Catalog {
     let grant = GrantConfig {
         interfaces: vec![Capability::Process],
@@ -72,6 +77,8 @@ fn granting_process(h: &Harness, dir: &Path) -> Catalog {
     };
     let grants = Grants::new(&[("run_command".to_string(), grant)].into()).unwrap();
     Catalog::new(h.runtime.clone(), grants, Some(dir.into()))
+        .with_trust(replacing_run_command())
+        .unwrap()
 }
 
 #[tokio::test]
@@ -80,7 +87,9 @@ async fn describe_is_granted_nothing_even_in_a_file_named_like_a_builtin() {
     let _ = std::fs::remove_file(marker);
     let h = Harness::new();
     let dir = plugins_dir_with(powernode_tests::DESCRIBE_PROCESS, "run_command.wasm");
-    let catalog = Catalog::new(h.runtime.clone(), Grants::default(), Some(dir.path().into()));
+    let catalog = Catalog::new(h.runtime.clone(), Grants::default(), Some(dir.path().into()))
+        .with_trust(replacing_run_command())
+        .unwrap();
     let inspected = catalog.inspect(&dir.path().join("run_command.wasm")).await;
     let err = inspected
         .err()
@@ -97,7 +106,9 @@ async fn describe_is_granted_nothing_even_in_a_file_named_like_a_builtin() {
 async fn a_file_replacing_a_builtin_gets_only_what_the_config_grants() {
     let h = Harness::new();
     let dir = plugins_dir_with(powernode_tests::BUILTIN_RUN_COMMAND, "run_command.wasm");
-    let catalog = Catalog::new(h.runtime.clone(), Grants::default(), Some(dir.path().into()));
+    let catalog = Catalog::new(h.runtime.clone(), Grants::default(), Some(dir.path().into()))
+        .with_trust(replacing_run_command())
+        .unwrap();
     assert!(catalog.replaces_builtin("run_command").unwrap());
     let err = catalog.get("run_command").await.unwrap_err();
     assert!(

@@ -20,3 +20,4 @@ mod runner;
 mod sandbox;
 mod seed;
 mod steps;
+mod trust;

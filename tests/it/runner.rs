@@ -1,11 +1,11 @@
 //! The runner's run controls with real plugins: `if:`, `continue_on_error`, the run's own
-//! `timeout_minutes`, and secrets for pull requests from forks.
+//! `timeout_minutes`, secrets for pull requests from forks, and `max_workspace_mb`.
 
 use powernode::catalog::Catalog;
 use powernode::model::TriggerContext;
 use powernode::policy::Grants;
 use powernode::runner::{RunRequest, RunSummary, StepError, run_pipeline};
-use powernode::runtime::StepFailure;
+use powernode::runtime::{HostLimits, RuntimeConfig, StepFailure};
 
 use crate::harness::Harness;
 
@@ -89,4 +89,33 @@ async fn a_fork_gets_secrets_only_when_the_pipeline_says_so() {
     let opted_in = text.replace("name: p\n", "name: p\nsecrets_for_forks: true\n");
     let (pipeline, summary) = run(&h, &opted_in, fork).await;
     assert!(summary.succeeded(&pipeline), "{summary:?}");
+}
+
+#[tokio::test]
+async fn a_workspace_over_its_limit_fails_the_run_before_the_next_step() {
+    let h = Harness::with_config(RuntimeConfig {
+        host: HostLimits {
+            max_workspace_bytes: 1 << 20,
+            ..HostLimits::default()
+        },
+        ..RuntimeConfig::default()
+    });
+    // A sparse file counts by its length (3 MiB), not by the few blocks it occupies; the step
+    // may fail without failing the run, but the limit ends the run all the same.
+    let text = "name: p\nsteps:\n  - name: small\n    type: run_command\n    config:\n      command: echo small > small.txt && rm small.txt\n  - name: big\n    type: run_command\n    continue_on_error: true\n    config:\n      command: truncate -s 3M big.bin\n  - name: never\n    type: run_command\n    config:\n      command: touch never-ran\n";
+    let (pipeline, summary) = run(&h, text, push()).await;
+    assert!(!summary.succeeded(&pipeline), "{summary:?}");
+    assert!(summary.steps[0].outcome.is_ok(), "{summary:?}");
+    assert_eq!(
+        summary.steps.len(),
+        2,
+        "no step runs after the limit is hit: {summary:?}"
+    );
+    let err = summary.steps[1].outcome.as_ref().unwrap_err();
+    assert!(matches!(err, StepError::WorkspaceLimit { limit_mib: 1, .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "workspace_limit: the workspace holds at least 3 MiB, over max_workspace_mb = 1"
+    );
+    assert!(!h.workspace.path().join("never-ran").exists());
 }

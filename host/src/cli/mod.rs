@@ -175,11 +175,9 @@ impl Host {
             sandbox: Arc::new(sandbox),
         });
         let runtime = Arc::new(Runtime::new(config.runtime_config(), services)?);
-        let catalog = Arc::new(Catalog::new(
-            runtime,
-            config.grants()?,
-            Some(config.plugins_dir.clone()),
-        ));
+        let catalog = Catalog::new(runtime, config.grants()?, Some(config.plugins_dir.clone()))
+            .with_trust(config.plugin_trust()?)?;
+        let catalog = Arc::new(catalog);
         Ok(Host {
             config,
             store,
@@ -240,16 +238,21 @@ async fn list(config_path: Option<&std::path::Path>) -> anyhow::Result<ExitCode>
     let host = Host::open(config_path)?;
     let mut ok = true;
     for step_type in host.catalog.step_types()? {
-        match host.catalog.get(&step_type).await {
-            Ok(p) => {
+        match host.catalog.get_vetted(&step_type).await {
+            Ok((p, vetted)) => {
                 let grants: Vec<&str> = p.grant.capabilities().map(|c| c.name()).collect();
                 let replaces = if host.catalog.replaces_builtin(&step_type)? {
                     "  (a file replacing the built-in; granted only what the config gives it)"
                 } else {
                     ""
                 };
+                let pinned = if vetted.pinned { "  (pinned)" } else { "" };
+                let signed = vetted
+                    .signed_by
+                    .map(|key| format!("  (signed by {key})"))
+                    .unwrap_or_default();
                 println!(
-                    "{:<20} {:<8} {}  [grants: {}]{replaces}",
+                    "{:<20} {:<8} {}  [grants: {}]{replaces}{pinned}{signed}",
                     p.info.name,
                     p.info.version,
                     p.info.summary,

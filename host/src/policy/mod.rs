@@ -1,13 +1,17 @@
-//! What each plugin may use: interface grants and outbound HTTP allow-lists.
+//! What each plugin may use: interface grants and outbound HTTP allow-lists; and which
+//! plugin files are trusted at all (pins, signatures, replacing a built-in).
 //!
-//! Pure: parsed once from the operator's config into types, then asked questions. The runtime
-//! calls [`check_imports`] when it loads a plugin and [`AllowList::check`] on every request.
+//! Pure: parsed once from the operator's config into types, then asked questions. The catalog
+//! calls [`PluginTrust::vet`] on a file's bytes before loading it, the runtime calls
+//! [`check_imports`] when it loads a plugin and [`AllowList::check`] on every request.
 
 mod allow;
 mod grants;
+mod trust;
 
 pub use allow::{AllowList, Denied};
 pub use grants::{Capability, Grant, GrantConfig, Grants, Network, check_imports, check_version};
+pub use trust::{Candidate, MAX_SIGNATURE_BYTES, PluginTrust, SIGNATURE_SUFFIX, TrustError, Vetted};
 
 /// A grant or allow-list that cannot be used, or a plugin that asks for more than it was given.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -55,6 +59,30 @@ pub enum PolicyError {
         plugin: String,
         /// The entry as written.
         entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `[plugins.pins]` entry that is not `sha256:` and 64 hex digits.
+    #[error(
+        "[plugins.pins] {plugin} = \"{pin}\": {reason}; write `sha256:` and the file's 64 hex digits (`sha256sum {plugin}.wasm`)"
+    )]
+    BadPin {
+        /// Step type of the plugin.
+        plugin: String,
+        /// The pin as written.
+        pin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `[plugins] trusted_keys` entry that is not a minisign public key.
+    #[error(
+        "[plugins] trusted_keys entry {index} (`{key}`) is not a minisign public key: {reason}; give the key line of its `.pub` file (it starts with `RW`)"
+    )]
+    BadTrustedKey {
+        /// Position in the list, from 0.
+        index: usize,
+        /// The entry as written.
+        key: String,
         /// What is wrong with it.
         reason: String,
     },

@@ -68,6 +68,8 @@ pub struct HostLimits {
     pub max_dir_streams: usize,
     /// Bytes of header fields one `wasi:http` fields object may hold.
     pub http_field_bytes: usize,
+    /// Bytes a run's workspace may hold (apparent size), checked by the runner between steps.
+    pub max_workspace_bytes: u64,
 }
 
 impl Default for HostLimits {
@@ -78,6 +80,7 @@ impl Default for HostLimits {
             max_handles: 1024,
             max_dir_streams: 16,
             http_field_bytes: 64 << 10,
+            max_workspace_bytes: 10 << 30,
         }
     }
 }

@@ -188,7 +188,10 @@ fn ending(summary: &RunSummary, pipeline: &Pipeline) -> (RunState, Option<String
         .steps
         .iter()
         .zip(&pipeline.steps)
-        .find(|(result, step)| result.outcome.is_err() && !step.continue_on_error);
+        .find(|(result, step)| match &result.outcome {
+            Ok(_) => false,
+            Err(e) => !step.continue_on_error || e.ends_run(),
+        });
     match failed {
         Some((result, _)) => {
             let reason = result.outcome.as_ref().err().map(|e| e.to_string()).unwrap_or_default();

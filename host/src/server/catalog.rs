@@ -37,8 +37,8 @@ pub(super) async fn plugins(
     let mut out = Vec::new();
     for step_type in types {
         let replaces = catalog.replaces_builtin(&step_type).unwrap_or(false);
-        out.push(match catalog.get(&step_type).await {
-            Ok(p) => json!({
+        out.push(match catalog.get_vetted(&step_type).await {
+            Ok((p, vetted)) => json!({
                 "name": p.info.name,
                 "version": p.info.version,
                 "summary": p.info.summary,
@@ -47,6 +47,8 @@ pub(super) async fn plugins(
                 "grants": p.grant.capabilities().map(|c| c.name()).collect::<Vec<_>>(),
                 "sha256": p.sha256,
                 "replaces_builtin": replaces,
+                "pinned": vetted.pinned,
+                "signed_by": vetted.signed_by,
             }),
             Err(e) => json!({ "name": step_type, "refused": e.to_string() }),
         });

@@ -115,7 +115,8 @@ pub struct NewDelivery {
     pub delivery_id: String,
     /// The normalized event, as JSON.
     pub event_json: Vec<u8>,
-    /// The request body exactly as received.
+    /// The request body as received, minus what may not be kept at rest (the intake removes
+    /// an old Gitea's in-body `secret`).
     pub raw_body: Vec<u8>,
     /// The answer to send for it (and for every redelivery).
     pub answer: Answer,
@@ -153,7 +154,8 @@ pub struct StoredDelivery {
     pub received_at_ms: u64,
     /// The normalized event, as JSON.
     pub event_json: Vec<u8>,
-    /// The request body exactly as received.
+    /// The request body as received, minus what may not be kept at rest (the intake removes
+    /// an old Gitea's in-body `secret`).
     pub raw_body: Vec<u8>,
     /// The answer that was given.
     pub answer: Answer,

@@ -5,13 +5,15 @@
 //! Everything here is a pure function of (headers, raw body bytes); only [`verify`] reads the
 //! clock, for GitLab's `webhook-timestamp` ([`verify_at`] takes the time instead). The server
 //! verifies before it normalizes, answers 202 for [`Outcome::Ignored`] and 400 for a
-//! [`NormalizeError`], and decides itself whether the sender is its own bot.
+//! [`NormalizeError`], and decides itself whether the sender is its own bot. What of a body
+//! may be stored is [`body_to_store`]'s (old Gitea's in-body secret is not).
 
 mod detect;
 mod event;
 mod gitea;
 mod github;
 mod gitlab;
+mod redact;
 mod signature;
 mod sparse;
 
@@ -25,6 +27,7 @@ use serde_json::Value;
 
 pub use detect::{Provider, detect};
 pub use event::{Action, Event, EventKind, NormalizeError, Outcome, Repository};
+pub use redact::body_to_store;
 pub use signature::{SignatureError, TIMESTAMP_TOLERANCE_SECS, hex_hmac_sha256, verify, verify_at};
 
 /// Turns a delivery into an [`Event`], an [`Outcome::Ignored`] with a reason, or a [`NormalizeError`].

@@ -47,6 +47,7 @@ async fn plugins_are_listed_with_their_grants_and_refusals() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
     std::fs::write(dir.path().join("plugins/broken.wasm"), b"not wasm").unwrap();
+    std::fs::write(dir.path().join("plugins/deploy.wasm"), b"posing as a built-in").unwrap();
     let server = Server::start(dir.path());
     let (status, body) = call(&server, Method::GET, "/plugins", None).await;
     assert_eq!(status, 200, "{body}");
@@ -70,6 +71,18 @@ async fn plugins_are_listed_with_their_grants_and_refusals() {
             .any(|i| i == "powernode:step/process@0.1.1")
     );
     assert_eq!(run_command["replaces_builtin"], false);
+    assert_eq!(
+        (&run_command["pinned"], &run_command["signed_by"]),
+        (&serde_json::json!(false), &Value::Null)
+    );
+    let deploy = find("deploy");
+    assert!(
+        deploy["refused"]
+            .as_str()
+            .unwrap()
+            .contains("would replace the built-in step `deploy`, and the config does not approve that"),
+        "{deploy}"
+    );
     let broken = find("broken");
     assert!(
         broken["refused"]

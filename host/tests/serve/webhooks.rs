@@ -226,3 +226,71 @@ async fn a_sigkill_mid_stream_loses_no_acknowledged_delivery() {
     }
     assert!(stored.values().all(|n| *n == 1), "no delivery stored twice");
 }
+
+const GITEA_SOURCE: &str = "[[sources]]\nid = \"gitea-old\"\nkind = \"gitea\"\napi_url = \"http://127.0.0.1:9\"\ntoken = \"unused\"\nwebhook_secret = \"It's a Secret to Everybody\"\nbot_login = \"powernode-bot\"\n";
+
+/// The stored deliveries of `source`.
+fn stored_from(server: &Server, source: &str) -> Vec<powernode::store::inbox::StoredDelivery> {
+    let all = server.inbox().iter().map(Result::unwrap);
+    all.filter(|d| d.source == source).collect()
+}
+
+#[tokio::test]
+async fn an_old_giteas_secret_in_the_body_is_never_stored_and_redeliveries_still_dedupe() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_sources(dir.path(), GITEA_SOURCE);
+    let hook = format!("{}/webhooks/gitea-old", server.url);
+    let (body, headers) = fixture("gitea", "pull_request.opened");
+    let sent: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(sent["secret"], "12345", "the fixture carries the hook's secret");
+    let (status, first) = post(&hook, &body, &headers).await;
+    assert_eq!((status, first["status"].as_str()), (202, Some("accepted")), "{first}");
+    assert_eq!(post(&hook, &body, &headers).await, (202, first.clone()), "a redelivery");
+
+    // Without a delivery id header, the stored body identifies a redelivery.
+    let mut anonymous = headers.clone();
+    anonymous.retain(|k, _| !k.ends_with("-Delivery"));
+    let (status, unnamed) = post(&hook, &body, &anonymous).await;
+    assert_eq!(status, 202, "{unnamed}");
+
+    // Restarted: the inbox is replayed and both are still known.
+    server.stop();
+    let server = Server::start_with_sources(dir.path(), GITEA_SOURCE);
+    let hook = format!("{}/webhooks/gitea-old", server.url);
+    assert_eq!(post(&hook, &body, &headers).await, (202, first.clone()));
+    assert_eq!(post(&hook, &body, &anonymous).await, (202, unnamed.clone()));
+
+    let stored = stored_from(&server, "gitea-old");
+    assert_eq!(stored.len(), 2, "each stored once");
+    let mut expected = sent.clone();
+    expected.as_object_mut().unwrap().remove("secret");
+    for d in &stored {
+        let text = String::from_utf8(d.raw_body.clone()).unwrap();
+        assert!(!text.contains("\"secret\"") && !text.contains("12345\""), "{text}");
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), expected);
+    }
+    // The body-derived id is the stored body's digest, not one over the secret.
+    let digest = hex_sha256(&stored[1].raw_body);
+    assert_eq!(stored[1].delivery_id, format!("sha256:{digest}"));
+    assert_eq!(unnamed["delivery"], stored[1].delivery_id);
+
+    // And through the API: the delivery with its normalized event.
+    let (status, text) = api_text(
+        &server,
+        reqwest::Method::GET,
+        &format!("/events/{}", stored[0].seq),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(!text.contains("12345\""), "{text}");
+    let event: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(event["event"]["event"], "pull_request");
+    assert_eq!(event["answer"], first);
+    server.stop();
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

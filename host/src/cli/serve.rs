@@ -20,6 +20,10 @@ use super::Host;
 
 pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut host = Host::open(config_path)?;
+    // A GitHub App's private key that cannot sign would fail every run: refuse to start.
+    for source in &host.config.sources {
+        connect::check(source)?;
+    }
     learn_bot_logins(&mut host.config.sources).await;
     let config = &host.config;
     let secrets = config.secrets.keys().cloned().collect();

@@ -24,7 +24,7 @@ use http::HeaderMap;
 use serde_json::Value;
 
 pub use detect::{Provider, detect};
-pub use event::{Action, Event, EventKind, NormalizeError, Outcome, Repository};
+pub use event::{Action, Event, EventKind, NormalizeError, Outcome, Repository, RerunRequest};
 pub use signature::{SignatureError, TIMESTAMP_TOLERANCE_SECS, hex_hmac_sha256, verify, verify_at};
 
 /// Turns a delivery into an [`Event`], an [`Outcome::Ignored`] with a reason, or a [`NormalizeError`].

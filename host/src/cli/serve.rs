@@ -40,8 +40,8 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
         .with_context(|| format!("opening the webhook inbox under `{}`", config.data_dir.display()))?;
     let recovery = inbox.recovery();
     tracing::info!(deliveries = inbox.len(), ?recovery, "inbox opened");
-    let intake = Arc::new(Intake::new(&config.sources, registry.active(), inbox.clone()));
     let runs = Arc::new(host.store.runs()?);
+    let intake = Arc::new(Intake::new(&config.sources, registry.active(), inbox.clone()).with_runs(runs.clone()));
     let scheduler = Scheduler::new(
         runs.clone(),
         host.catalog.clone(),

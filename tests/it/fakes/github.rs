@@ -458,12 +458,13 @@ fn caller(s: &mut GithubState, bearer: &str, path: &str) -> Result<Caller, Box<R
             }
         };
     }
-    if let Some(app) = &s.app
+    if let Some(app) = s.app.as_mut()
         && let Some(found) = app::installation_caller(app, bearer)
     {
-        return found
-            .map(Caller::Installation)
-            .map_err(|()| Box::new(error(401, "Bad credentials")));
+        return found.map(Caller::Installation).map_err(|()| {
+            app.expired_uses += 1;
+            Box::new(error(401, "Bad credentials"))
+        });
     }
     if bearer == s.token {
         return Ok(Caller::User);

@@ -129,8 +129,14 @@ async fn a_token_close_to_its_expiry_is_replaced_and_the_fake_refuses_it_once_ex
         .unwrap();
     assert_eq!(refused.status().as_u16(), 401);
     assert!(refused.text().await.unwrap().contains("Bad credentials"));
+    assert_eq!(gh.fake.state().app.as_ref().unwrap().expired_uses, 1);
     // The binding never sends it: with less than five minutes left, a token is replaced.
     binding.forge().get_repository(REPO).await.unwrap();
+    assert_eq!(
+        gh.fake.state().app.as_ref().unwrap().expired_uses,
+        1,
+        "not sent expired"
+    );
     let tokens = gh.fake.issued_tokens();
     assert_eq!(tokens.len(), 2, "{tokens:?}");
     let last = gh

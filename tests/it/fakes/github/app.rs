@@ -34,6 +34,8 @@ pub struct FakeApp {
     pub tokens: Vec<(String, u64, SystemTime)>,
     /// JWTs refused, with GitHub's message.
     pub refused_jwts: Vec<String>,
+    /// Requests that came with an installation token past its expiry (and got 401).
+    pub expired_uses: usize,
 }
 
 impl FakeApp {
@@ -48,6 +50,7 @@ impl FakeApp {
             token_lifetime: Duration::from_secs(3600),
             tokens: Vec::new(),
             refused_jwts: Vec::new(),
+            expired_uses: 0,
         }
     }
 

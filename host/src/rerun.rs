@@ -85,3 +85,96 @@ pub fn describe(request: &RerunRequest, event: &Event) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Repository, TriggerContext};
+    use crate::store::runs::{NewRun, SledRuns};
+    use crate::webhook::{EventKind, Provider};
+
+    const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
+
+    fn store() -> (tempfile::TempDir, SledRuns) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        (dir, SledRuns::open(&db).unwrap())
+    }
+
+    fn add(runs: &SledRuns, id: &str, pipeline: &str, source: &str, repo: &str, sha: &str) {
+        let trigger = TriggerContext {
+            event: "push".into(),
+            head_sha: Some(sha.into()),
+            repository: Repository {
+                full_name: repo.into(),
+                ..Repository::default()
+            },
+            ..TriggerContext::default()
+        };
+        let run = NewRun {
+            id: id.into(),
+            pipeline: pipeline.into(),
+            source: Some(source.into()),
+            trigger,
+            queued_at_ms: 1,
+            group: None,
+        };
+        assert!(runs.create(run).unwrap());
+    }
+
+    fn rerun(check_name: Option<&str>, external_id: Option<&str>) -> Event {
+        let json = serde_json::json!({
+            "provider": "github", "delivery_id": null, "event": "rerun", "forge_event": "check_run",
+            "forge_action": "rerequested", "action": null,
+            "repository": {"full_name": "octo/hello", "clone_url": "", "default_branch": null},
+            "git_ref": null, "before": null, "after": null, "head_sha": SHA, "head_branch": null,
+            "base_sha": null, "base_branch": null, "number": null, "title": null, "body": null,
+            "comment_body": null, "comment_id": null, "sender": "alice", "is_pull_request": false,
+            "is_fork": false, "changed_files": null,
+            "rerun": {"check_name": check_name, "external_id": external_id},
+        });
+        let event: Event = serde_json::from_value(json).unwrap();
+        assert_eq!((event.event, event.provider), (EventKind::Rerun, Provider::Github));
+        event
+    }
+
+    fn ids(found: Vec<RunRecord>) -> Vec<String> {
+        found.into_iter().map(|r| r.id).collect()
+    }
+
+    #[test]
+    fn a_check_run_names_its_run_by_external_id_else_by_pipeline_and_commit() {
+        let (_dir, runs) = store();
+        add(&runs, "01-a", "build", "gh", "octo/hello", SHA);
+        add(&runs, "02-b", "build", "gh", "octo/hello", SHA);
+        add(&runs, "03-c", "lint", "gh", "octo/hello", SHA);
+        let by_id = rerun(Some("powernode/build"), Some("01-a"));
+        assert_eq!(ids(earlier_runs(&runs, "gh", &by_id, &[]).unwrap()), ["01-a"]);
+        // Another source's run, or an unknown id: the newest run of the named pipeline.
+        assert_eq!(ids(earlier_runs(&runs, "other", &by_id, &[]).unwrap()), Vec::<String>::new());
+        let unknown = rerun(Some("powernode/build"), Some("nope"));
+        assert_eq!(ids(earlier_runs(&runs, "gh", &unknown, &[]).unwrap()), ["02-b"]);
+        assert_eq!(
+            ids(earlier_runs(&runs, "gh", &unknown, &["02-b".into()]).unwrap()),
+            ["01-a"],
+            "never a run the rerun made itself"
+        );
+        // A check run that is no run's own.
+        let foreign = rerun(Some("lint"), None);
+        assert!(earlier_runs(&runs, "gh", &foreign, &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_check_suite_names_the_newest_run_of_each_pipeline_on_its_commit() {
+        let (_dir, runs) = store();
+        add(&runs, "01-a", "build", "gh", "octo/hello", SHA);
+        add(&runs, "02-b", "lint", "gh", "octo/hello", SHA);
+        add(&runs, "03-c", "build", "gh", "octo/hello", SHA);
+        add(&runs, "04-d", "build", "gh", "octo/hello", "another-commit");
+        add(&runs, "05-e", "deploy", "gh", "octo/other", SHA);
+        let suite = rerun(None, None);
+        let mut found = ids(earlier_runs(&runs, "gh", &suite, &[]).unwrap());
+        found.sort();
+        assert_eq!(found, ["02-b", "03-c"]);
+    }
+}

@@ -151,7 +151,10 @@ mod tests {
         let by_id = rerun(Some("powernode/build"), Some("01-a"));
         assert_eq!(ids(earlier_runs(&runs, "gh", &by_id, &[]).unwrap()), ["01-a"]);
         // Another source's run, or an unknown id: the newest run of the named pipeline.
-        assert_eq!(ids(earlier_runs(&runs, "other", &by_id, &[]).unwrap()), Vec::<String>::new());
+        assert_eq!(
+            ids(earlier_runs(&runs, "other", &by_id, &[]).unwrap()),
+            Vec::<String>::new()
+        );
         let unknown = rerun(Some("powernode/build"), Some("nope"));
         assert_eq!(ids(earlier_runs(&runs, "gh", &unknown, &[]).unwrap()), ["02-b"]);
         assert_eq!(

@@ -379,3 +379,29 @@ async fn a_token_source_answers_check_runs_are_not_supported_without_asking_gith
         .unwrap();
     assert_eq!(refused.status().as_u16(), 403);
 }
+
+#[tokio::test]
+async fn a_key_that_cannot_sign_is_refused_before_any_request() {
+    let (gh, dir) = start().await;
+    let public = dir.path().join("public.pem");
+    std::fs::write(&public, include_str!("../fakes/github/test_app_key.pub.pem")).unwrap();
+    let source = app_source(&gh.server.base_url, APP_ID, &public, None);
+    let err = connect::check(&source).unwrap_err().to_string();
+    assert!(
+        err.contains("source `fake`: the private key is not an RSA private key"),
+        "{err}"
+    );
+    let missing = app_source(&gh.server.base_url, APP_ID, &dir.path().join("nope.pem"), None);
+    let err = connect::check(&missing).unwrap_err().to_string();
+    assert!(err.contains("nope.pem"), "{err}");
+    assert!(
+        connect::check(&app_source(
+            &gh.server.base_url,
+            APP_ID,
+            &dir.path().join("app.pem"),
+            None
+        ))
+        .is_ok()
+    );
+    assert!(gh.server.requests().is_empty());
+}

@@ -11,11 +11,26 @@ use serde::Deserialize;
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 enum Config {
     Repo,
-    Status { sha: String, context: String },
-    Comment { number: u64, marker: String, body: String },
-    Pr { title: String, head: String, base: String },
-    GetPr { number: u64 },
-    ClonePush { branch: String },
+    Status {
+        sha: String,
+        context: String,
+    },
+    Comment {
+        number: u64,
+        marker: String,
+        body: String,
+    },
+    Pr {
+        title: String,
+        head: String,
+        base: String,
+    },
+    GetPr {
+        number: u64,
+    },
+    ClonePush {
+        branch: String,
+    },
     /// A completed check run with `annotations` annotations: created with all of them, or
     /// (`update`) created queued and then completed with them. A source that has no check
     /// runs gets a commit status instead.
@@ -30,7 +45,11 @@ enum Config {
 
 /// `n` annotations on `src/lib.rs`, one per line, cycling through the levels.
 fn annotations(n: u32) -> Vec<Annotation> {
-    let levels = [AnnotationLevel::Notice, AnnotationLevel::Warning, AnnotationLevel::Failure];
+    let levels = [
+        AnnotationLevel::Notice,
+        AnnotationLevel::Warning,
+        AnnotationLevel::Failure,
+    ];
     (0..n)
         .map(|i| Annotation {
             path: "src/lib.rs".into(),
@@ -51,7 +70,11 @@ fn check_run(sha: String, name: String, n: u32, update: bool) -> Result<Output, 
     let new = NewCheckRun {
         name: name.clone(),
         head_sha: sha.clone(),
-        status: if update { CheckStatus::Queued } else { CheckStatus::Completed },
+        status: if update {
+            CheckStatus::Queued
+        } else {
+            CheckStatus::Completed
+        },
         conclusion: (!update).then_some(CheckConclusion::Success),
         details_url: None,
         output: (!update).then(|| output.clone()),

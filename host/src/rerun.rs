@@ -81,7 +81,11 @@ pub fn describe(request: &RerunRequest, event: &Event) -> String {
         Some(name) => format!("check run `{name}`"),
         None => format!(
             "the check suite of {}",
-            event.head_sha.as_deref().map(|s| &s[..s.len().min(12)]).unwrap_or("?")
+            event
+                .head_sha
+                .as_deref()
+                .map(|s| s.chars().take(12).collect::<String>())
+                .unwrap_or_else(|| "?".into())
         ),
     }
 }

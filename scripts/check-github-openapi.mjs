@@ -24,7 +24,8 @@ const API_VERSION = "2022-11-28";
 const CLIENT_OPERATIONS = [
   "repos/get", "users/get-authenticated", "repos/create-commit-status", "pulls/create", "pulls/list",
   "pulls/get", "issues/create-comment", "issues/list-comments", "issues/update-comment",
-  "actions/create-workflow-dispatch",
+  "actions/create-workflow-dispatch", "apps/get-authenticated", "apps/get-repo-installation",
+  "apps/create-installation-access-token", "checks/create", "checks/update",
 ];
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -172,6 +173,8 @@ const wrong = {
   "old API version": { ...good, headers: { ...headers, "x-github-api-version": "2021-01-01" } },
   "body on a GET": { ...good, method: "GET", path: "/user" },
   "GHES request outside /api/v3": { ...good, base_path: "/api", path: `/api/repos/o/r/statuses/${"a".repeat(40)}` },
+  "check run with 51 annotations": { ...good, path: "/repos/o/r/check-runs", body: { name: "ci", head_sha: "a".repeat(40), output: { title: "t", summary: "s", annotations: Array.from({ length: 51 }, (_, i) => ({ path: "a.rs", start_line: i + 1, end_line: i + 1, annotation_level: "notice", message: "m" })) } } },
+  "check run status `running`": { ...good, method: "PATCH", path: "/repos/o/r/check-runs/1", body: { status: "running" } },
 };
 const selfTest = [];
 if (checkAll(structuredClone(good)).length) selfTest.push(`a correct request was rejected: ${checkAll(structuredClone(good)).join("; ")}`);

@@ -106,6 +106,17 @@ pub struct SourceConfig {
     /// A file holding the token (e.g. a mounted secret); trailing whitespace is ignored.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// GitHub only, instead of a token: authenticate as this GitHub App (its App ID, or its
+    /// client ID). Needs `private_key_file`.
+    #[serde(default, deserialize_with = "number_or_string")]
+    pub app_id: Option<String>,
+    /// The GitHub App's private key (the PEM file GitHub lets you download).
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    /// The App's installation to act as; when not set, each repository's installation is
+    /// looked up (`GET /repos/{owner}/{repo}/installation`).
+    #[serde(default, deserialize_with = "number_or_string")]
+    pub installation_id: Option<String>,
     /// The secret webhooks from this forge are signed with.
     #[serde(default)]
     pub webhook_secret: Option<Secret>,
@@ -117,9 +128,88 @@ pub struct SourceConfig {
     pub bot_login: Option<String>,
 }
 
+/// How a source authenticates, with its secrets read.
+#[derive(Debug, Clone)]
+pub enum SourceAuth {
+    /// A token (`token` or `token_file`).
+    Token(Secret),
+    /// A GitHub App.
+    App(AppAuth),
+}
+
+/// A GitHub App source's credentials.
+#[derive(Debug, Clone)]
+pub struct AppAuth {
+    /// The App ID (or client ID): the JWT's `iss`.
+    pub app_id: String,
+    /// The private key, PEM.
+    pub private_key: Secret,
+    /// The installation, when configured.
+    pub installation_id: Option<u64>,
+}
+
+/// A number in TOML, or a string (which `${ENV}` expansion gives), as a string.
+fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Number(u64),
+        Text(String),
+    }
+    Ok(Option::<Either>::deserialize(d)?.map(|v| match v {
+        Either::Number(n) => n.to_string(),
+        Either::Text(s) => s.trim().to_string(),
+    }))
+}
+
 impl SourceConfig {
+    /// Whether this source authenticates as a GitHub App.
+    pub fn is_app(&self) -> bool {
+        self.app_id.is_some()
+    }
+
+    /// The credentials: the token, or the App's id, key and installation.
+    pub fn auth(&self) -> Result<SourceAuth, ConfigError> {
+        let Some(app_id) = &self.app_id else {
+            return self.read_token().map(SourceAuth::Token);
+        };
+        let bad = |message: String| ConfigError::Source {
+            id: self.id.clone(),
+            message,
+        };
+        let path = self
+            .private_key_file
+            .as_ref()
+            .ok_or_else(|| bad("a GitHub App source needs `private_key_file`".into()))?;
+        let private_key = std::fs::read_to_string(path)
+            .map(Secret::new)
+            .map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+        let installation_id = self
+            .installation_id
+            .as_deref()
+            .map(|id| {
+                id.parse::<u64>()
+                    .map_err(|_| bad(format!("`installation_id` must be a number, got `{id}`")))
+            })
+            .transpose()?;
+        Ok(SourceAuth::App(AppAuth {
+            app_id: app_id.clone(),
+            private_key,
+            installation_id,
+        }))
+    }
+
     /// The token, from `token` or `token_file`.
     pub fn read_token(&self) -> Result<Secret, ConfigError> {
+        if self.is_app() {
+            return Err(ConfigError::Source {
+                id: self.id.clone(),
+                message: "a GitHub App source has no token of its own: it asks for installation tokens".into(),
+            });
+        }
         match (&self.token, &self.token_file) {
             (Some(t), None) => Ok(t.clone()),
             (None, Some(path)) => std::fs::read_to_string(path)
@@ -331,6 +421,7 @@ impl Config {
             if s.token.is_some() && s.token_file.is_some() {
                 return Err(bad("set only one of `token` and `token_file`".into()));
             }
+            check_app_fields(s).map_err(bad)?;
             if !(s.api_url.starts_with("https://") || s.api_url.starts_with("http://")) {
                 return Err(bad(format!("`api_url` must be an http(s) URL, got `{}`", s.api_url)));
             }
@@ -379,6 +470,43 @@ impl Config {
             ..RuntimeConfig::default()
         }
     }
+}
+
+/// A GitHub App source: `kind = "github"`, `app_id` and `private_key_file` together, no
+/// token; `installation_id` a number.
+fn check_app_fields(s: &SourceConfig) -> Result<(), String> {
+    let app_fields = s.app_id.is_some() || s.private_key_file.is_some() || s.installation_id.is_some();
+    if !app_fields {
+        return Ok(());
+    }
+    if s.kind != ForgeKind::Github {
+        return Err(
+            "`app_id`, `private_key_file` and `installation_id` are for GitHub App sources (`kind = \"github\"`)"
+                .into(),
+        );
+    }
+    if s.token.is_some() || s.token_file.is_some() {
+        return Err(
+            "a GitHub App source authenticates with `app_id` and `private_key_file`: remove `token`/`token_file`"
+                .into(),
+        );
+    }
+    match &s.app_id {
+        None => return Err("`private_key_file` and `installation_id` need `app_id` (the GitHub App's ID)".into()),
+        Some(id) if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) => {
+            return Err(format!("`app_id` must be the App's ID or client ID, got `{id}`"));
+        }
+        Some(_) => {}
+    }
+    if s.private_key_file.is_none() {
+        return Err("a GitHub App source needs `private_key_file`: the App's private key (PEM)".into());
+    }
+    if let Some(id) = &s.installation_id
+        && id.parse::<u64>().is_err()
+    {
+        return Err(format!("`installation_id` must be a number, got `{id}`"));
+    }
+    Ok(())
 }
 
 fn expand(
@@ -558,6 +686,70 @@ http = ["deploy.example.com"]
                 .contains("trusted_keys entry 0 (`nope`) is not a minisign public key"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_github_app_source_parses_and_reads_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("app.pem");
+        std::fs::write(
+            &key,
+            "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let text = format!(
+            "[[sources]]\nid = \"app\"\nkind = \"github\"\napi_url = \"https://api.github.com\"\napp_id = 12345\nprivate_key_file = {key:?}\ninstallation_id = \"${{INSTALLATION}}\"\n"
+        );
+        let c = Config::parse(Path::new("p.toml"), &text, &|_| Some("678".into())).unwrap();
+        let s = &c.sources[0];
+        assert!(s.is_app());
+        match s.auth().unwrap() {
+            SourceAuth::App(app) => {
+                assert_eq!((app.app_id.as_str(), app.installation_id), ("12345", Some(678)));
+                assert!(app.private_key.expose().starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!format!("{c:?}").contains("abc"));
+        let err = s.read_token().unwrap_err().to_string();
+        assert!(err.contains("a GitHub App source has no token"), "{err}");
+    }
+
+    #[test]
+    fn github_app_fields_are_checked() {
+        let base = "[[sources]]\nid = \"app\"\napi_url = \"https://api.github.com\"\n";
+        let cases = [
+            (
+                "kind = \"gitea\"\napp_id = 1\nprivate_key_file = \"k.pem\"\n",
+                "are for GitHub App sources",
+            ),
+            (
+                "kind = \"github\"\napp_id = 1\nprivate_key_file = \"k.pem\"\ntoken = \"t\"\n",
+                "remove `token`/`token_file`",
+            ),
+            ("kind = \"github\"\napp_id = 1\n", "needs `private_key_file`"),
+            ("kind = \"github\"\nprivate_key_file = \"k.pem\"\n", "need `app_id`"),
+            (
+                "kind = \"github\"\napp_id = \"1 2\"\nprivate_key_file = \"k.pem\"\n",
+                "`app_id` must be",
+            ),
+            (
+                "kind = \"github\"\napp_id = 1\nprivate_key_file = \"k.pem\"\ninstallation_id = \"x\"\n",
+                "`installation_id` must be a number",
+            ),
+        ];
+        for (fields, expected) in cases {
+            let err = Config::parse(Path::new("p.toml"), &format!("{base}{fields}"), &env).unwrap_err();
+            assert!(err.to_string().contains(expected), "{fields}: {err}");
+        }
+        let missing = Config::parse(
+            Path::new("p.toml"),
+            &format!("{base}kind = \"github\"\napp_id = \"Iv23liAbC.1\"\nprivate_key_file = \"/nonexistent/k.pem\"\n"),
+            &env,
+        )
+        .unwrap();
+        let err = missing.sources[0].auth().unwrap_err().to_string();
+        assert!(err.contains("cannot read config `/nonexistent/k.pem`"), "{err}");
     }
 
     #[test]

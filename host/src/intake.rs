@@ -1,7 +1,9 @@
 //! Webhook intake, the service behind `POST /webhooks/{source}`: detect the forge, verify the
 //! signature over the raw bytes, normalize, drop our own bot's events, match pipelines, and
 //! store the delivery with its enqueued runs durably before answering. A redelivery gets
-//! the first answer back and starts nothing. No HTTP types beyond the header map.
+//! the first answer back and starts nothing. A GitHub "Re-run" matches no trigger: it
+//! enqueues again the earlier runs it names ([`crate::rerun`]). No HTTP types beyond the
+//! header map.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,7 +18,9 @@ use crate::pipeline::EventFacts;
 use crate::provider::{BotLogin, ForgeKind};
 use crate::registry::Active;
 use crate::secret::Secret;
+use crate::store::StoreError;
 use crate::store::inbox::{Accepted, Answer, EnqueuedRun, Inbox, InboxError, NewDelivery};
+use crate::store::runs::RunStore;
 use crate::webhook::{self, Event, EventKind, Outcome, Provider, SignatureError};
 
 /// Why a delivery was refused.
@@ -47,6 +51,9 @@ pub enum IntakeError {
     /// The delivery could not be stored.
     #[error("storing the delivery failed: {0}")]
     Store(#[from] InboxError),
+    /// The runs a rerun names could not be read.
+    #[error("reading the runs to run again failed: {0}")]
+    Runs(#[from] StoreError),
 }
 
 /// The answer to send.
@@ -70,6 +77,8 @@ pub struct Intake {
     pipelines: Active,
     inbox: Inbox,
     stored: Arc<Notify>,
+    /// Where earlier runs are found for a rerun; without it, reruns are ignored.
+    runs: Option<Arc<dyn RunStore>>,
 }
 
 impl Intake {
@@ -93,7 +102,14 @@ impl Intake {
             pipelines,
             inbox,
             stored: Arc::new(Notify::new()),
+            runs: None,
         }
+    }
+
+    /// The intake, finding in `runs` the earlier runs a GitHub "Re-run" names.
+    pub fn with_runs(mut self, runs: Arc<dyn RunStore>) -> Self {
+        self.runs = Some(runs);
+        self
     }
 
     /// Notified after each new delivery is stored, so the scheduler queues its runs.
@@ -149,17 +165,23 @@ impl Intake {
             // Without a delivery id, the body itself identifies a redelivery.
             format!("sha256:{}", hex::encode(Sha256::digest(&stored_body)))
         });
-        let facts = facts(&event);
-        let runs: Vec<EnqueuedRun> = self
-            .pipelines
-            .get()
-            .iter()
-            .filter(|p| p.triggered_by(&facts))
-            .map(|p| EnqueuedRun {
-                run_id: uuid::Uuid::now_v7().to_string(),
-                pipeline: p.name.clone(),
-            })
-            .collect();
+        let runs: Vec<EnqueuedRun> = if event.event == EventKind::Rerun {
+            match self.reruns(source_id, &event)? {
+                Ok(runs) => runs,
+                Err(reason) => return Ok(ignored(reason)),
+            }
+        } else {
+            let facts = facts(&event);
+            self.pipelines
+                .get()
+                .iter()
+                .filter(|p| p.triggered_by(&facts))
+                .map(|p| EnqueuedRun {
+                    run_id: uuid::Uuid::now_v7().to_string(),
+                    pipeline: p.name.clone(),
+                })
+                .collect()
+        };
         let answer = Answer {
             status: 202,
             body: json!({
@@ -191,6 +213,29 @@ impl Intake {
     }
 }
 
+impl Intake {
+    /// New runs of the pipelines of the earlier runs a rerun names (their triggers are
+    /// copied when the feeder queues them), or why there is nothing to run again.
+    fn reruns(&self, source_id: &str, event: &Event) -> Result<Result<Vec<EnqueuedRun>, String>, IntakeError> {
+        let (Some(runs), Some(request)) = (&self.runs, &event.rerun) else {
+            return Ok(Err("reruns are not taken here (no run store)".into()));
+        };
+        let earlier = crate::rerun::earlier_runs(runs.as_ref(), source_id, event, &[])?;
+        if earlier.is_empty() {
+            return Ok(Err(format!(
+                "{} names no earlier run of source `{source_id}` to run again",
+                crate::rerun::describe(request, event)
+            )));
+        }
+        Ok(Ok(earlier
+            .iter()
+            .map(|old| EnqueuedRun {
+                run_id: uuid::Uuid::now_v7().to_string(),
+                pipeline: old.pipeline.clone(),
+            })
+            .collect()))
+    }
+}
 fn ignored(reason: String) -> Reply {
     Reply {
         status: 202,

@@ -14,6 +14,7 @@ pub mod policy;
 pub mod printable;
 pub mod provider;
 pub mod registry;
+pub mod rerun;
 pub mod runner;
 pub mod runtime;
 pub mod sandbox;

@@ -155,6 +155,7 @@ mod tests {
             is_pull_request,
             is_fork,
             changed_files: None,
+            rerun: None,
         }
     }
 

@@ -171,7 +171,13 @@ pub async fn run_pipeline(
     };
     // Step logs never show a secret or the forge token, even if a plugin echoes one.
     let mut mask: Vec<String> = req.secrets.values().cloned().collect();
-    mask.extend(req.forge.iter().map(|f| f.token().expose().to_string()));
+    // (A GitHub App's installation tokens never reach a plugin and are not known here.)
+    mask.extend(
+        req.forge
+            .iter()
+            .filter_map(|f| f.fixed_token())
+            .map(|t| t.expose().to_string()),
+    );
     let mut summary = RunSummary {
         run_id: req.run_id.clone(),
         steps: Vec::new(),

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::fakes::github::GithubFake;
 use crate::fakes::{FakeServer, Recorded, source};
 
+mod app;
 mod comments;
 mod limits;
 

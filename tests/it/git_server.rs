@@ -86,9 +86,20 @@ pub fn start(root: &Path, token: &str) -> GitServer {
 
 /// [`start`] with [`Options`].
 pub fn start_with(root: &Path, token: &str, options: Options) -> GitServer {
+    let token = token.to_owned();
+    start_accepting(root, move |t| t == token, options)
+}
+
+/// [`start_with`] taking every token `accepts` takes (tokens that change, such as a GitHub
+/// App's installation tokens, which expire).
+pub fn start_accepting(
+    root: &Path,
+    accepts: impl Fn(&str) -> bool + Send + Sync + 'static,
+    options: Options,
+) -> GitServer {
     let state = Arc::new(State {
         root: root.to_owned(),
-        token: token.to_owned(),
+        accepts: Box::new(accepts),
         options,
         log: Arc::new(Mutex::new(Vec::new())),
     });
@@ -120,7 +131,7 @@ pub fn start_hung() -> HungServer {
 
 struct State {
     root: PathBuf,
-    token: String,
+    accepts: Box<dyn Fn(&str) -> bool + Send + Sync>,
     options: Options,
     log: Arc<Mutex<Vec<Request>>>,
 }
@@ -190,7 +201,7 @@ async fn handle(sock: TcpStream, state: &State) -> std::io::Result<()> {
         user: None,
     };
 
-    req.user = authenticate(req.header("authorization"), &state.token);
+    req.user = authenticate(req.header("authorization"), &*state.accepts);
     if req.user.is_none() {
         req.status = 401;
         let body = "authentication required\n";
@@ -288,16 +299,17 @@ async fn handle(sock: TcpStream, state: &State) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The user a request authenticates as, if its `Authorization` header carries the token.
-fn authenticate(header: Option<&str>, token: &str) -> Option<String> {
+/// The user a request authenticates as, if its `Authorization` header carries a token
+/// `accepts` takes.
+fn authenticate(header: Option<&str>, accepts: &(dyn Fn(&str) -> bool + Send + Sync)) -> Option<String> {
     let (scheme, credentials) = header?.split_once(' ')?;
     if scheme.eq_ignore_ascii_case("bearer") {
-        return (credentials.trim() == token).then(|| "bearer".to_owned());
+        return accepts(credentials.trim()).then(|| "bearer".to_owned());
     }
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = String::from_utf8(base64_decode(credentials.trim())?).ok()?;
         let (user, password) = decoded.split_once(':')?;
-        return (!user.is_empty() && password == token).then(|| user.to_owned());
+        return (!user.is_empty() && accepts(password)).then(|| user.to_owned());
     }
     None
 }

@@ -113,7 +113,7 @@ async fn a_file_replacing_a_builtin_gets_only_what_the_config_grants() {
     let err = catalog.get("run_command").await.unwrap_err();
     assert!(
         err.to_string()
-            .contains("imports `powernode:step/process@0.1.1`, which is not granted to it"),
+            .contains("imports `powernode:step/process@0.1.2`, which is not granted to it"),
         "{err}"
     );
     let granted = granting_process(&h, dir.path());
@@ -136,7 +136,7 @@ async fn a_plugin_for_another_wit_version_gets_the_version_message() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "plugin `wit_next` was built for powernode:step@0.2.0, this host serves powernode:step@0.1.1; rebuild the plugin against 0.1.1"
+        "plugin `wit_next` was built for powernode:step@0.2.0, this host serves powernode:step@0.1.2; rebuild the plugin against 0.1.2"
     );
 }
 
@@ -144,20 +144,21 @@ async fn a_plugin_for_another_wit_version_gets_the_version_message() {
 async fn a_plugin_built_for_the_previous_patch_version_still_loads_and_runs() {
     let h = Harness::new();
     let grant = GrantConfig {
-        interfaces: vec![Capability::Kv],
+        interfaces: vec![Capability::Kv, Capability::Provider],
         http: vec![],
         ..Default::default()
     };
     let plugin = h.load_ok(powernode_tests::WIT_PREV, "wit_prev", grant).await;
-    assert!(
-        plugin.imports.iter().any(|i| i == "powernode:step/kv@0.1.0"),
-        "{:?}",
-        plugin.imports
-    );
+    for import in ["powernode:step/kv@0.1.0", "powernode:step/provider@0.1.0"] {
+        assert!(plugin.imports.iter().any(|i| i == import), "{:?}", plugin.imports);
+    }
     let report = h.run(&plugin, serde_json::json!({}), MINUTE).await;
     let out = report.outcome.as_ref().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.raw_output, "yes");
-    assert_eq!(log_text(&report), "step step built for 0.1.0");
+    assert_eq!(
+        log_text(&report),
+        "step step built for 0.1.0\nprovider answered: no forge"
+    );
 }
 
 #[tokio::test]

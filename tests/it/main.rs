@@ -6,6 +6,7 @@ mod catalog;
 mod claude_api;
 mod deploy;
 mod fakes;
+mod forge_app;
 mod forge_gitea;
 mod forge_github;
 mod forge_gitlab;

@@ -78,7 +78,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 );
             }
             let binding = bind(source, &repo)?;
-            secrets.push(binding.token().expose().to_string());
+            secrets.extend(binding.fixed_token().map(|t| t.expose().to_string()));
             trigger.repository.provider = binding.kind().as_str().into();
             Some(Arc::new(binding))
         }

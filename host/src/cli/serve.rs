@@ -20,6 +20,10 @@ use super::Host;
 
 pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut host = Host::open_for_runs(config_path)?;
+    // A GitHub App's private key that cannot sign would fail every run: refuse to start.
+    for source in &host.config.sources {
+        connect::check(source)?;
+    }
     learn_bot_logins(&mut host.config.sources).await;
     let config = &host.config;
     let secrets = config.secrets.keys().cloned().collect();
@@ -36,8 +40,8 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
         .with_context(|| format!("opening the webhook inbox under `{}`", config.data_dir.display()))?;
     let recovery = inbox.recovery();
     tracing::info!(deliveries = inbox.len(), ?recovery, "inbox opened");
-    let intake = Arc::new(Intake::new(&config.sources, registry.active(), inbox.clone()));
     let runs = Arc::new(host.store.runs()?);
+    let intake = Arc::new(Intake::new(&config.sources, registry.active(), inbox.clone()).with_runs(runs.clone()));
     let scheduler = Scheduler::new(
         runs.clone(),
         host.catalog.clone(),

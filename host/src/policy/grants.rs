@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{AllowList, PolicyError};
 
 /// The WIT package version this host serves.
-pub const WIT_VERSION: &str = "0.1.1";
+pub const WIT_VERSION: &str = "0.1.2";
 
 /// A host interface a plugin can be granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -296,12 +296,12 @@ mod tests {
         let grants = Grants::default();
         let err = check_imports(
             "my_step",
-            &imports(&["powernode:step/log@0.1.1", "powernode:step/process@0.1.1"]),
+            &imports(&["powernode:step/log@0.1.2", "powernode:step/process@0.1.2"]),
             &grants.for_custom("my_step"),
         )
         .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("`powernode:step/process@0.1.1`"), "{msg}");
+        assert!(msg.contains("`powernode:step/process@0.1.2`"), "{msg}");
         assert!(
             msg.contains("[plugins.grants.my_step]\ninterfaces = [\"process\"]"),
             "{msg}"
@@ -379,7 +379,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "plugin `p` was built for powernode:step@0.2.0, this host serves powernode:step@0.1.1; rebuild the plugin against 0.1.1"
+            "plugin `p` was built for powernode:step@0.2.0, this host serves powernode:step@0.1.2; rebuild the plugin against 0.1.2"
         );
         assert_eq!(
             check_imports(

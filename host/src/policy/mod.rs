@@ -23,7 +23,7 @@ pub enum PolicyError {
     NotGranted {
         /// Step type of the plugin.
         plugin: String,
-        /// The full import name, e.g. `powernode:step/process@0.1.1`.
+        /// The full import name, e.g. `powernode:step/process@0.1.2`.
         import: String,
         /// The config line that would grant it.
         hint: String,

@@ -5,14 +5,24 @@ use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
+use super::token::TokenSource;
 use super::{BotLogin, Comment, Forge, ForgeError, ForgeKind, RepositoryInfo, Thread, comments};
 use crate::secret::Secret;
+
+/// What git authenticates with.
+#[derive(Clone)]
+pub enum GitToken {
+    /// The source's own token.
+    Fixed(Secret),
+    /// A token that changes (a GitHub App's installation token), asked for at each use.
+    Fresh(Arc<dyn TokenSource>),
+}
 
 /// One repository on one forge, as a run sees it.
 pub struct RepoBinding {
     forge: Arc<dyn Forge>,
     repo: String,
-    token: Secret,
+    token: GitToken,
     bot_login: OnceCell<BotLogin>,
     info: OnceCell<RepositoryInfo>,
 }
@@ -31,6 +41,11 @@ impl RepoBinding {
     /// or empty the forge is asked on first need, since an empty login would match every
     /// comment whose author is unknown. `token` is what git authenticates with.
     pub fn new(forge: Arc<dyn Forge>, repo: &str, bot_login: Option<String>, token: Secret) -> Self {
+        Self::with_git_token(forge, repo, bot_login, GitToken::Fixed(token))
+    }
+
+    /// [`RepoBinding::new`] with git authenticating with `token`, fixed or fresh.
+    pub fn with_git_token(forge: Arc<dyn Forge>, repo: &str, bot_login: Option<String>, token: GitToken) -> Self {
         RepoBinding {
             forge,
             repo: repo.to_string(),
@@ -59,9 +74,21 @@ impl RepoBinding {
         &self.repo
     }
 
-    /// The token, for git's HTTP header only.
-    pub fn token(&self) -> &Secret {
-        &self.token
+    /// The token git sends now, for its HTTP header only: a GitHub App's installation
+    /// token is asked for at each use, so it is always one that has not expired.
+    pub async fn git_token(&self) -> Result<Secret, ForgeError> {
+        match &self.token {
+            GitToken::Fixed(token) => Ok(token.clone()),
+            GitToken::Fresh(source) => source.token().await,
+        }
+    }
+
+    /// The source's own token, if it has one (not a GitHub App's): to mask in logs.
+    pub fn fixed_token(&self) -> Option<&Secret> {
+        match &self.token {
+            GitToken::Fixed(token) => Some(token),
+            GitToken::Fresh(_) => None,
+        }
     }
 
     /// Clone URL and default branch, fetched once.

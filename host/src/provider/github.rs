@@ -2,17 +2,21 @@
 //! version 2022-11-28 with a bearer token, states mapped to GitHub's four, Link-header
 //! pagination, and the 422 "pull request already exists" answer as [`ForgeError::Conflict`].
 
+use std::sync::Arc;
+
 use reqwest::Method;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::AUTHORIZATION;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use super::comments::truncate_body;
+use super::github_app::github_headers;
 use super::http::{ApiClient, RetryPolicy, encode_path};
+use super::token::TokenSource;
 use super::{
-    Comment, CommitState, Forge, ForgeError, ForgeKind, NewPullRequest, PullRequest, RepositoryInfo, StatusUpdate,
-    Thread,
+    CheckRun, CheckRunUpdate, Comment, CommitState, Forge, ForgeError, ForgeKind, NewCheckRun, NewPullRequest,
+    PullRequest, RepositoryInfo, StatusUpdate, Thread, checks, github_checks,
 };
 
 /// The REST API version every request asks for (`X-GitHub-Api-Version`).
@@ -34,6 +38,8 @@ const MAX_PAGES: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct GithubClient {
     api: ApiClient,
+    /// Authenticated as a GitHub App installation: the only tokens that may write check runs.
+    app: bool,
 }
 
 impl GithubClient {
@@ -43,19 +49,24 @@ impl GithubClient {
         if token.trim().is_empty() {
             return Err(ForgeError::Authentication("no GitHub token configured".into()));
         }
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static(MEDIA_JSON));
-        headers.insert(
-            HeaderName::from_static("x-github-api-version"),
-            HeaderValue::from_static(API_VERSION),
-        );
         let api = ApiClient::new(
             api_url,
             (AUTHORIZATION, format!("Bearer {}", token.trim())),
-            headers,
+            github_headers(),
             retry,
         )?;
-        Ok(GithubClient { api })
+        Ok(GithubClient { api, app: false })
+    }
+
+    /// A client for `api_url` authenticating as a GitHub App installation: `tokens` gives
+    /// the installation's current token at each request (see [`super::github_app`]).
+    pub fn for_installation(
+        api_url: &str,
+        tokens: Arc<dyn TokenSource>,
+        retry: RetryPolicy,
+    ) -> Result<Self, ForgeError> {
+        let api = ApiClient::with_token_source(api_url, AUTHORIZATION, "Bearer", tokens, github_headers(), retry)?;
+        Ok(GithubClient { api, app: true })
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, ForgeError> {
@@ -69,7 +80,7 @@ impl GithubClient {
 
 /// `/repos/OWNER/NAME` for `owner/name`, refusing anything GitHub would not call a
 /// repository name (so a caller's string can never walk to another API path).
-fn repo_path(repo: &str) -> Result<String, ForgeError> {
+pub(crate) fn repo_path(repo: &str) -> Result<String, ForgeError> {
     let (owner, name) = split_repo(repo)?;
     Ok(format!("/repos/{owner}/{name}"))
 }
@@ -347,6 +358,25 @@ impl Forge for GithubClient {
 
     async fn current_user(&self) -> Result<String, ForgeError> {
         Ok(self.get::<GhUser>("/user", &[]).await?.login)
+    }
+
+    fn supports_check_runs(&self) -> bool {
+        self.app
+    }
+
+    async fn create_check_run(&self, repo: &str, run: &NewCheckRun) -> Result<CheckRun, ForgeError> {
+        // GitHub takes check runs only from Apps: a token gets 403 "You must authenticate via a GitHub App".
+        if !self.app {
+            return Err(checks::unsupported());
+        }
+        github_checks::create(&self.api, repo, run).await
+    }
+
+    async fn update_check_run(&self, repo: &str, id: u64, update: &CheckRunUpdate) -> Result<CheckRun, ForgeError> {
+        if !self.app {
+            return Err(checks::unsupported());
+        }
+        github_checks::update(&self.api, repo, id, update).await
     }
 
     fn comment_limit(&self) -> usize {

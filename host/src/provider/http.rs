@@ -3,6 +3,7 @@
 //! effect) with bounded exponential backoff honouring `Retry-After` and `x-ratelimit-reset`,
 //! a budget on the total wait, and error mapping.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
@@ -10,6 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::forge_message;
+use super::token::TokenSource;
 use super::{ForgeError, REQUEST_TIMEOUT};
 
 /// How hard to retry.
@@ -66,7 +68,16 @@ pub struct ApiClient {
     http: reqwest::Client,
     base: String,
     headers: HeaderMap,
+    /// Credentials asked for at each request, sent as `name: scheme token`.
+    fresh: Option<FreshAuth>,
     retry: RetryPolicy,
+}
+
+#[derive(Clone)]
+struct FreshAuth {
+    name: HeaderName,
+    scheme: &'static str,
+    source: Arc<dyn TokenSource>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -86,17 +97,37 @@ impl ApiClient {
         headers: HeaderMap,
         retry: RetryPolicy,
     ) -> Result<Self, ForgeError> {
+        let mut all = headers;
+        all.insert(auth.0, sensitive(&auth.1)?);
+        ApiClient::build(base, all, None, retry)
+    }
+
+    /// A client for `base` sending `header: scheme token` with a token `source` gives anew
+    /// for each request (marked sensitive: never logged). A 401 answer makes the source
+    /// forget that token, and the request is sent once more with a new one.
+    pub fn with_token_source(
+        base: &str,
+        header: HeaderName,
+        scheme: &'static str,
+        source: Arc<dyn TokenSource>,
+        headers: HeaderMap,
+        retry: RetryPolicy,
+    ) -> Result<Self, ForgeError> {
+        let fresh = FreshAuth {
+            name: header,
+            scheme,
+            source,
+        };
+        ApiClient::build(base, headers, Some(fresh), retry)
+    }
+
+    fn build(base: &str, headers: HeaderMap, fresh: Option<FreshAuth>, retry: RetryPolicy) -> Result<Self, ForgeError> {
         let url = reqwest::Url::parse(base).map_err(|e| ForgeError::Other(format!("invalid API URL `{base}`: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(ForgeError::Other(format!(
                 "invalid API URL `{base}`: must be http or https"
             )));
         }
-        let mut value = HeaderValue::from_str(&auth.1)
-            .map_err(|_| ForgeError::Other("the token contains characters not allowed in a header".into()))?;
-        value.set_sensitive(true);
-        let mut all = headers;
-        all.insert(auth.0, value);
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("powernode/", env!("CARGO_PKG_VERSION")))
@@ -107,7 +138,8 @@ impl ApiClient {
         Ok(ApiClient {
             http,
             base: base.trim_end_matches('/').to_string(),
-            headers: all,
+            headers,
+            fresh,
             retry,
         })
     }
@@ -138,7 +170,19 @@ impl ApiClient {
         }
         let mut waited = Duration::ZERO;
         let mut attempt = 1;
+        let mut refused_once = false;
         loop {
+            let token = match &self.fresh {
+                Some(fresh) => {
+                    let token = fresh.source.token().await?;
+                    headers.insert(
+                        fresh.name.clone(),
+                        sensitive(&format!("{} {}", fresh.scheme, token.expose()))?,
+                    );
+                    Some(token)
+                }
+                None => None,
+            };
             let mut req = self
                 .http
                 .request(method.clone(), &url)
@@ -158,6 +202,15 @@ impl ApiClient {
                             headers,
                             body: bytes,
                         });
+                    }
+                    // A token refused (revoked, or expired early by the forge's clock): once,
+                    // with a new one. Nothing was done, so even a POST may be sent again.
+                    if let (StatusCode::UNAUTHORIZED, Some(fresh), Some(token), false) =
+                        (status, &self.fresh, &token, refused_once)
+                    {
+                        fresh.source.refused(token);
+                        refused_once = true;
+                        continue;
                     }
                     match self.retry_after(status, &headers, &bytes, attempt) {
                         Some((delay, rate_limited)) => {
@@ -284,6 +337,14 @@ impl ApiClient {
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
         self.retry.base_delay.saturating_mul(factor).min(self.retry.max_delay)
     }
+}
+
+/// A header value that is never logged.
+fn sensitive(value: &str) -> Result<HeaderValue, ForgeError> {
+    let mut value = HeaderValue::from_str(value)
+        .map_err(|_| ForgeError::Other("the token contains characters not allowed in a header".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// `/a/b/c` with each segment percent-encoded, so a `/` inside a segment (a GitLab project

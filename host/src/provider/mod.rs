@@ -6,15 +6,22 @@
 //! name (`owner/name`, or a GitLab namespace path); clients encode it as the forge wants.
 
 pub mod binding;
+pub mod checks;
 pub mod comments;
 pub mod connect;
 mod error;
 pub mod gitea;
 pub mod github;
+pub mod github_app;
+mod github_checks;
 pub mod gitlab;
 pub mod http;
+pub mod token;
 
-pub use binding::RepoBinding;
+pub use binding::{GitToken, RepoBinding};
+pub use checks::{
+    Annotation, AnnotationLevel, CheckConclusion, CheckOutput, CheckRun, CheckRunUpdate, CheckStatus, NewCheckRun,
+};
 pub use error::ForgeError;
 
 use std::time::Duration;
@@ -241,6 +248,23 @@ pub trait Forge: Send + Sync {
 
     /// The login of the account the token belongs to (our bot).
     async fn current_user(&self) -> Result<String, ForgeError>;
+
+    /// Whether this connection can write check runs (a GitHub App installation).
+    fn supports_check_runs(&self) -> bool {
+        false
+    }
+
+    /// Creates a check run, then adds its annotations beyond the first 50 in updates.
+    /// Sources other than a GitHub App answer [`checks::unsupported`].
+    async fn create_check_run(&self, _repo: &str, _run: &NewCheckRun) -> Result<CheckRun, ForgeError> {
+        Err(checks::unsupported())
+    }
+
+    /// Updates check run `id`; its annotations are added to the earlier ones, 50 a request.
+    /// Sources other than a GitHub App answer [`checks::unsupported`].
+    async fn update_check_run(&self, _repo: &str, _id: u64, _update: &CheckRunUpdate) -> Result<CheckRun, ForgeError> {
+        Err(checks::unsupported())
+    }
 
     /// Longest comment body the forge accepts, in characters.
     fn comment_limit(&self) -> usize;

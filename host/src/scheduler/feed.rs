@@ -1,15 +1,16 @@
 //! The embedded backend's bridge from the webhook inbox to the run queue: every delivery's
 //! enqueued runs become queued runs, in log order, from a cursor kept in the store. Creating
 //! a run is idempotent, so after a crash the deliveries since the cursor are fed again and
-//! nothing is lost or doubled.
+//! nothing is lost or doubled. The runs of a GitHub "Re-run" get the trigger of the earlier
+//! run they repeat, as the runs API's rerun does.
 
 use std::sync::Arc;
 
 use super::{Scheduler, now_ms};
 use crate::model::TriggerContext;
 use crate::store::inbox::{Inbox, StoredDelivery};
-use crate::store::runs::{NewRun, SledRuns};
-use crate::webhook::Event;
+use crate::store::runs::{NewRun, RunStore, SledRuns};
+use crate::webhook::{Event, EventKind};
 
 /// Feeds deliveries stored since the cursor into the scheduler, then waits for more
 /// (`more` is notified by the intake after each new delivery). Runs until the task is dropped.
@@ -69,12 +70,34 @@ async fn feed_one(scheduler: &Arc<Scheduler>, delivery: &StoredDelivery) -> Resu
         }
     };
     let trigger = TriggerContext::from_event(&event);
+    let earlier = if event.event == EventKind::Rerun {
+        let made: Vec<String> = delivery.runs.iter().map(|r| r.run_id.clone()).collect();
+        crate::rerun::earlier_runs(
+            scheduler.runs().as_ref() as &dyn RunStore,
+            &delivery.source,
+            &event,
+            &made,
+        )
+        .map_err(|e| e.to_string())?
+    } else {
+        Vec::new()
+    };
     for run in &delivery.runs {
+        let trigger = if event.event == EventKind::Rerun {
+            let Some(old) = earlier.iter().find(|old| old.pipeline == run.pipeline) else {
+                tracing::warn!(seq = delivery.seq, pipeline = %run.pipeline, "the run a rerun names is gone; not run again");
+                continue;
+            };
+            tracing::info!(run = %run.run_id, rerun_of = %old.id, "run again from GitHub's Re-run");
+            old.trigger.clone()
+        } else {
+            trigger.clone()
+        };
         let new = NewRun {
             id: run.run_id.clone(),
             pipeline: run.pipeline.clone(),
             source: Some(delivery.source.clone()),
-            trigger: trigger.clone(),
+            trigger,
             queued_at_ms: delivery.received_at_ms.min(now_ms()),
             // Set by the scheduler from the pipeline's `concurrency:`.
             group: None,

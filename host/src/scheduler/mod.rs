@@ -6,6 +6,7 @@
 //! and finish the run. A run whose server died is given back by [`RunStore::recover`] at
 //! the next start. A cancel stops the run's plugin and its processes at once.
 
+mod check_run;
 mod execute;
 mod feed;
 mod retention;
@@ -69,6 +70,8 @@ pub struct Scheduler {
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
     /// The last status task of each unfinished run, so the next one waits for it.
     statuses: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    /// The check run of each unfinished run reported on a GitHub App source.
+    check_runs: Mutex<HashMap<String, u64>>,
 }
 
 impl Scheduler {
@@ -99,6 +102,7 @@ impl Scheduler {
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
             statuses: Mutex::new(HashMap::new()),
+            check_runs: Mutex::new(HashMap::new()),
         })
     }
 

@@ -1,13 +1,15 @@
 //! Commit statuses from the host: `pending` when a run is queued, `running` when it starts,
 //! its end state when it ends; context `powernode/<pipeline>`, linking to the run's page.
-//! A status that cannot be set is logged: it never fails the run.
+//! On a GitHub App source the same is one check run of that name (`check_run.rs` says what
+//! it shows), created at the first report and updated after. A status that cannot be set
+//! is logged: it never fails the run.
 
 use std::sync::Arc;
 
-use super::Scheduler;
+use super::{Scheduler, check_run};
 use crate::provider::connect::bind;
-use crate::provider::{CommitState, StatusUpdate};
-use crate::store::runs::RunState;
+use crate::provider::{CheckRunUpdate, CommitState, NewCheckRun, RepoBinding, StatusUpdate};
+use crate::store::runs::{RunRecord, RunState};
 
 /// Where a run is, as a status says.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +60,19 @@ async fn set(scheduler: &Scheduler, run_id: &str, phase: Phase) {
     let Some(source) = scheduler.sources.iter().find(|s| &s.id == source_id) else {
         return;
     };
+    let binding = match bind(source, &run.trigger.repository.full_name) {
+        Ok(binding) => binding,
+        Err(e) => {
+            tracing::warn!(run = %run.id, source = %source_id, error = %e, "cannot set the commit status");
+            return;
+        }
+    };
+    if binding.forge().supports_check_runs() {
+        if let Err(e) = set_check_run(scheduler, &run, &binding, sha, phase).await {
+            tracing::warn!(run = %run.id, source = %source_id, error = %e, "cannot set the check run");
+        }
+        return;
+    }
     let (state, description) = match phase {
         Phase::Queued => (CommitState::Pending, "queued".to_string()),
         Phase::Running => (CommitState::Running, "running".to_string()),
@@ -78,15 +93,65 @@ async fn set(scheduler: &Scheduler, run_id: &str, phase: Phase) {
         description: Some(description.chars().take(140).collect()),
         target_url: Some(scheduler.config.run_url(&run.id)),
     };
-    let result = match bind(source, &run.trigger.repository.full_name) {
-        Ok(binding) => binding
-            .forge()
-            .update_status(binding.repo(), &update)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(e) = result {
+    if let Err(e) = binding.forge().update_status(binding.repo(), &update).await {
         tracing::warn!(run = %run.id, source = %source_id, error = %e, "cannot set the commit status");
     }
+}
+
+/// The run's check run: created at its first report (or again, if this server does not know
+/// it, as after a restart), updated after; `external_id` is the run, so GitHub's "Re-run"
+/// names it.
+async fn set_check_run(
+    scheduler: &Scheduler,
+    run: &RunRecord,
+    binding: &RepoBinding,
+    sha: String,
+    phase: Phase,
+) -> Result<(), crate::provider::ForgeError> {
+    let planned: Vec<String> = scheduler
+        .pipelines
+        .get()
+        .iter()
+        .find(|p| p.name == run.pipeline)
+        .map(|p| p.steps.iter().map(|s| s.name.clone()).collect())
+        .unwrap_or_default();
+    let run_url = scheduler.config.run_url(&run.id);
+    let output = check_run::output(run, phase, &planned, &run_url);
+    let (status, conclusion) = check_run::status(phase);
+    let known = scheduler
+        .check_runs
+        .lock()
+        .expect("check runs lock")
+        .get(&run.id)
+        .copied();
+    let forge = binding.forge();
+    let id = match known {
+        Some(id) => {
+            let update = CheckRunUpdate {
+                status: Some(status),
+                conclusion,
+                details_url: Some(run_url),
+                output: Some(output),
+            };
+            forge.update_check_run(binding.repo(), id, &update).await?.id
+        }
+        None => {
+            let new = NewCheckRun {
+                name: format!("powernode/{}", run.pipeline),
+                head_sha: sha,
+                status,
+                conclusion,
+                details_url: Some(run_url),
+                external_id: Some(run.id.clone()),
+                output: Some(output),
+            };
+            forge.create_check_run(binding.repo(), &new).await?.id
+        }
+    };
+    let mut known = scheduler.check_runs.lock().expect("check runs lock");
+    match phase {
+        Phase::Finished(_) => known.remove(&run.id),
+        _ => known.insert(run.id.clone(), id),
+    };
+    Ok(())
 }

@@ -55,7 +55,7 @@ impl From<IntakeError> for AppError {
             IntakeError::NotAWebhook(_) | IntakeError::WrongForge { .. } | IntakeError::Malformed(_) => {
                 StatusCode::BAD_REQUEST
             }
-            IntakeError::Store(_) => {
+            IntakeError::Store(_) | IntakeError::Runs(_) => {
                 tracing::error!(error = %e, "webhook intake failed");
                 return AppError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

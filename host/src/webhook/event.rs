@@ -41,6 +41,10 @@ pub enum EventKind {
     PullRequest,
     /// A comment on an issue, a pull request or a merge request.
     IssueComment,
+    /// Someone asked for earlier runs again: GitHub's "Re-run" on a check run or a check
+    /// suite (`check_run` / `check_suite` `rerequested`). Matches no trigger: the server
+    /// runs again the runs it names ([`Event::rerun`]).
+    Rerun,
 }
 
 impl EventKind {
@@ -51,6 +55,7 @@ impl EventKind {
             EventKind::Tag => "tag",
             EventKind::PullRequest => "pull_request",
             EventKind::IssueComment => "issue_comment",
+            EventKind::Rerun => "rerun",
         }
     }
 }
@@ -156,6 +161,19 @@ pub struct Event {
     /// Files added, modified or removed by the pushed commits; `None` when unknown (pull requests,
     /// tags, pushes without a commit list, GitLab pushes of more than 20 commits).
     pub changed_files: Option<Vec<String>>,
+    /// For [`EventKind::Rerun`]: which runs to run again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<RerunRequest>,
+}
+
+/// What a "Re-run" names: one check run (by its name and our `external_id`, the run it
+/// reported on), or a whole check suite (every run on [`Event::head_sha`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RerunRequest {
+    /// The check run's name (`powernode/<pipeline>` for a run's own); `None` for a suite.
+    pub check_name: Option<String>,
+    /// The check run's `external_id`: the id of the run that created it.
+    pub external_id: Option<String>,
 }
 
 /// Why a delivery could not be normalized: the server answers 400 with this message.

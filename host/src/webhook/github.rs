@@ -3,12 +3,14 @@
 //! GitHub: `X-GitHub-Event` names the event, `X-GitHub-Delivery` the delivery. Handled:
 //! `push` (branches and tags), `pull_request` (opened, synchronize, reopened, closed, edited;
 //! closed with `merged: true` becomes merged) and `issue_comment` (created, edited; on issues
-//! and on pull requests, which carry `issue.pull_request`). Everything else is ignored.
+//! and on pull requests, which carry `issue.pull_request`); for GitHub Apps, `check_run` and
+//! `check_suite` `rerequested` (the "Re-run" buttons) become [`EventKind::Rerun`], and
+//! `installation` events are acknowledged. Everything else is ignored.
 
 use http::HeaderMap;
 use serde_json::Value;
 
-use super::event::{Action, Event, EventKind, NormalizeError, Outcome, Repository};
+use super::event::{Action, Event, EventKind, NormalizeError, Outcome, Repository, RerunRequest};
 use super::{Provider, changed_files, get, header, is_zero_sha, opt_str, opt_u64, req_str, req_u64, short};
 
 /// What the forge-specific code knows about a delivery before reading its body.
@@ -48,6 +50,7 @@ impl Delivery {
             is_pull_request: false,
             is_fork: Some(false),
             changed_files: None,
+            rerun: None,
         }
     }
 }
@@ -67,12 +70,48 @@ pub(super) fn normalize(headers: &HeaderMap, payload: &Value) -> Result<Outcome,
             let on_pull_request = get(payload, "issue.pull_request").is_some();
             issue_comment(&delivery, payload, on_pull_request)
         }
+        "check_run" => rerequested(&delivery, payload, "check_run"),
+        "check_suite" => rerequested(&delivery, payload, "check_suite"),
+        "installation" | "installation_repositories" => Ok(Outcome::ignored(format!(
+            "GitHub App {} `{}` acknowledged",
+            delivery.forge_event,
+            short(&opt_str(payload, "action").unwrap_or_default())
+        ))),
         "ping" => Ok(Outcome::ignored("ping: the webhook reached Powernode")),
         other => Ok(Outcome::ignored(format!(
             "GitHub event `{}` is not handled",
             short(other)
         ))),
     }
+}
+
+/// "Re-run" on a check run (`object` = `check_run`: its name and `external_id`) or on a
+/// check suite (`check_suite`: every run on its head commit); other actions are ignored.
+fn rerequested(delivery: &Delivery, payload: &Value, object: &str) -> Result<Outcome, NormalizeError> {
+    let forge_action = req_str(payload, "action")?;
+    if forge_action != "rerequested" {
+        return Ok(Outcome::ignored(format!(
+            "{object} action `{}` is not handled",
+            short(&forge_action)
+        )));
+    }
+    let mut event = delivery.event(EventKind::Rerun, repository(payload)?, sender(payload)?);
+    event.forge_action = Some(forge_action);
+    event.head_sha = Some(req_str(payload, &format!("{object}.head_sha"))?);
+    event.rerun = Some(if object == "check_run" {
+        event.head_branch = opt_str(payload, "check_run.check_suite.head_branch");
+        RerunRequest {
+            check_name: Some(req_str(payload, "check_run.name")?),
+            external_id: opt_str(payload, "check_run.external_id").filter(|id| !id.is_empty()),
+        }
+    } else {
+        event.head_branch = opt_str(payload, "check_suite.head_branch");
+        RerunRequest {
+            check_name: None,
+            external_id: None,
+        }
+    });
+    Ok(Outcome::Event(event))
 }
 
 /// `repository.{full_name, clone_url, default_branch}` (GitHub, Gitea, Forgejo).

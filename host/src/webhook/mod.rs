@@ -26,7 +26,7 @@ use http::HeaderMap;
 use serde_json::Value;
 
 pub use detect::{Provider, detect};
-pub use event::{Action, Event, EventKind, NormalizeError, Outcome, Repository};
+pub use event::{Action, Event, EventKind, NormalizeError, Outcome, Repository, RerunRequest};
 pub use redact::body_to_store;
 pub use signature::{SignatureError, TIMESTAMP_TOLERANCE_SECS, hex_hmac_sha256, verify, verify_at};
 

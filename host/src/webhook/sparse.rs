@@ -56,6 +56,13 @@ const WANTED: &[&str] = &[
     "issue.pull_request",
     "comment.id",
     "comment.body",
+    // GitHub Apps: "Re-run" on a check run or suite.
+    "check_run.name",
+    "check_run.external_id",
+    "check_run.head_sha",
+    "check_run.check_suite.head_branch",
+    "check_suite.head_sha",
+    "check_suite.head_branch",
     // GitLab.
     "object_kind",
     "event_type",

@@ -72,6 +72,9 @@ fixtures! {
     github_issue_comment_on_issue => "github" / "issue_comment.created.issue",
     github_issue_comment_on_pr => "github" / "issue_comment.created.pr",
     github_ping => "github" / "ping",
+    github_check_run_rerequested => "github" / "check_run.rerequested",
+    github_check_suite_rerequested => "github" / "check_suite.rerequested",
+    github_installation_created => "github" / "installation.created",
     gitea_push => "gitea" / "push",
     gitea_pull_request_opened => "gitea" / "pull_request.opened",
     gitea_pull_request_synchronized => "gitea" / "pull_request.synchronized",
@@ -210,6 +213,21 @@ fn unhandled_actions_and_events_are_ignored_not_errors() {
     assert!(ignored(edited("gitlab", "note_hook_issue", confidential)).contains("confidential"));
     assert!(ignored(edited("gitlab", "note_hook_issue", set("/object_kind", "pipeline"))).contains("pipeline"));
     assert!(ignored(edited("forgejo", "create.tag", |_| {})).contains("create"));
+    let completed = set("/action", "completed");
+    assert_eq!(
+        ignored(edited("github", "check_run.rerequested", completed)),
+        "check_run action `completed` is not handled"
+    );
+    let requested = set("/action", "requested");
+    assert_eq!(
+        ignored(edited("github", "check_suite.rerequested", requested)),
+        "check_suite action `requested` is not handled"
+    );
+    let deleted = set("/action", "deleted");
+    assert_eq!(
+        ignored(edited("github", "installation.created", deleted)),
+        "GitHub App installation `deleted` acknowledged"
+    );
     let mut headers = fixture("github", "ping").header_map();
     headers.insert("x-github-event", HeaderValue::from_static("star"));
     let star = normalize(Provider::Github, &headers, br#"{"action":"created"}"#);
@@ -340,6 +358,20 @@ fn missing_required_fields_are_errors_that_name_them() {
         edited("gitlab", "push_hook", drop("", "object_kind")),
         missing("object_kind")
     );
+    assert_eq!(
+        edited("github", "check_run.rerequested", drop("/check_run", "head_sha")),
+        missing("check_run.head_sha")
+    );
+    assert_eq!(
+        edited("github", "check_suite.rerequested", drop("/check_suite", "head_sha")),
+        missing("check_suite.head_sha")
+    );
+    let no_external_id = event(edited(
+        "github",
+        "check_run.rerequested",
+        drop("/check_run", "external_id"),
+    ));
+    assert_eq!(no_external_id.rerun.and_then(|r| r.external_id), None);
     let not_an_object = normalize(Provider::Github, &fixture("github", "push").header_map(), b"[1, 2]");
     assert_eq!(not_an_object, missing("ref"));
 }

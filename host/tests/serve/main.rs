@@ -3,8 +3,10 @@
 //! stored durably, deduplicated, and a SIGKILL mid-stream loses no acknowledged delivery.
 //! `api`: the pipelines API, its bearer token, and pipelines added through it starting runs.
 //! `runs`: runs executing, with statuses on a fake forge, cancel, SIGKILL recovery, secrets.
+//! `app`: a GitHub App source: check runs, token refresh during a run, the Re-run buttons.
 
 mod api;
+mod app;
 #[path = "../common/mod.rs"]
 mod common;
 // The end-to-end tests' fake forges and git server, shared with `tests/it`.

@@ -4,6 +4,8 @@
 //! `owner:branch`, 140-character status descriptions, 65,536-character comments, comment
 //! pages linked by `Link: rel="next"` to `/repositories/{id}/...`, the diff media type,
 //! dispatch 204, rate-limit headers. Failures (429, 5xx, rate-limit 403s) can be scripted.
+//! With an App registered (`with_app`), it also takes the App's JWT and issues installation
+//! tokens that expire (`app.rs`), which the Checks API demands (`checks.rs`).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,7 +18,12 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+mod app;
+mod checks;
 mod routes;
+
+pub use app::{Caller, FakeApp, TEST_APP_PRIVATE_KEY};
+pub use checks::FakeCheckRun;
 
 const DOCS: &str = "https://docs.github.com/rest";
 /// Where web links (clone URLs, `html_url`) point.
@@ -158,6 +165,10 @@ pub struct GithubState {
     pub statuses: Vec<(String, String, Value)>,
     /// Workflow dispatches: (repo, workflow, body).
     pub dispatches: Vec<(String, String, Value)>,
+    /// The GitHub App registered, if any.
+    pub app: Option<FakeApp>,
+    /// Check runs created.
+    pub check_runs: Vec<FakeCheckRun>,
     next_id: u64,
     remaining: u64,
     failures: Vec<(Method, String, usize, Failure)>,
@@ -254,6 +265,41 @@ impl GithubFake {
             body: body.into(),
         });
         id
+    }
+
+    /// Registers `app` (JWTs checked with its public key; installation tokens issued).
+    pub fn with_app(self, app: FakeApp) -> GithubFake {
+        self.state().app = Some(app);
+        self
+    }
+
+    /// The check runs of `repo`, oldest first.
+    pub fn check_runs(&self, repo: &str) -> Vec<FakeCheckRun> {
+        self.state()
+            .check_runs
+            .iter()
+            .filter(|c| c.repo.eq_ignore_ascii_case(repo))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `token` is an installation token the fake issued that has not expired (what
+    /// git over HTTPS takes as the password of `x-access-token`).
+    pub fn installation_token_is_valid(&self, token: &str) -> bool {
+        let s = self.state();
+        s.app
+            .as_ref()
+            .and_then(|a| app::installation_caller(a, token))
+            .is_some_and(|r| r.is_ok())
+    }
+
+    /// Installation tokens issued so far.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let s = self.state();
+        s.app
+            .iter()
+            .flat_map(|a| a.tokens.iter().map(|(t, _, _)| t.clone()))
+            .collect()
     }
 
     /// Answers the next `times` `method` requests to `path` (without query) with `failure`.
@@ -368,8 +414,17 @@ fn answer(fake: &GithubFake, method: &Method, uri: &Uri, headers: &HeaderMap, bo
     if auth.is_empty() {
         return error(401, "Requires authentication");
     }
-    if auth != format!("Bearer {}", s.token) && auth != format!("token {}", s.token) {
-        return error(401, "Bad credentials");
+    let bearer = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("token "))
+        .unwrap_or("");
+    let path = uri.path().strip_prefix(s.prefix.as_str()).unwrap_or("");
+    let caller = match caller(&mut s, bearer, path) {
+        Ok(c) => c,
+        Err(resp) => return *resp,
+    };
+    if caller == Caller::App {
+        return app::route(&mut s, method, path);
     }
     let link_origin = match &s.link_origin {
         Some(o) => o.clone(),
@@ -381,6 +436,38 @@ fn answer(fake: &GithubFake, method: &Method, uri: &Uri, headers: &HeaderMap, bo
         headers,
         body,
         link_origin,
+        installation: match caller {
+            Caller::Installation(id) => Some(id),
+            _ => None,
+        },
     };
     routes::route(&mut s, &req)
+}
+
+/// Who `bearer` is: the App (a JWT, only on App paths, which take nothing else), one of its
+/// unexpired installation tokens, or the personal token; else GitHub's 401.
+fn caller(s: &mut GithubState, bearer: &str, path: &str) -> Result<Caller, Box<Response>> {
+    if let Some(app) = s.app.as_mut()
+        && app::is_app_path(path)
+    {
+        return match app::check_jwt(app, bearer) {
+            Ok(()) => Ok(Caller::App),
+            Err(message) => {
+                app.refused_jwts.push(message.clone());
+                Err(Box::new(error(401, &message)))
+            }
+        };
+    }
+    if let Some(app) = s.app.as_mut()
+        && let Some(found) = app::installation_caller(app, bearer)
+    {
+        return found.map(Caller::Installation).map_err(|()| {
+            app.expired_uses += 1;
+            Box::new(error(401, "Bad credentials"))
+        });
+    }
+    if bearer == s.token {
+        return Ok(Caller::User);
+    }
+    Err(Box::new(error(401, "Bad credentials")))
 }

@@ -122,6 +122,26 @@ pub fn source(kind: &str, api_url: &str, token: &str, bot_login: Option<&str>) -
     config.sources.remove(0)
 }
 
+/// The `[[sources]]` entry `fake`, a GitHub App source at `api_url` authenticating as App
+/// `app_id` with the private key in `key_file`, of installation `installation_id` (or each
+/// repository's own when `None`).
+pub fn app_source(
+    api_url: &str,
+    app_id: u64,
+    key_file: &std::path::Path,
+    installation_id: Option<u64>,
+) -> SourceConfig {
+    let mut text = format!(
+        "[[sources]]\nid = \"fake\"\nkind = \"github\"\napi_url = \"{api_url}\"\napp_id = {app_id}\nprivate_key_file = {:?}\n",
+        key_file.display().to_string()
+    );
+    if let Some(id) = installation_id {
+        text.push_str(&format!("installation_id = {id}\n"));
+    }
+    let mut config = Config::parse(std::path::Path::new("fake.toml"), &text, &|_| None).unwrap();
+    config.sources.remove(0)
+}
+
 /// Decodes `%XX` escapes in one path segment (the fakes route on the raw path and unescape
 /// each parameter afterwards, as Gitea and GitLab do).
 pub fn decode(segment: &str) -> String {

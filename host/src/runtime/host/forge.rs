@@ -1,10 +1,11 @@
 //! `powernode:step/provider` → the run's [`RepoBinding`]. A run without a forge connection
 //! (a local run with no `--source`) answers every call with an error that says so.
 
+use super::checks;
 use crate::policy::Capability;
 use crate::provider::{self as domain, ForgeError, RepoBinding, Thread};
 use crate::runtime::bindings::powernode::step::provider::{
-    self, Comment, CommitState, NewPullRequest, PullRequest, Status,
+    self, CheckRun, CheckRunUpdate, Comment, CommitState, NewCheckRun, NewPullRequest, PullRequest, Status,
 };
 use crate::runtime::bindings::{ProviderError, RateLimit, Repository};
 use crate::runtime::state::StepState;
@@ -153,6 +154,23 @@ impl provider::Host for StepState {
             &git_ref,
             &inputs
         ))
+    }
+
+    async fn create_check_run(&mut self, run: NewCheckRun) -> PResult<CheckRun> {
+        let run = checks::new_run(run, &self.scope.run_id, self.scope.run_url.as_ref());
+        with_forge!(self, |b| async {
+            b.forge().create_check_run(b.repo(), &run).await.map(checks::wit_run)
+        })
+    }
+
+    async fn update_check_run(&mut self, id: u64, update: CheckRunUpdate) -> PResult<CheckRun> {
+        let update = checks::update(update);
+        with_forge!(self, |b| async {
+            b.forge()
+                .update_check_run(b.repo(), id, &update)
+                .await
+                .map(checks::wit_run)
+        })
     }
 }
 

@@ -16,17 +16,25 @@ const DEFAULT_AUTHOR: (&str, &str) = ("Powernode", "powernode@localhost");
 
 type GResult<T> = wasmtime::Result<Result<T, String>>;
 
-fn auth(b: &RepoBinding) -> GitAuth {
-    let token = b.token().expose();
-    match b.kind() {
+/// The header git sends, with the token current now (a GitHub App's installation token is
+/// asked for at each git command, so a long run never pushes with an expired one).
+async fn auth(b: &RepoBinding) -> Result<GitAuth, String> {
+    let token = b
+        .git_token()
+        .await
+        .map_err(|e| format!("cannot get a token for git: {e}"))?;
+    let token = token.expose();
+    Ok(match b.kind() {
         ForgeKind::Github => GitAuth::github(token),
         ForgeKind::Gitlab => GitAuth::gitlab(token),
         ForgeKind::Gitea | ForgeKind::Forgejo => GitAuth::gitea(token),
-    }
+    })
 }
 
-/// The run's binding and its clone URL.
-async fn target(forge: Option<std::sync::Arc<RepoBinding>>) -> Result<(std::sync::Arc<RepoBinding>, String), String> {
+/// The run's binding, its clone URL and git's credentials.
+async fn target(
+    forge: Option<std::sync::Arc<RepoBinding>>,
+) -> Result<(std::sync::Arc<RepoBinding>, String, GitAuth), String> {
     let b = forge.ok_or_else(|| NO_FORGE.to_string())?;
     let url = b
         .repository()
@@ -34,13 +42,14 @@ async fn target(forge: Option<std::sync::Arc<RepoBinding>>) -> Result<(std::sync
         .map_err(|e| format!("cannot look up the repository: {e}"))?
         .clone_url
         .clone();
-    Ok((b, url))
+    let auth = auth(&b).await?;
+    Ok((b, url, auth))
 }
 
 impl git::Host for StepState {
     async fn clone(&mut self, opts: CloneOptions) -> GResult<String> {
         self.require(Capability::Git)?;
-        let (b, url) = match target(self.scope.forge.clone()).await {
+        let (_, url, auth) = match target(self.scope.forge.clone()).await {
             Ok(t) => t,
             Err(e) => return Ok(Err(e)),
         };
@@ -56,9 +65,7 @@ impl git::Host for StepState {
             depth: opts.depth,
         };
         let left = self.scope.deadline.saturating_duration_since(Instant::now());
-        Ok(domain::clone(&req, Some(&auth(&b)), left)
-            .await
-            .map_err(|e| e.to_string()))
+        Ok(domain::clone(&req, Some(&auth), left).await.map_err(|e| e.to_string()))
     }
 
     async fn commit_and_push(&mut self, opts: PushOptions) -> GResult<Option<String>> {
@@ -73,7 +80,7 @@ impl git::Host for StepState {
 
     async fn fetch(&mut self, opts: FetchOptions) -> GResult<String> {
         self.require(Capability::Git)?;
-        let (b, url) = match target(self.scope.forge.clone()).await {
+        let (_, url, auth) = match target(self.scope.forge.clone()).await {
             Ok(t) => t,
             Err(e) => return Ok(Err(e)),
         };
@@ -88,9 +95,7 @@ impl git::Host for StepState {
             depth: opts.depth,
         };
         let left = self.scope.deadline.saturating_duration_since(Instant::now());
-        Ok(domain::fetch(&req, Some(&auth(&b)), left)
-            .await
-            .map_err(|e| e.to_string()))
+        Ok(domain::fetch(&req, Some(&auth), left).await.map_err(|e| e.to_string()))
     }
 }
 
@@ -98,7 +103,7 @@ impl StepState {
     /// `commit-and-push`, or with `replace` `replace-branch`, which never touches the
     /// repository's default branch.
     async fn push(&mut self, opts: PushOptions, replace: bool) -> Result<Option<String>, String> {
-        let (b, url) = target(self.scope.forge.clone()).await?;
+        let (b, url, auth) = target(self.scope.forge.clone()).await?;
         if replace {
             let default = b
                 .repository()
@@ -130,7 +135,7 @@ impl StepState {
             replace,
         };
         let left = self.scope.deadline.saturating_duration_since(Instant::now());
-        domain::commit_and_push(&req, Some(&auth(&b)), left)
+        domain::commit_and_push(&req, Some(&auth), left)
             .await
             .map_err(|e| e.to_string())
     }

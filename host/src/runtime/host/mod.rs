@@ -2,6 +2,7 @@
 //! domain module (store, exec, workspace); policy checks happen at load time and in hooks.
 
 mod artifacts;
+mod checks;
 mod forge;
 pub mod fs;
 mod git;

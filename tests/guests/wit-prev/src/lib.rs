@@ -1,6 +1,7 @@
 //! A step built against the previous contract, `powernode:step@0.1.0` (its WIT is kept in
-//! `wit/`): a host serving 0.1.1 must still load and run it, since 0.1.x changes are additive.
-//! It logs, round-trips a kv value and clones nothing: the calls that exist in both versions.
+//! `wit/`): a host serving a later 0.1.x (0.1.2) must still load and run it, since 0.1.x
+//! changes are additive. It logs, round-trips a kv value and asks `provider` for the
+//! repository (an interface later versions grew): calls that exist in every version.
 
 wit_bindgen::generate!({
     path: "wit",
@@ -9,7 +10,7 @@ wit_bindgen::generate!({
 });
 
 use exports::powernode::step::handler::{Guest, StepContext, StepError, StepInfo, StepOutput};
-use powernode::step::{kv, log};
+use powernode::step::{kv, log, provider};
 
 struct WitPrev;
 
@@ -27,6 +28,11 @@ impl Guest for WitPrev {
         log::log(log::Level::Info, &format!("step {} built for 0.1.0", ctx.step));
         kv::set("seen", b"yes").map_err(StepError::Failed)?;
         let back = kv::get("seen").map_err(StepError::Failed)?.unwrap_or_default();
+        let repo = match provider::get_repository() {
+            Ok(r) => r.full_name,
+            Err(_) => "no forge".into(),
+        };
+        log::log(log::Level::Info, &format!("provider answered: {repo}"));
         Ok(StepOutput {
             raw_output: String::from_utf8_lossy(&back).into_owned(),
             outputs: vec![],

@@ -1,13 +1,14 @@
 //! The fake GitHub's endpoints, reached once the request passed the header, scripted-failure
 //! and auth checks: repository, user, statuses, pulls (list, create, get, diff), issue
-//! comments (paged, with `Link` to `/repositories/{id}/...`), comment edits, dispatches.
+//! comments (paged, with `Link` to `/repositories/{id}/...`), comment edits, dispatches,
+//! check runs (`checks.rs`).
 
 use axum::http::header::ACCEPT;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{FakeComment, FakePull, FakeRepo, GithubState, WEB, error, invalid, ok};
+use super::{FakeComment, FakePull, FakeRepo, GithubState, WEB, checks, error, invalid, ok};
 
 /// The parts of a request the endpoints read.
 pub(super) struct Req<'a> {
@@ -21,10 +22,13 @@ pub(super) struct Req<'a> {
     pub body: &'a [u8],
     /// Scheme and authority written into pagination links.
     pub link_origin: String,
+    /// The installation whose token authenticated the request, if one did.
+    pub installation: Option<u64>,
 }
 
 impl Req<'_> {
-    fn json(&self) -> Option<Value> {
+    /// The body, when it is a JSON object.
+    pub fn json(&self) -> Option<Value> {
         serde_json::from_slice::<Value>(self.body).ok().filter(Value::is_object)
     }
 
@@ -45,7 +49,7 @@ pub(super) fn route(s: &mut GithubState, req: &Req) -> Response {
     // `/repositories/{id}/...` (in pagination links) is `/repos/{owner}/{name}/...`.
     let (repo, rest): (Option<FakeRepo>, &[&str]) = match parts.as_slice() {
         // An installation token is no user: GitHub refuses to say who it is.
-        ["user"] if req.method == Method::GET && s.installation_token => {
+        ["user"] if req.method == Method::GET && (s.installation_token || req.installation.is_some()) => {
             return error(403, "Resource not accessible by integration");
         }
         ["user"] if req.method == Method::GET => return ok(200, json!({"login": s.login, "id": 1, "type": "User"})),
@@ -64,6 +68,8 @@ pub(super) fn route(s: &mut GithubState, req: &Req) -> Response {
         (Method::POST, ["issues", n, "comments"]) => create_comment(s, &r, n, req),
         (Method::PATCH, ["issues", "comments", id]) => edit_comment(s, &r, id, req),
         (Method::POST, ["actions", "workflows", wf, "dispatches"]) => dispatch(s, &r, wf, req),
+        (Method::POST, ["check-runs"]) => checks::create(s, &r, req),
+        (Method::PATCH, ["check-runs", id]) => checks::update(s, &r, id, req),
         _ => error(404, "Not Found"),
     }
 }
@@ -90,7 +96,7 @@ fn branch_sha(r: &FakeRepo, branch: &str) -> Option<String> {
 }
 
 /// Whether the repository has commit `sha`.
-fn has_commit(r: &FakeRepo, sha: &str) -> bool {
+pub(super) fn has_commit(r: &FakeRepo, sha: &str) -> bool {
     match &r.git_dir {
         Some(dir) => git(dir, &["cat-file", "-e", &format!("{sha}^{{commit}}")]).is_some(),
         None => r.branches.iter().any(|(_, s)| s == sha),

@@ -16,6 +16,8 @@ use crate::policy::AllowList;
 pub(super) const SOCKET_NAME: &str = "egress.sock";
 /// Longest request head accepted.
 const MAX_HEAD: usize = 16 << 10;
+/// Connections one command may have open through the proxy at once; more wait.
+const MAX_CONNECTIONS: usize = 64;
 
 /// A running proxy; stops (and removes its socket) when dropped.
 #[derive(Debug)]
@@ -35,13 +37,18 @@ impl EgressProxy {
         if let Some(uid) = owner {
             std::os::unix::fs::lchown(&path, Some(uid), Some(uid))?;
         }
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         let task = tokio::spawn(async move {
-            while let Ok((conn, _)) = listener.accept().await {
+            // Each connection costs the host a task and an upstream socket: a command opening
+            // thousands waits for a slot instead.
+            while let Ok(slot) = slots.clone().acquire_owned().await {
+                let Ok((conn, _)) = listener.accept().await else { break };
                 let allow = allow.clone();
                 tokio::spawn(async move {
                     if let Err(e) = serve(conn, &allow).await {
                         tracing::debug!(error = %e, "egress connection ended");
                     }
+                    drop(slot);
                 });
             }
         });

@@ -12,7 +12,6 @@ pub mod relay;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -195,7 +194,11 @@ impl Sandbox {
             return Ok((crate::exec::plain_command(req), None));
         }
         if self.drop_root {
-            give_to_nobody(workspace)
+            // A walk of the whole workspace: off the async threads.
+            let dir = workspace.to_owned();
+            tokio::task::spawn_blocking(move || give_to_nobody(&dir))
+                .await
+                .map_err(|e| SandboxError::Setup(format!("handing the workspace to nobody: {e}")))?
                 .map_err(|e| SandboxError::Setup(format!("handing the workspace to nobody: {e}")))?;
         }
         let proxy = match network {
@@ -354,6 +357,3 @@ fn give_to_nobody(workspace: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
-
-/// The sandbox a host uses: from the config, or off.
-pub type SharedSandbox = Arc<Sandbox>;

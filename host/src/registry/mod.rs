@@ -142,6 +142,9 @@ impl Registry {
     /// The valid pipeline files of the folder, by name (the first file of a name wins).
     fn read_files(&self) -> BTreeMap<String, Entry> {
         let mut entries = BTreeMap::new();
+        if !self.dir.is_dir() {
+            tracing::warn!(dir = %self.dir.display(), "no pipelines directory: only pipelines added through the API run");
+        }
         for path in pipeline_files(&self.dir) {
             let loaded = std::fs::read_to_string(&path)
                 .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
@@ -322,9 +325,10 @@ fn describe(origin: &Origin) -> String {
 }
 
 /// The `*.yml` and `*.yaml` files of `dir`, sorted; none when it does not exist.
+/// The pipeline files of `dir`, sorted; none when there is no such folder (the watch asks
+/// every two seconds, so only [`Registry::read_files`] says so).
 fn pipeline_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        tracing::warn!(dir = %dir.display(), "no pipelines directory: only pipelines added through the API run");
         return Vec::new();
     };
     let mut files: Vec<_> = entries

@@ -42,61 +42,22 @@ impl Expiring {
     }
 }
 
-/// An RFC 3339 time in UTC as GitHub writes them: `YYYY-MM-DDTHH:MM:SS`, optional fraction,
-/// then `Z` or `+00:00`.
+/// An RFC 3339 time in UTC as GitHub writes them: `YYYY-MM-DDTHH:MM:SS`, optional fraction
+/// (dropped: a token is never believed to live longer than it does), then `Z` or `+00:00`.
 pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
-    let text = text.trim();
-    let (date, time) = text.split_once(['T', 't'])?;
-    let time = time.strip_suffix(['Z', 'z']).or_else(|| time.strip_suffix("+00:00"))?;
-    let time = time.split_once('.').map_or(time, |(whole, _fraction)| whole);
-    let numbers = |s: &str, n: usize| -> Option<Vec<u64>> {
-        let parts: Vec<u64> = s.split(['-', ':']).map(|p| p.parse().ok()).collect::<Option<_>>()?;
-        (parts.len() == n).then_some(parts)
+    let text = text.trim().to_ascii_uppercase();
+    let utc = match text.strip_suffix("+00:00") {
+        Some(time) => format!("{time}Z"),
+        None => text,
     };
-    let (d, t) = (numbers(date, 3)?, numbers(time, 3)?);
-    let (year, month, day) = (d[0], d[1], d[2]);
-    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    if t[0] > 23 || t[1] > 59 || t[2] > 60 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    Some(UNIX_EPOCH + Duration::from_secs(days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2]))
-}
-
-/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (Howard Hinnant's
-/// `days_from_civil`), for years from 1970.
-fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let time = humantime::parse_rfc3339(&utc).ok()?;
+    let secs = time.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 /// `time` as RFC 3339 in UTC, to the second (`2016-07-11T22:14:10Z`).
 pub fn format_rfc3339(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's `civil_from_days`.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 #[cfg(test)]

@@ -166,7 +166,7 @@ pub(super) fn route(s: &mut GithubState, method: &Method, path: &str) -> Respons
             app.tokens.push((token.clone(), id, expires));
             ok(
                 201,
-                json!({"token": token, "expires_at": rfc3339(expires), "repository_selection": "selected",
+                json!({"token": token, "expires_at": humantime::format_rfc3339_seconds(expires).to_string(), "repository_selection": "selected",
                     "permissions": {"checks": "write", "contents": "read", "pull_requests": "write", "statuses": "write", "issues": "write", "metadata": "read"}}),
             )
         }
@@ -180,26 +180,4 @@ fn now_secs() -> u64 {
 
 fn now_nanos() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
-}
-
-/// `time` in UTC as GitHub writes it, to the second (rounded down, so a client never
-/// believes a token lives longer than it does).
-fn rfc3339(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
 }

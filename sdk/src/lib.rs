@@ -48,6 +48,26 @@ pub trait Step {
     fn run(ctx: Context<Self::Config>) -> Result<Output, Error>;
 }
 
+/// A step's `path` setting as a directory relative to the workspace: none for the root
+/// (`.` or empty); absolute paths and `..` are refused (the host refuses them too, later and
+/// less plainly).
+pub fn workspace_path(path: Option<&str>) -> Result<Option<String>, String> {
+    let Some(path) = path.map(str::trim).filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    if path.starts_with('/') || path.starts_with('\\') || path.chars().nth(1) == Some(':') {
+        return Err(format!("`path` must be relative to the workspace, got {path:?}"));
+    }
+    if path.chars().any(char::is_control) {
+        return Err(format!("`path` contains a control character: {path:?}"));
+    }
+    if path.split(['/', '\\']).any(|part| part == "..") {
+        return Err(format!("`path` must stay inside the workspace (no `..`), got {path:?}"));
+    }
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    Ok((!parts.is_empty()).then(|| parts.join("/")))
+}
+
 /// The config of a step that reads none: anything is accepted (its schema is `true`).
 pub type AnyConfig = serde_json::Value;
 

@@ -17,7 +17,7 @@
 //! base"); raise `fetch_depth` (or set 0 for the whole history) when branches live long.
 
 use powernode_sdk::git::{self, CloneOptions, FetchOptions};
-use powernode_sdk::{Context, Error, Info, Output, Step, Trigger, log, provider};
+use powernode_sdk::{Context, Error, Info, Output, Step, Trigger, log, provider, workspace_path};
 use serde::Deserialize;
 
 /// The step's `config` block.
@@ -167,25 +167,6 @@ pub fn target(config_ref: Option<&str>, trigger: &Trigger, provider: &str, defau
             }
         },
     }
-}
-
-/// A directory relative to the workspace: none for the root (`.` or empty); absolute paths
-/// and `..` are refused.
-pub fn workspace_path(path: Option<&str>) -> Result<Option<String>, String> {
-    let Some(path) = non_empty(path) else {
-        return Ok(None);
-    };
-    if path.starts_with('/') || path.starts_with('\\') || path.chars().nth(1) == Some(':') {
-        return Err(format!("`path` must be relative to the workspace, got {path:?}"));
-    }
-    if path.chars().any(char::is_control) {
-        return Err(format!("`path` contains a control character: {path:?}"));
-    }
-    if path.split(['/', '\\']).any(|part| part == "..") {
-        return Err(format!("`path` must stay inside the workspace (no `..`), got {path:?}"));
-    }
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-    Ok((!parts.is_empty()).then(|| parts.join("/")))
 }
 
 struct Checkout;

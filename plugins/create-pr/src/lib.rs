@@ -12,7 +12,7 @@
 
 use powernode_sdk::git::{self, PushOptions};
 use powernode_sdk::provider::{self, NewPullRequest, PullRequest};
-use powernode_sdk::{Context, Error, Info, Output, ProviderError, Step, log};
+use powernode_sdk::{Context, Error, Info, Output, ProviderError, Step, log, workspace_path};
 use serde::Deserialize;
 
 /// The longest slug of the trigger's title in a branch name, in characters.
@@ -239,25 +239,6 @@ pub fn draft_title(provider: &str, title: &str, draft: bool) -> DraftTitle {
 /// not found by the forge's search): the forges answer 409 or 422.
 pub fn may_already_exist(e: &ProviderError) -> bool {
     matches!(e, ProviderError::Conflict(_) | ProviderError::Validation(_))
-}
-
-/// A directory relative to the workspace: none for the root (`.` or empty); absolute paths
-/// and `..` are refused.
-pub fn workspace_path(path: Option<&str>) -> Result<Option<String>, String> {
-    let Some(path) = path.map(str::trim).filter(|p| !p.is_empty()) else {
-        return Ok(None);
-    };
-    if path.starts_with('/') || path.starts_with('\\') || path.chars().nth(1) == Some(':') {
-        return Err(format!("`path` must be relative to the workspace, got {path:?}"));
-    }
-    if path.chars().any(char::is_control) {
-        return Err(format!("`path` contains a control character: {path:?}"));
-    }
-    if path.split(['/', '\\']).any(|part| part == "..") {
-        return Err(format!("`path` must stay inside the workspace (no `..`), got {path:?}"));
-    }
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-    Ok((!parts.is_empty()).then(|| parts.join("/")))
 }
 
 /// A non-empty, trimmed string.

@@ -32,6 +32,33 @@ pub mod process {
         crate::wit::powernode::step::process::run(cmd)
     }
 
+    /// Why a command named `what` (e.g. `"command"`) counts as failed, or `None` when it
+    /// exited 0: its exit code, the timeout or the signal, then its last 10 non-empty stderr lines.
+    pub fn failure(
+        what: &str,
+        exit_code: Option<i32>,
+        timed_out: bool,
+        timeout_minutes: Option<f64>,
+        stderr: &str,
+    ) -> Option<String> {
+        let mut message = match (exit_code, timed_out) {
+            (_, true) => match timeout_minutes {
+                Some(m) => format!("{what} timed out after {m} minutes"),
+                None => format!("{what} timed out"),
+            },
+            (Some(0), false) => return None,
+            (Some(code), false) => format!("{what} exited with code {code}"),
+            (None, false) => format!("{what} was killed by a signal"),
+        };
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = &lines[lines.len().saturating_sub(10)..];
+        if !tail.is_empty() {
+            message.push_str("\nstderr (last lines):\n");
+            message.push_str(&tail.join("\n"));
+        }
+        Some(message)
+    }
+
     /// A command running `program` with `args`, in the workspace root, with no environment.
     pub fn command(program: &str, args: &[&str]) -> Command {
         Command {

@@ -25,8 +25,6 @@ use powernode_sdk::{Context, Error, Info, Output, ProviderError, Step, log, proc
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// How many trailing stderr lines a failed command's message carries.
-const STDERR_TAIL_LINES: usize = 10;
 /// How much of a refusing webhook's or API's body a failure message carries, in characters.
 const ERROR_BODY_CHARS: usize = 500;
 /// How much of an answer's body health check and smoke test messages carry, in characters.
@@ -833,22 +831,7 @@ pub fn command_failure(
     timeout_minutes: Option<f64>,
     stderr: &str,
 ) -> Option<String> {
-    let mut message = match (exit_code, timed_out) {
-        (_, true) => match timeout_minutes {
-            Some(m) => format!("deploy command timed out after {m} minutes"),
-            None => "deploy command timed out".to_string(),
-        },
-        (Some(0), false) => return None,
-        (Some(code), false) => format!("deploy command exited with code {code}"),
-        (None, false) => "deploy command was killed by a signal".to_string(),
-    };
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    let tail = &lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..];
-    if !tail.is_empty() {
-        message.push_str("\nstderr (last lines):\n");
-        message.push_str(&tail.join("\n"));
-    }
-    Some(message)
+    process::failure("deploy command", exit_code, timed_out, timeout_minutes, stderr)
 }
 
 /// Polls the health check; the attempts used when it passed.

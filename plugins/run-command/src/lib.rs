@@ -9,9 +9,6 @@ use std::collections::BTreeMap;
 use powernode_sdk::{Context, Error, Info, Output, Step, log, process};
 use serde::Deserialize;
 
-/// How many trailing stderr lines a failure message carries.
-const STDERR_TAIL_LINES: usize = 10;
-
 /// The step's `config` block.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -132,29 +129,10 @@ pub fn failure_message(
     timeout_minutes: Option<f64>,
     stderr: &str,
 ) -> Option<String> {
-    let mut message = match (exit_code, timed_out) {
-        (_, true) => match timeout_minutes {
-            Some(m) => format!("command timed out after {m} minutes"),
-            None => "command timed out".to_string(),
-        },
-        (Some(0), false) => return None,
-        (Some(code), false) => format!("command exited with code {code}"),
-        (None, false) => "command was killed by a signal".to_string(),
-    };
-    let tail = stderr_tail(stderr, STDERR_TAIL_LINES);
-    if !tail.is_empty() {
-        message.push_str("\nstderr (last lines):\n");
-        message.push_str(&tail);
-    }
-    Some(message)
+    process::failure("command", exit_code, timed_out, timeout_minutes, stderr)
 }
 
 /// The last `n` non-empty lines of `stderr`, joined by newlines.
-fn stderr_tail(stderr: &str, n: usize) -> String {
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }

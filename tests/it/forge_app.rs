@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::fakes::github::{FakeApp, GithubFake, TEST_APP_PRIVATE_KEY};
 use crate::fakes::{FakeServer, app_source};
-use crate::git::sys_git;
+use crate::git::{hello_repository, sys_git};
 use crate::git_server::{self, GitServer};
 use crate::harness::{Harness, log_text};
 
@@ -36,17 +36,7 @@ struct App {
 impl App {
     async fn start() -> App {
         let srv = tempfile::tempdir().unwrap();
-        let bare = srv.path().join("octo/hello.git");
-        std::fs::create_dir_all(&bare).unwrap();
-        sys_git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-        sys_git(&bare, &["config", "http.receivepack", "true"]);
-        let seed = srv.path().join("seed");
-        std::fs::create_dir_all(&seed).unwrap();
-        sys_git(&seed, &["init", "-q", "-b", "main"]);
-        std::fs::write(seed.join("README.md"), "hello\n").unwrap();
-        sys_git(&seed, &["add", "-A"]);
-        sys_git(&seed, &["commit", "-q", "-m", "first"]);
-        sys_git(&seed, &["push", "-q", bare.to_str().unwrap(), "main"]);
+        let (bare, _) = hello_repository(srv.path());
 
         let fake =
             GithubFake::new("", "someone", PAT, REPO).with_app(FakeApp::new(271828, "powernode-ci", 77, &[REPO]));

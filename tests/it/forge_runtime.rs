@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::fakes::FakeServer;
 use crate::fakes::github::GithubFake;
-use crate::git::sys_git;
+use crate::git::{hello_repository, sys_git};
 use crate::git_server::{self, GitServer};
 use crate::harness::{Harness, log_text};
 
@@ -38,17 +38,7 @@ struct Forge {
 impl Forge {
     async fn start() -> Forge {
         let srv = tempfile::tempdir().unwrap();
-        let bare = srv.path().join("octo/hello.git");
-        std::fs::create_dir_all(&bare).unwrap();
-        sys_git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-        sys_git(&bare, &["config", "http.receivepack", "true"]);
-        let seed = srv.path().join("seed");
-        std::fs::create_dir_all(&seed).unwrap();
-        sys_git(&seed, &["init", "-q", "-b", "main"]);
-        std::fs::write(seed.join("README.md"), "hello\n").unwrap();
-        sys_git(&seed, &["add", "-A"]);
-        sys_git(&seed, &["commit", "-q", "-m", "first"]);
-        sys_git(&seed, &["push", "-q", bare.to_str().unwrap(), "main"]);
+        hello_repository(srv.path());
         let git = git_server::start(srv.path(), TOKEN);
 
         let fake = GithubFake::new("", BOT, TOKEN, REPO);

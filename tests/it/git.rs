@@ -33,6 +33,24 @@ pub(crate) fn sys_git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// A pushable bare repository `<root>/octo/hello.git` whose `main` holds one commit, a
+/// README saying `hello`; returns it and the work tree it was pushed from (`<root>/seed`,
+/// on `main`), for more commits.
+pub(crate) fn hello_repository(root: &Path) -> (PathBuf, PathBuf) {
+    let bare = root.join("octo/hello.git");
+    std::fs::create_dir_all(&bare).unwrap();
+    sys_git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+    sys_git(&bare, &["config", "http.receivepack", "true"]);
+    let seed = root.join("seed");
+    std::fs::create_dir_all(&seed).unwrap();
+    sys_git(&seed, &["init", "-q", "-b", "main"]);
+    std::fs::write(seed.join("README.md"), "hello\n").unwrap();
+    sys_git(&seed, &["add", "-A"]);
+    sys_git(&seed, &["commit", "-q", "-m", "first"]);
+    sys_git(&seed, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    (bare, seed)
+}
+
 /// A bare repository `repo.git` served with [`TOKEN`], default branch `trunk`:
 /// `c1 - c2 (tag v1, annotated) - c3` on trunk, `f1` on `feature` off `c1`.
 struct Fixture {

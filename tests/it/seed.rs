@@ -21,7 +21,7 @@ use powernode::store::Store;
 
 use crate::fakes::FakeServer;
 use crate::fakes::github::GithubFake;
-use crate::git::sys_git;
+use crate::git::{hello_repository, sys_git};
 use crate::git_server::{self, GitServer};
 use crate::harness::Harness;
 
@@ -29,46 +29,14 @@ const TOKEN: &str = "ghp-seed-flow-5151";
 const BOT: &str = "powernode-bot";
 const REPO: &str = "octo/hello";
 
-/// The seed's review pipeline as the seed writes it; only `cli_path` is added, pointing at
-/// the stand-in (the served test runs it with no addition, `claude` found on PATH).
-const REVIEW: &str = "name: AI Code Review
-description: Automated code review with Claude
-
-triggers:
-  - type: pull_request
-    events: [opened, synchronize]
-
-steps:
-  - name: checkout
-    type: checkout
-    config:
-      fetch_depth: 50
-
-  - name: get_diff
-    type: run_command
-    config:
-      command: git diff origin/${base_branch}...HEAD
-
-  - name: review
-    type: claude_execute
-    config:
-      prompt_template_id: pr-review
-      model: claude-3-sonnet
-      cli_path: __CLAUDE__
-
-  - name: post_review
-    type: post_comment
-    config:
-      body_from: review.raw_output
-      marker: claude-review
-
-  - name: update_status
-    type: update_status
-    config:
-      state: success
-      context: ai-review
-      description: AI review completed
-";
+/// The seed's review pipeline as the seed writes it (`seed/review.yml`, which the served
+/// test runs as is); only `cli_path` is added here, pointing at the stand-in.
+fn review() -> String {
+    include_str!("seed/review.yml").replace(
+        "      model: claude-3-sonnet\n",
+        "      model: claude-3-sonnet\n      cli_path: __CLAUDE__\n",
+    )
+}
 
 const ISSUE_TO_PR: &str = "name: Issue to PR
 triggers:
@@ -102,20 +70,11 @@ impl World {
     /// `octo/hello` with `main` (README) and `feature` (README plus a greeting line).
     async fn start() -> World {
         let srv = tempfile::tempdir().unwrap();
-        let bare = srv.path().join("octo/hello.git");
-        std::fs::create_dir_all(&bare).unwrap();
-        sys_git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-        sys_git(&bare, &["config", "http.receivepack", "true"]);
-        let seed = srv.path().join("seed");
-        std::fs::create_dir_all(&seed).unwrap();
-        sys_git(&seed, &["init", "-q", "-b", "main"]);
-        std::fs::write(seed.join("README.md"), "hello\n").unwrap();
-        sys_git(&seed, &["add", "-A"]);
-        sys_git(&seed, &["commit", "-q", "-m", "first"]);
+        let (bare, seed) = hello_repository(srv.path());
         sys_git(&seed, &["checkout", "-q", "-b", "feature"]);
         std::fs::write(seed.join("README.md"), "hello\nhello again\n").unwrap();
         sys_git(&seed, &["commit", "-q", "-am", "greet again"]);
-        sys_git(&seed, &["push", "-q", bare.to_str().unwrap(), "main", "feature"]);
+        sys_git(&seed, &["push", "-q", bare.to_str().unwrap(), "feature"]);
         let git = git_server::start(srv.path(), TOKEN);
 
         let fake = GithubFake::new("", BOT, TOKEN, REPO);
@@ -221,7 +180,7 @@ async fn the_seeds_review_pipeline_reviews_comments_once_and_sets_its_status() {
         )
         .unwrap();
     let number = w.fake.add_pull(REPO, "feature", "main", true);
-    let pipeline = w.pipeline(REVIEW).await;
+    let pipeline = w.pipeline(&review()).await;
     let trigger = |action: &str| TriggerContext {
         event: "pull_request".into(),
         action: Some(action.into()),

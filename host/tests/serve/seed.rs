@@ -14,43 +14,8 @@ use super::fakes::gitlab::GitlabFake;
 use super::runs::{api, ended, wait_for};
 use super::*;
 
-const SEED_REVIEW: &str = "name: AI Code Review
-description: Automated code review with Claude
-
-triggers:
-  - type: pull_request
-    events: [opened, synchronize]
-
-steps:
-  - name: checkout
-    type: checkout
-    config:
-      fetch_depth: 50
-
-  - name: get_diff
-    type: run_command
-    config:
-      command: git diff origin/${base_branch}...HEAD
-
-  - name: review
-    type: claude_execute
-    config:
-      prompt_template_id: pr-review
-      model: claude-3-sonnet
-
-  - name: post_review
-    type: post_comment
-    config:
-      body_from: review.raw_output
-      marker: claude-review
-
-  - name: update_status
-    type: update_status
-    config:
-      state: success
-      context: ai-review
-      description: AI review completed
-";
+/// The seed's review pipeline, exactly as the seed writes it.
+const SEED_REVIEW: &str = include_str!("../../../tests/it/seed/review.yml");
 
 const TOKEN: &str = "forge-token-for-the-seed-run";
 

@@ -122,6 +122,7 @@ mod tests {
             trigger,
             queued_at_ms: 1,
             group: None,
+            needs_approval: false,
         };
         assert!(runs.create(run).unwrap());
     }

@@ -226,7 +226,7 @@ fn assert_no_token_in(text: &str) {
 async fn clones_the_default_branch_with_full_history() {
     let fx = Fixture::new();
     let req = fx.req("default", None, None, None);
-    let head = git::clone(&req, Some(&auth()), LIMIT).await.unwrap();
+    let head = git::clone(&req, Some(&auth()), LIMIT, None).await.unwrap();
     assert_eq!(head, fx.c3, "the remote's default branch is trunk");
     assert_eq!(std::fs::read_to_string(req.dest.join("a.txt")).unwrap(), "three");
     assert_eq!(commits_in(&req.dest), "3");
@@ -251,7 +251,7 @@ async fn clones_the_default_branch_with_full_history() {
 async fn clones_a_branch_shallow() {
     let fx = Fixture::new();
     let req = fx.req("branch", Some("feature"), None, Some(1));
-    let head = git::clone(&req, Some(&auth()), LIMIT).await.unwrap();
+    let head = git::clone(&req, Some(&auth()), LIMIT, None).await.unwrap();
     assert_eq!(head, fx.f1);
     assert_eq!(commits_in(&req.dest), "1");
     assert!(req.dest.join(".git/shallow").exists());
@@ -261,7 +261,7 @@ async fn clones_a_branch_shallow() {
 #[tokio::test]
 async fn clones_an_annotated_tag_by_short_and_full_name() {
     let fx = Fixture::new();
-    let head = git::clone(&fx.req("tag", Some("v1"), None, None), Some(&auth()), LIMIT)
+    let head = git::clone(&fx.req("tag", Some("v1"), None, None), Some(&auth()), LIMIT, None)
         .await
         .unwrap();
     assert_eq!(head, fx.c2, "the tag is peeled to its commit");
@@ -269,6 +269,7 @@ async fn clones_an_annotated_tag_by_short_and_full_name() {
         &fx.req("tag2", Some("refs/tags/v1"), None, Some(1)),
         Some(&auth()),
         LIMIT,
+        None,
     )
     .await
     .unwrap();
@@ -280,7 +281,7 @@ async fn clones_a_commit_by_id_shallow() {
     let fx = Fixture::new();
     // c1 is no branch's tip: fetched by id over protocol v2.
     let req = fx.req("sha", None, Some(&fx.c1), Some(1));
-    let head = git::clone(&req, Some(&auth()), LIMIT).await.unwrap();
+    let head = git::clone(&req, Some(&auth()), LIMIT, None).await.unwrap();
     assert_eq!(head, fx.c1);
     assert_eq!(commits_in(&req.dest), "1");
     assert_eq!(std::fs::read_to_string(req.dest.join("a.txt")).unwrap(), "one");
@@ -289,12 +290,12 @@ async fn clones_a_commit_by_id_shallow() {
 #[tokio::test]
 async fn commit_by_id_falls_back_to_a_full_fetch_when_the_server_refuses_it() {
     let fx = Fixture::with(Options { protocol_v2: false });
-    let head = git::clone(&fx.req("v0", None, Some(&fx.c1), Some(1)), Some(&auth()), LIMIT)
+    let head = git::clone(&fx.req("v0", None, Some(&fx.c1), Some(1)), Some(&auth()), LIMIT, None)
         .await
         .unwrap();
     assert_eq!(head, fx.c1);
     let req = fx.req("v0ref", Some("trunk"), Some(&fx.c2), Some(1));
-    assert_eq!(git::clone(&req, Some(&auth()), LIMIT).await.unwrap(), fx.c2);
+    assert_eq!(git::clone(&req, Some(&auth()), LIMIT, None).await.unwrap(), fx.c2);
     assert_eq!(commits_in(&req.dest), "2", "the full history of trunk was fetched");
     // Not on `feature`: a clear error.
     let missing = "0123456789abcdef0123456789abcdef01234567";
@@ -302,6 +303,7 @@ async fn commit_by_id_falls_back_to_a_full_fetch_when_the_server_refuses_it() {
         &fx.req("v0bad", Some("feature"), Some(missing), None),
         Some(&auth()),
         LIMIT,
+        None,
     )
     .await
     .unwrap_err();
@@ -311,7 +313,7 @@ async fn commit_by_id_falls_back_to_a_full_fetch_when_the_server_refuses_it() {
 #[tokio::test]
 async fn unknown_ref_and_commit_are_clear_errors() {
     let fx = Fixture::new();
-    let err = git::clone(&fx.req("noref", Some("nope"), None, None), Some(&auth()), LIMIT)
+    let err = git::clone(&fx.req("noref", Some("nope"), None, None), Some(&auth()), LIMIT, None)
         .await
         .unwrap_err();
     assert!(
@@ -320,9 +322,14 @@ async fn unknown_ref_and_commit_are_clear_errors() {
     );
     assert!(err.to_string().contains("no such branch or tag"), "{err}");
     let missing = "0123456789abcdef0123456789abcdef01234567";
-    let err = git::clone(&fx.req("nosha", None, Some(missing), Some(1)), Some(&auth()), LIMIT)
-        .await
-        .unwrap_err();
+    let err = git::clone(
+        &fx.req("nosha", None, Some(missing), Some(1)),
+        Some(&auth()),
+        LIMIT,
+        None,
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("not reachable"), "{err}");
     assert_no_token_in(&err.to_string());
 }
@@ -334,6 +341,7 @@ async fn bearer_tokens_are_sent_as_bearer() {
         &fx.req("bearer", None, None, Some(1)),
         Some(&GitAuth::bearer(TOKEN)),
         LIMIT,
+        None,
     )
     .await
     .unwrap();
@@ -350,9 +358,14 @@ async fn bearer_tokens_are_sent_as_bearer() {
 async fn wrong_or_missing_token_is_an_authentication_error() {
     let fx = Fixture::new();
     let wrong = "pn-wrong-token-1b2c3d";
-    let err = git::clone(&fx.req("wrong", None, None, None), Some(&GitAuth::github(wrong)), LIMIT)
-        .await
-        .unwrap_err();
+    let err = git::clone(
+        &fx.req("wrong", None, None, None),
+        Some(&GitAuth::github(wrong)),
+        LIMIT,
+        None,
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(&err, GitError::Auth { step, with_token: true, .. } if step == "fetch"),
         "{err:?}"
@@ -365,7 +378,7 @@ async fn wrong_or_missing_token_is_an_authentication_error() {
     );
     assert!(fx.server.requests().iter().all(|r| r.status == 401));
 
-    let err = git::clone(&fx.req("none", None, None, None), None, LIMIT)
+    let err = git::clone(&fx.req("none", None, None, None), None, LIMIT, None)
         .await
         .unwrap_err();
     assert!(matches!(err, GitError::Auth { with_token: false, .. }), "{err:?}");
@@ -376,14 +389,14 @@ async fn wrong_or_missing_token_is_an_authentication_error() {
 async fn commits_and_pushes_a_new_branch() {
     let fx = Fixture::new();
     let repo = fx.dest("work");
-    git::clone(&fx.req("work", None, None, Some(1)), Some(&auth()), LIMIT)
+    git::clone(&fx.req("work", None, None, Some(1)), Some(&auth()), LIMIT, None)
         .await
         .unwrap();
     std::fs::write(repo.join("a.txt"), "changed").unwrap();
     std::fs::write(repo.join("new.txt"), "new").unwrap();
     fx.server.clear_requests();
 
-    let commit = git::commit_and_push(&fx.push_req(&repo, "powernode/update"), Some(&auth()), LIMIT)
+    let commit = git::commit_and_push(&fx.push_req(&repo, "powernode/update"), Some(&auth()), LIMIT, None)
         .await
         .unwrap();
     let commit = commit.expect("a commit");
@@ -414,7 +427,7 @@ async fn commits_and_pushes_a_new_branch() {
 
     // Pushing again with no change: nothing to commit, nothing pushed.
     fx.server.clear_requests();
-    let again = git::commit_and_push(&fx.push_req(&repo, "powernode/update"), Some(&auth()), LIMIT)
+    let again = git::commit_and_push(&fx.push_req(&repo, "powernode/update"), Some(&auth()), LIMIT, None)
         .await
         .unwrap();
     assert_eq!(again, None);
@@ -422,7 +435,7 @@ async fn commits_and_pushes_a_new_branch() {
 
     // A second change fast-forwards the same branch.
     std::fs::remove_file(repo.join("new.txt")).unwrap();
-    let next = git::commit_and_push(&fx.push_req(&repo, "powernode/update"), Some(&auth()), LIMIT)
+    let next = git::commit_and_push(&fx.push_req(&repo, "powernode/update"), Some(&auth()), LIMIT, None)
         .await
         .unwrap();
     assert_eq!(
@@ -437,11 +450,11 @@ async fn commits_and_pushes_a_new_branch() {
 async fn nothing_to_commit_is_none() {
     let fx = Fixture::new();
     let repo = fx.dest("clean");
-    git::clone(&fx.req("clean", None, None, None), Some(&auth()), LIMIT)
+    git::clone(&fx.req("clean", None, None, None), Some(&auth()), LIMIT, None)
         .await
         .unwrap();
     fx.server.clear_requests();
-    let out = git::commit_and_push(&fx.push_req(&repo, "x"), Some(&auth()), LIMIT)
+    let out = git::commit_and_push(&fx.push_req(&repo, "x"), Some(&auth()), LIMIT, None)
         .await
         .unwrap();
     assert_eq!(out, None);
@@ -453,11 +466,11 @@ async fn nothing_to_commit_is_none() {
 async fn a_branch_that_moved_is_not_overwritten() {
     let fx = Fixture::new();
     let repo = fx.dest("nff");
-    git::clone(&fx.req("nff", None, None, None), Some(&auth()), LIMIT)
+    git::clone(&fx.req("nff", None, None, None), Some(&auth()), LIMIT, None)
         .await
         .unwrap();
     std::fs::write(repo.join("a.txt"), "mine").unwrap();
-    let err = git::commit_and_push(&fx.push_req(&repo, "feature"), Some(&auth()), LIMIT)
+    let err = git::commit_and_push(&fx.push_req(&repo, "feature"), Some(&auth()), LIMIT, None)
         .await
         .unwrap_err();
     assert!(
@@ -472,12 +485,12 @@ async fn a_branch_that_moved_is_not_overwritten() {
 async fn push_with_a_wrong_token_is_an_authentication_error() {
     let fx = Fixture::new();
     let repo = fx.dest("pw");
-    git::clone(&fx.req("pw", None, None, None), Some(&auth()), LIMIT)
+    git::clone(&fx.req("pw", None, None, None), Some(&auth()), LIMIT, None)
         .await
         .unwrap();
     std::fs::write(repo.join("a.txt"), "x").unwrap();
     let wrong = GitAuth::gitlab("pn-wrong-push-token-42");
-    let err = git::commit_and_push(&fx.push_req(&repo, "y"), Some(&wrong), LIMIT)
+    let err = git::commit_and_push(&fx.push_req(&repo, "y"), Some(&wrong), LIMIT, None)
         .await
         .unwrap_err();
     assert!(matches!(&err, GitError::Auth { step, .. } if step == "push"), "{err:?}");
@@ -503,7 +516,7 @@ async fn push_with_a_wrong_token_is_an_authentication_error() {
 async fn the_token_is_in_no_file_and_no_error() {
     let fx = Fixture::new();
     let req = fx.req("scan", Some("trunk"), None, None);
-    git::clone(&req, Some(&auth()), LIMIT).await.unwrap();
+    git::clone(&req, Some(&auth()), LIMIT, None).await.unwrap();
     let config = std::fs::read_to_string(req.dest.join(".git/config")).unwrap();
     assert!(
         !config.to_lowercase().contains("extraheader") && !config.contains(TOKEN),
@@ -512,14 +525,14 @@ async fn the_token_is_in_no_file_and_no_error() {
     assert_no_token_under(&req.dest.join(".git"));
 
     // Errors after the token was sent: a missing ref, a missing repository.
-    let err = git::clone(&fx.req("e1", Some("missing"), None, None), Some(&auth()), LIMIT)
+    let err = git::clone(&fx.req("e1", Some("missing"), None, None), Some(&auth()), LIMIT, None)
         .await
         .unwrap_err();
     assert_no_token_in(&err.to_string());
     assert_no_token_in(&format!("{err:?}"));
     let mut missing_repo = fx.req("e2", None, None, None);
     missing_repo.url = format!("{}/nope.git", fx.server.url);
-    let err = git::clone(&missing_repo, Some(&auth()), LIMIT).await.unwrap_err();
+    let err = git::clone(&missing_repo, Some(&auth()), LIMIT, None).await.unwrap_err();
     assert_no_token_in(&err.to_string());
     assert_no_token_in(&format!("{err:?}"));
 }
@@ -528,7 +541,7 @@ async fn the_token_is_in_no_file_and_no_error() {
 async fn bad_branch_names_are_refused_before_anything_runs() {
     let fx = Fixture::new();
     let repo = fx.dest("bad");
-    git::clone(&fx.req("bad", None, None, None), Some(&auth()), LIMIT)
+    git::clone(&fx.req("bad", None, None, None), Some(&auth()), LIMIT, None)
         .await
         .unwrap();
     std::fs::write(repo.join("a.txt"), "x").unwrap();
@@ -547,7 +560,7 @@ async fn bad_branch_names_are_refused_before_anything_runs() {
         "",
         "a:b",
     ] {
-        let err = git::commit_and_push(&fx.push_req(&repo, bad), Some(&auth()), LIMIT)
+        let err = git::commit_and_push(&fx.push_req(&repo, bad), Some(&auth()), LIMIT, None)
             .await
             .unwrap_err();
         assert!(matches!(err, GitError::InvalidRef(_)), "{bad:?}: {err:?}");
@@ -576,7 +589,7 @@ async fn urls_with_credentials_or_other_schemes_are_refused() {
     ] {
         let mut req = fx.req("creds", None, None, None);
         req.url = url.clone();
-        let err = git::clone(&req, Some(&auth()), LIMIT).await.unwrap_err();
+        let err = git::clone(&req, Some(&auth()), LIMIT, None).await.unwrap_err();
         assert!(matches!(err, GitError::InvalidUrl(_)), "{url}: {err:?}");
         assert_no_token_in(&err.to_string());
     }
@@ -590,7 +603,7 @@ async fn a_non_empty_destination_is_refused() {
     let dest = fx.dest("full");
     std::fs::create_dir_all(&dest).unwrap();
     std::fs::write(dest.join("x"), "x").unwrap();
-    let err = git::clone(&fx.req("full", None, None, None), Some(&auth()), LIMIT)
+    let err = git::clone(&fx.req("full", None, None, None), Some(&auth()), LIMIT, None)
         .await
         .unwrap_err();
     assert!(matches!(err, GitError::InvalidRequest(_)), "{err:?}");
@@ -600,7 +613,7 @@ async fn a_non_empty_destination_is_refused() {
 async fn planted_hooks_filters_and_config_do_not_run_or_redirect() {
     let fx = Fixture::new();
     let repo = fx.dest("planted");
-    git::clone(&fx.req("planted", None, None, None), Some(&auth()), LIMIT)
+    git::clone(&fx.req("planted", None, None, None), Some(&auth()), LIMIT, None)
         .await
         .unwrap();
     let marker = fx.dest("pwned");
@@ -629,7 +642,7 @@ async fn planted_hooks_filters_and_config_do_not_run_or_redirect() {
     std::fs::write(repo.join(".gitattributes"), "* filter=evil\n").unwrap();
     std::fs::write(repo.join("a.txt"), "planted").unwrap();
 
-    let commit = git::commit_and_push(&fx.push_req(&repo, "planted"), Some(&auth()), LIMIT)
+    let commit = git::commit_and_push(&fx.push_req(&repo, "planted"), Some(&auth()), LIMIT, None)
         .await
         .unwrap()
         .unwrap();
@@ -647,7 +660,7 @@ async fn planted_hooks_filters_and_config_do_not_run_or_redirect() {
 async fn a_git_dir_that_points_elsewhere_is_refused() {
     let fx = Fixture::new();
     let real = fx.dest("real");
-    git::clone(&fx.req("real", None, None, None), Some(&auth()), LIMIT)
+    git::clone(&fx.req("real", None, None, None), Some(&auth()), LIMIT, None)
         .await
         .unwrap();
     // `.git` as a symlink.
@@ -655,7 +668,7 @@ async fn a_git_dir_that_points_elsewhere_is_refused() {
     std::fs::create_dir_all(&linked).unwrap();
     std::os::unix::fs::symlink(real.join(".git"), linked.join(".git")).unwrap();
     std::fs::write(linked.join("a.txt"), "x").unwrap();
-    let err = git::commit_and_push(&fx.push_req(&linked, "l"), Some(&auth()), LIMIT)
+    let err = git::commit_and_push(&fx.push_req(&linked, "l"), Some(&auth()), LIMIT, None)
         .await
         .unwrap_err();
     assert!(
@@ -665,7 +678,7 @@ async fn a_git_dir_that_points_elsewhere_is_refused() {
     // A symlink inside `.git`.
     std::os::unix::fs::symlink("/etc", real.join(".git/refs/host")).unwrap();
     std::fs::write(real.join("a.txt"), "x").unwrap();
-    let err = git::commit_and_push(&fx.push_req(&real, "l"), Some(&auth()), LIMIT)
+    let err = git::commit_and_push(&fx.push_req(&real, "l"), Some(&auth()), LIMIT, None)
         .await
         .unwrap_err();
     assert!(
@@ -676,7 +689,7 @@ async fn a_git_dir_that_points_elsewhere_is_refused() {
     // Borrowed objects.
     std::fs::create_dir_all(real.join(".git/objects/info")).unwrap();
     std::fs::write(real.join(".git/objects/info/alternates"), "/elsewhere/objects\n").unwrap();
-    let err = git::commit_and_push(&fx.push_req(&real, "l"), Some(&auth()), LIMIT)
+    let err = git::commit_and_push(&fx.push_req(&real, "l"), Some(&auth()), LIMIT, None)
         .await
         .unwrap_err();
     assert!(
@@ -699,7 +712,7 @@ async fn a_hung_server_times_out_within_the_limit() {
     };
     let limit = Duration::from_millis(1500);
     let started = Instant::now();
-    let err = git::clone(&req, Some(&auth()), limit).await.unwrap_err();
+    let err = git::clone(&req, Some(&auth()), limit, None).await.unwrap_err();
     // The named outcome is what is checked; only the lower bound is a fact of the clock.
     assert!(
         matches!(&err, GitError::Timeout { step, .. } if step == "fetch"),

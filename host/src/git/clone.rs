@@ -4,17 +4,23 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::run::{Git, Net};
+use super::run::{Confine, Git, Net};
 use super::{CloneRequest, GitAuth, GitError, validate};
 
 /// Clones `req.url` into `req.dest` and checks out the requested ref or commit (detached
 /// HEAD), returning the checked-out commit id.
 ///
-/// `timeout` bounds the whole operation: every git process is killed, with its process group,
+/// `confine` runs every git process in the command sandbox. `timeout` bounds the whole
+/// operation: every git process is killed, with its process group,
 /// when the time left runs out. With `sha`, the commit is fetched by id (shallow if `depth` is
 /// set); servers that refuse that get a full fetch of `git_ref` (or of all branches and tags)
 /// instead. On failure `dest` is left as it was reached, for the caller to remove.
-pub async fn clone(req: &CloneRequest, auth: Option<&GitAuth>, timeout: Duration) -> Result<String, GitError> {
+pub async fn clone(
+    req: &CloneRequest,
+    auth: Option<&GitAuth>,
+    timeout: Duration,
+    confine: Option<Confine>,
+) -> Result<String, GitError> {
     let remote = validate::remote_url(&req.url)?;
     let git_ref = req.git_ref.as_deref().map(validate::ref_name).transpose()?;
     let sha = req.sha.as_deref().map(validate::sha).transpose()?;
@@ -23,7 +29,7 @@ pub async fn clone(req: &CloneRequest, auth: Option<&GitAuth>, timeout: Duration
             "depth must be at least 1 (None fetches the whole history)".into(),
         ));
     }
-    let mut git = Git::new(auth, &remote, timeout)?;
+    let mut git = Git::new(auth, &remote, timeout, confine)?;
     let dest = prepare_dest(&req.dest).await?;
     git.set_config("safe.directory", dest.to_string_lossy());
     let depth = req.depth.map(|d| format!("--depth={d}"));

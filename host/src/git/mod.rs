@@ -22,6 +22,7 @@ use std::time::Duration;
 pub use self::auth::GitAuth;
 pub use self::clone::clone;
 pub use self::push::{commit_and_push, fetch};
+pub use self::run::Confine;
 
 /// What to clone and where: the input of [`clone`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +136,15 @@ pub enum GitError {
         /// The underlying error.
         #[source]
         source: std::io::Error,
+    },
+    /// The command sandbox could not be set up for a git process.
+    #[error("git {step}: {source}")]
+    Sandbox {
+        /// Which step was about to run.
+        step: String,
+        /// What failed.
+        #[source]
+        source: crate::sandbox::SandboxError,
     },
 }
 

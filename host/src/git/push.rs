@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::run::{Git, Net};
+use super::run::{Confine, Git, Net};
 use super::{FetchRequest, GitAuth, GitError, PushRequest, validate};
 
 /// Commits every change in `req.repo_dir` (additions, edits, deletions) as `req.author_*` and
@@ -25,18 +25,19 @@ use super::{FetchRequest, GitAuth, GitError, PushRequest, validate};
 /// remote is an error, never overwritten. With it, the remote branch is replaced, guarded by a
 /// lease on the tip seen just before (a concurrent push in between makes it fail, not vanish).
 /// `.git/config` is rewritten to a minimal one (with `origin` set to `req.remote_url`).
-/// `timeout` bounds the whole operation.
+/// `timeout` bounds the whole operation; `confine` runs every git process in the command sandbox.
 pub async fn commit_and_push(
     req: &PushRequest,
     auth: Option<&GitAuth>,
     timeout: Duration,
+    confine: Option<Confine>,
 ) -> Result<Option<String>, GitError> {
     let remote = validate::remote_url(&req.remote_url)?;
     let branch = validate::branch_name(&req.branch)?;
     validate::identity_part("author name", &req.author_name)?;
     validate::identity_part("author email", &req.author_email)?;
     validate::message(&req.message)?;
-    let mut git = Git::new(auth, &remote, timeout)?;
+    let mut git = Git::new(auth, &remote, timeout, confine)?;
 
     // git's own rules, before anything touches the repository. Run outside any repository.
     let scratch = git.scratch_dir().to_owned();
@@ -89,7 +90,12 @@ pub async fn commit_and_push(
 
 /// Fetches `req.branch` from `req.remote_url` into `refs/remotes/origin/<branch>` of the work
 /// tree `req.repo_dir` (treated as untrusted, like a push's), returning the branch's commit.
-pub async fn fetch(req: &FetchRequest, auth: Option<&GitAuth>, timeout: Duration) -> Result<String, GitError> {
+pub async fn fetch(
+    req: &FetchRequest,
+    auth: Option<&GitAuth>,
+    timeout: Duration,
+    confine: Option<Confine>,
+) -> Result<String, GitError> {
     let remote = validate::remote_url(&req.remote_url)?;
     let branch = validate::branch_name(&req.branch)?;
     if req.depth == Some(0) {
@@ -97,7 +103,7 @@ pub async fn fetch(req: &FetchRequest, auth: Option<&GitAuth>, timeout: Duration
             "depth must be at least 1 (None fetches the whole history)".into(),
         ));
     }
-    let mut git = Git::new(auth, &remote, timeout)?;
+    let mut git = Git::new(auth, &remote, timeout, confine)?;
     let scratch = git.scratch_dir().to_owned();
     check_branch(&git, &scratch, branch).await?;
     let repo = open_untrusted(&mut git, &req.repo_dir, &remote.url).await?;

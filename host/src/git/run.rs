@@ -1,9 +1,11 @@
 //! Running one git process for an operation: the scrubbed environment, the command-scope config
 //! that disables hooks and helpers, the token header for network steps only, the shared
-//! deadline with process-group kill, and turning failures into masked [`GitError`]s.
+//! deadline with process-group kill, confinement in the command sandbox when running for a
+//! plugin, and turning failures into masked [`GitError`]s.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -12,6 +14,23 @@ use super::GitError;
 use super::auth::{GitAuth, mask};
 use super::validate::RemoteUrl;
 use crate::exec::{self, ExecError, ExecRequest};
+use crate::policy::Network;
+use crate::sandbox::Sandbox;
+
+/// Where git runs for a plugin: in the command sandbox, with the run's workspace (which holds
+/// every directory git works in) writable and the host's network (the forge, which often
+/// lives on a private or loopback address). A hostile repository that found a hole in git
+/// would land there, not in the server.
+#[derive(Debug, Clone)]
+pub struct Confine {
+    /// The server's command sandbox.
+    pub sandbox: Arc<Sandbox>,
+    /// The run's workspace.
+    pub workspace: PathBuf,
+}
+
+/// Inside a sandbox only its private `/tmp` is there to run git outside any repository.
+const SANDBOX_SCRATCH: &str = "/tmp";
 
 /// Bytes kept of each of a git process's stdout and stderr; the rest is read and dropped.
 const MAX_OUTPUT: usize = 1 << 20;
@@ -57,6 +76,8 @@ pub(super) struct Git {
     env: Vec<(String, OsString)>,
     /// Extra command-scope config for every process (`safe.directory`).
     config: Vec<(String, String)>,
+    /// Run every process in this sandbox; none: as the server's user.
+    confine: Option<Confine>,
     /// When the operation's time is up.
     deadline: Instant,
     /// The operation's whole time limit, for the error message.
@@ -73,8 +94,14 @@ pub(super) enum Net {
 }
 
 impl Git {
-    /// Prepares an operation against `remote` with `auth`, lasting at most `timeout`.
-    pub(super) fn new(auth: Option<&GitAuth>, remote: &RemoteUrl, timeout: Duration) -> Result<Git, GitError> {
+    /// Prepares an operation against `remote` with `auth`, lasting at most `timeout`, its
+    /// processes confined as `confine` says.
+    pub(super) fn new(
+        auth: Option<&GitAuth>,
+        remote: &RemoteUrl,
+        timeout: Duration,
+        confine: Option<Confine>,
+    ) -> Result<Git, GitError> {
         if let Some(auth) = auth {
             auth.check().map_err(GitError::InvalidRequest)?;
             if remote.origin.starts_with("http://") && !is_loopback(&remote.origin) {
@@ -94,6 +121,7 @@ impl Git {
             secrets: auth.map(GitAuth::secrets).unwrap_or_default(),
             env: Vec::new(),
             config: Vec::new(),
+            confine: confine.filter(|c| c.sandbox.is_confined()),
             deadline: Instant::now() + timeout,
             timeout,
         })
@@ -111,7 +139,10 @@ impl Git {
 
     /// A private empty directory outside any repository, to run git where no repository is wanted.
     pub(super) fn scratch_dir(&self) -> &Path {
-        self.home.path()
+        match self.confine {
+            Some(_) => Path::new(SANDBOX_SCRATCH),
+            None => self.home.path(),
+        }
     }
 
     /// Whether a token is sent on network steps.
@@ -184,7 +215,21 @@ impl Git {
             stdin,
             max_output: MAX_OUTPUT,
         };
-        let out = exec::run(request).await.map_err(|e| match e {
+        let out = match &self.confine {
+            Some(confine) => {
+                let (command, _proxy) = confine
+                    .sandbox
+                    .command(&request, &confine.workspace, Network::Host)
+                    .await
+                    .map_err(|source| GitError::Sandbox {
+                        step: step.into(),
+                        source,
+                    })?;
+                exec::run_command(command, request).await
+            }
+            None => exec::run(request).await,
+        };
+        let out = out.map_err(|e| match e {
             ExecError::Spawn(source) => GitError::Io {
                 what: format!("spawning `git` for {step}"),
                 source,
@@ -207,7 +252,10 @@ impl Git {
 
     /// The whole environment of a git process: nothing inherited but `PATH`.
     fn environment(&self, net: Net) -> Vec<(String, OsString)> {
-        let home: PathBuf = self.home.path().to_owned();
+        let home: PathBuf = match self.confine {
+            Some(_) => PathBuf::from(SANDBOX_SCRATCH),
+            None => self.home.path().to_owned(),
+        };
         let mut env: Vec<(String, OsString)> = vec![
             (
                 "PATH".into(),
@@ -282,7 +330,7 @@ mod tests {
     #[tokio::test]
     async fn token_only_in_the_environment_of_network_steps() {
         let auth = GitAuth::github("tok-123");
-        let git = Git::new(Some(&auth), &remote(), Duration::from_secs(5)).unwrap();
+        let git = Git::new(Some(&auth), &remote(), Duration::from_secs(5), None).unwrap();
         let local = git.environment(Net::Local);
         let net = git.environment(Net::Remote);
         let has = |env: &[(String, OsString)]| env.iter().any(|(_, v)| v.to_string_lossy().contains(&auth.header()));
@@ -296,7 +344,7 @@ mod tests {
 
     #[tokio::test]
     async fn environment_is_scrubbed() {
-        let git = Git::new(None, &remote(), Duration::from_secs(5)).unwrap();
+        let git = Git::new(None, &remote(), Duration::from_secs(5), None).unwrap();
         let out = git
             .run("var", Path::new("/"), Net::Local, &["var", "-l"])
             .await
@@ -308,7 +356,7 @@ mod tests {
 
     #[tokio::test]
     async fn deadline_kills_the_process_group() {
-        let git = Git::new(None, &remote(), Duration::from_millis(300)).unwrap();
+        let git = Git::new(None, &remote(), Duration::from_millis(300), None).unwrap();
         let started = std::time::Instant::now();
         // `git -c alias.x='!sleep 30' x` runs a shell, which must die with the group.
         let err = git
@@ -321,8 +369,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn confined_git_and_what_it_starts_see_only_the_workspace() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (workspace, data) = (root.path().join("workspace"), root.path().join("data"));
+        std::fs::create_dir_all(&workspace).unwrap();
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("store"), "server data").unwrap();
+        let sandbox = Sandbox::bwrap(Default::default(), vec![data.clone()], None, &workspace).unwrap();
+        let confine = Confine {
+            sandbox: Arc::new(sandbox),
+            workspace: workspace.clone(),
+        };
+        let auth = GitAuth::github("tok-123");
+        let git = Git::new(Some(&auth), &remote(), Duration::from_secs(30), Some(confine)).unwrap();
+        // A shell git starts (as a hostile repository might make it) runs in the sandbox:
+        // the server's data is not there, the workspace is, and its PID namespace is its own.
+        let probe = format!(
+            "!sh -c 'cat {}/store; echo ws > {}/mark; ls /proc | grep -c \"^[0-9]\"'",
+            data.display(),
+            workspace.display()
+        );
+        let alias = format!("alias.probe={probe}");
+        let out = git
+            .run_any("probe", &workspace, Net::Local, &["-c", &alias, "probe"], None)
+            .await
+            .unwrap();
+        assert!(out.stderr.contains("No such file or directory"), "{}", out.stderr);
+        assert_eq!(std::fs::read_to_string(workspace.join("mark")).unwrap(), "ws\n");
+        let pids: u32 = out.stdout.trim().parse().unwrap();
+        assert!(pids < 10, "the sandbox's /proc shows {pids} processes");
+        assert_eq!(git.scratch_dir(), Path::new("/tmp"));
+    }
+
+    #[tokio::test]
     async fn missing_directory_is_an_io_error() {
-        let git = Git::new(None, &remote(), Duration::from_secs(5)).unwrap();
+        let git = Git::new(None, &remote(), Duration::from_secs(5), None).unwrap();
         let err = git
             .run("status", Path::new("/nonexistent/dir"), Net::Local, &["status"])
             .await

@@ -26,6 +26,7 @@ pub const PIPELINE_KEYS: &[&str] = &[
     "concurrency",
     "report_status",
     "secrets_for_forks",
+    "approval",
 ];
 /// Keys allowed in `concurrency:`.
 pub const CONCURRENCY_KEYS: &[&str] = &["group", "cancel_in_progress"];
@@ -61,11 +62,58 @@ pub struct Pipeline {
     /// default false: a fork's code must not read them).
     #[serde(default)]
     pub secrets_for_forks: bool,
+    /// Which webhook-started runs wait for `POST /api/runs/{id}/approve` (`approval:`,
+    /// default `none`).
+    #[serde(default, skip_serializing_if = "Approval::is_none")]
+    pub approval: Approval,
     /// File name the pipeline was parsed from, used in every diagnostic.
     pub file: String,
     /// Where each field was written; not serialized (re-parse the text instead).
     #[serde(skip)]
     pub spans: Spans,
+}
+
+/// `approval:`: which runs a webhook starts wait for someone holding the API token to approve
+/// them. Approval decides only whether a run starts; whether a fork's run gets the secrets is
+/// still `secrets_for_forks:`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    /// Every run starts at once (forks without secrets, as `secrets_for_forks:` says).
+    #[default]
+    None,
+    /// Runs of pull requests from forks (or of unknown origin) wait.
+    Forks,
+    /// Every run a webhook starts waits; runs started through the API do not.
+    Always,
+}
+
+impl Approval {
+    /// The values `approval:` takes, as written.
+    pub const NAMES: &[&str] = &["none", "forks", "always"];
+
+    /// The value written as `name`.
+    pub fn from_name(name: &str) -> Option<Approval> {
+        match name {
+            "none" => Some(Approval::None),
+            "forks" => Some(Approval::Forks),
+            "always" => Some(Approval::Always),
+            _ => None,
+        }
+    }
+
+    fn is_none(&self) -> bool {
+        *self == Approval::None
+    }
+
+    /// Whether a run a webhook started for a change from a fork (`is_fork`) waits.
+    pub fn holds(self, is_fork: bool) -> bool {
+        match self {
+            Approval::None => false,
+            Approval::Forks => is_fork,
+            Approval::Always => true,
+        }
+    }
 }
 
 /// `concurrency:` as GitHub Actions users know it: runs with the same rendered `group`
@@ -289,6 +337,18 @@ mod tests {
     }
 
     #[test]
+    fn approval_holds_forks_or_every_webhook_run() {
+        for name in Approval::NAMES {
+            assert!(Approval::from_name(name).is_some(), "{name}");
+        }
+        assert_eq!(Approval::from_name("fork"), None);
+        assert_eq!(
+            [false, true].map(|fork| [Approval::None, Approval::Forks, Approval::Always].map(|a| a.holds(fork))),
+            [[false, false, true], [false, true, true]]
+        );
+    }
+
+    #[test]
     fn pipeline_serializes_without_spans() {
         let p = Pipeline {
             name: "n".into(),
@@ -299,6 +359,7 @@ mod tests {
             concurrency: None,
             report_status: true,
             secrets_for_forks: false,
+            approval: Approval::None,
             file: "p.yml".into(),
             spans: Spans::default(),
         };

@@ -14,8 +14,8 @@ mod validate;
 mod yaml;
 
 pub use definition::{
-    Concurrency, DEFAULT_STEP_TIMEOUT, PIPELINE_KEYS, Pipeline, STEP_KEYS, Spans, StepDef, TRIGGER_KEYS, Trigger,
-    TriggerKind,
+    Approval, Concurrency, DEFAULT_STEP_TIMEOUT, PIPELINE_KEYS, Pipeline, STEP_KEYS, Spans, StepDef, TRIGGER_KEYS,
+    Trigger, TriggerKind,
 };
 pub use diagnostic::{Diagnostic, Diagnostics, Pos};
 pub use parse::parse;

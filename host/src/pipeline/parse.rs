@@ -7,7 +7,7 @@ use marked_yaml::{LoaderOptions, Node};
 use serde_json::{Map, Value};
 
 use super::definition::{
-    CONCURRENCY_KEYS, Concurrency, PIPELINE_KEYS, Pipeline, STEP_KEYS, Spans, StepDef, TRIGGER_KEYS, Trigger,
+    Approval, CONCURRENCY_KEYS, Concurrency, PIPELINE_KEYS, Pipeline, STEP_KEYS, Spans, StepDef, TRIGGER_KEYS, Trigger,
 };
 use super::diagnostic::{Diagnostic, Diagnostics, Pos, field_index, field_key, hint};
 use super::yaml::{
@@ -81,6 +81,7 @@ impl Parser<'_> {
             concurrency,
             report_status: self.boolean(map, "", "report_status").unwrap_or(true),
             secrets_for_forks: self.boolean(map, "", "secrets_for_forks").unwrap_or(false),
+            approval: self.approval(map),
             file: self.file.to_owned(),
             spans: Spans::default(),
         }
@@ -103,6 +104,25 @@ impl Parser<'_> {
         Some(Concurrency {
             group,
             cancel_in_progress,
+        })
+    }
+
+    /// `approval:`: `none`, `forks` or `always`; absent or null gives `none`.
+    fn approval(&mut self, map: &MarkedMappingNode) -> Approval {
+        let Some(name) = self.string(map, "", "approval") else {
+            return Approval::None;
+        };
+        Approval::from_name(&name).unwrap_or_else(|| {
+            let pos = self.spans.at("approval");
+            self.problem(
+                pos,
+                "approval",
+                format!(
+                    "unknown value `{name}`: expected one of {} (`forks` holds pull requests from forks until approved)",
+                    Approval::NAMES.join(", ")
+                ),
+            );
+            Approval::None
         })
     }
 

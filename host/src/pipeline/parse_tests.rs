@@ -84,7 +84,7 @@ fn unknown_keys_at_every_level_are_all_reported_but_config_is_free() {
     let text = "name: x\non: push\ntriggers:\n  - type: push\n    branch: main\nsteps:\n  - name: a\n    type: b\n    config:\n      anything: goes\n";
     assert_eq!(
         errors(text),
-        "p.yml:2:1: on: unknown field `on`, expected one of: name, description, triggers, steps, timeout_minutes, concurrency, report_status, secrets_for_forks\n\
+        "p.yml:2:1: on: unknown field `on`, expected one of: name, description, triggers, steps, timeout_minutes, concurrency, report_status, secrets_for_forks, approval\n\
          p.yml:5:5: triggers[0].branch: unknown field `branch`, expected one of: \
          type, events, branches, paths; did you mean `branches`?"
     );
@@ -179,7 +179,7 @@ fn empty_values_mean_absent() {
 
 #[test]
 fn run_controls_parse_with_their_defaults() {
-    let text = "name: p\ntimeout_minutes: 30\nconcurrency:\n  group: deploy-{{ branch }}\n  cancel_in_progress: true\nreport_status: false\nsecrets_for_forks: true\nsteps:\n  - name: a\n    type: run_command\n    if: \"{{ event == 'push' }}\"\n    continue_on_error: true\n  - name: b\n    type: run_command\n";
+    let text = "name: p\ntimeout_minutes: 30\nconcurrency:\n  group: deploy-{{ branch }}\n  cancel_in_progress: true\nreport_status: false\nsecrets_for_forks: true\napproval: forks\nsteps:\n  - name: a\n    type: run_command\n    if: \"{{ event == 'push' }}\"\n    continue_on_error: true\n  - name: b\n    type: run_command\n";
     let p = parse("p.yml", text).unwrap();
     assert_eq!(p.timeout_minutes, Some(30.0));
     assert_eq!(
@@ -190,6 +190,7 @@ fn run_controls_parse_with_their_defaults() {
         })
     );
     assert!(!p.report_status && p.secrets_for_forks);
+    assert_eq!(p.approval, Approval::Forks);
     assert_eq!(p.steps[0].condition.as_deref(), Some("{{ event == 'push' }}"));
     assert!(p.steps[0].continue_on_error);
     assert_eq!(
@@ -198,17 +199,19 @@ fn run_controls_parse_with_their_defaults() {
     );
     let defaults = parse("p.yml", "name: p\nsteps:\n  - name: a\n    type: run_command\n").unwrap();
     assert!(defaults.report_status && !defaults.secrets_for_forks && defaults.concurrency.is_none());
+    assert_eq!(defaults.approval, Approval::None);
 }
 
 #[test]
 fn run_controls_of_the_wrong_shape_are_positioned_errors() {
-    let text = "name: p\nreport_status: yes\nconcurrency:\n  cancel_in_progress: maybe\nsteps:\n  - name: a\n    type: run_command\n    continue_on_error: 1\n";
+    let text = "name: p\nreport_status: yes\napproval: fork\nconcurrency:\n  cancel_in_progress: maybe\nsteps:\n  - name: a\n    type: run_command\n    continue_on_error: 1\n";
     assert_eq!(
         errors(text),
         "p.yml:2:16: report_status: expected true or false, found `yes`\n\
-         p.yml:4:3: concurrency.group: missing `group`, e.g. `deploy-{{ branch }}`\n\
-         p.yml:4:23: concurrency.cancel_in_progress: expected true or false, found `maybe`\n\
-         p.yml:8:24: steps[0].continue_on_error: expected true or false, found `1`"
+         p.yml:3:11: approval: unknown value `fork`: expected one of none, forks, always (`forks` holds pull requests from forks until approved)\n\
+         p.yml:5:3: concurrency.group: missing `group`, e.g. `deploy-{{ branch }}`\n\
+         p.yml:5:23: concurrency.cancel_in_progress: expected true or false, found `maybe`\n\
+         p.yml:9:24: steps[0].continue_on_error: expected true or false, found `1`"
     );
 }
 

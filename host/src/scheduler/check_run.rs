@@ -13,7 +13,7 @@ use super::status::Phase;
 /// The check run's status and, once the run ended, its conclusion.
 pub(super) fn status(phase: Phase) -> (CheckStatus, Option<CheckConclusion>) {
     match phase {
-        Phase::Queued => (CheckStatus::Queued, None),
+        Phase::WaitingApproval | Phase::Queued => (CheckStatus::Queued, None),
         Phase::Running => (CheckStatus::InProgress, None),
         Phase::Finished(end) => (CheckStatus::Completed, Some(conclusion(end))),
     }
@@ -25,7 +25,9 @@ fn conclusion(end: RunState) -> CheckConclusion {
         RunState::Cancelled => CheckConclusion::Cancelled,
         RunState::TimedOut => CheckConclusion::TimedOut,
         RunState::Skipped => CheckConclusion::Skipped,
-        RunState::Failure | RunState::Queued | RunState::Running => CheckConclusion::Failure,
+        RunState::Failure | RunState::WaitingApproval | RunState::Queued | RunState::Running => {
+            CheckConclusion::Failure
+        }
     }
 }
 
@@ -33,6 +35,7 @@ fn conclusion(end: RunState) -> CheckConclusion {
 /// pipeline's step names, for the steps not recorded yet.
 pub(super) fn output(run: &RunRecord, phase: Phase, planned: &[String], run_url: &str) -> CheckOutput {
     let title = match phase {
+        Phase::WaitingApproval => "Waiting for approval".to_string(),
         Phase::Queued => "Queued".to_string(),
         Phase::Running => "Running".to_string(),
         Phase::Finished(RunState::Success) => "All steps succeeded".to_string(),
@@ -43,6 +46,13 @@ pub(super) fn output(run: &RunRecord, phase: Phase, planned: &[String], run_url:
     let mut summary = format!("Run [`{}`]({run_url}) of pipeline `{}`", run.id, run.pipeline);
     if run.attempt > 1 {
         let _ = write!(summary, " (attempt {})", run.attempt);
+    }
+    if matches!(phase, Phase::WaitingApproval) {
+        let _ = write!(
+            summary,
+            ".\n\nIt starts once approved: `POST /api/runs/{}/approve` with the API token",
+            run.id
+        );
     }
     summary.push_str("\n\n| Step | State | Time |\n|---|---|---|\n");
     for step in &run.steps {
@@ -91,6 +101,7 @@ fn state(s: RunState) -> &'static str {
         RunState::Cancelled => "⏹ cancelled",
         RunState::Skipped => "⏭ skipped",
         RunState::Running => "▶ running",
+        RunState::WaitingApproval => "waiting for approval",
         RunState::Queued => "queued",
     }
 }
@@ -168,6 +179,7 @@ mod tests {
             cancel_requested: false,
             lease: None,
             previous_attempts: vec![],
+            approved_at_ms: None,
         }
     }
 

@@ -99,10 +99,11 @@ async fn feed_one(scheduler: &Arc<Scheduler>, delivery: &StoredDelivery) -> Resu
             source: Some(delivery.source.clone()),
             trigger,
             queued_at_ms: delivery.received_at_ms.min(now_ms()),
-            // Set by the scheduler from the pipeline's `concurrency:`.
+            // Set by the scheduler from the pipeline's `concurrency:` and `approval:`.
             group: None,
+            needs_approval: false,
         };
-        scheduler.enqueue(new).await.map_err(|e| e.to_string())?;
+        scheduler.enqueue_delivered(new).await.map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -29,7 +29,7 @@ use crate::registry::Active;
 use crate::runner::trigger_vars;
 use crate::runtime::Masker;
 use crate::store::StoreError;
-use crate::store::runs::{Cancelled, NewRun, RunFilter, RunState, RunStore};
+use crate::store::runs::{Approved, Cancelled, NewRun, RunFilter, RunState, RunStore};
 
 /// How the scheduler runs.
 #[derive(Debug, Clone)]
@@ -145,8 +145,23 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Queues a run and wakes a worker; `Ok(false)` if it was queued before. A run of a
-    /// concurrency group that cancels in progress cancels the group's earlier unfinished runs.
+    /// Queues a run a webhook started: as [`Scheduler::enqueue`], but held for approval
+    /// when the pipeline's `approval:` says so for this trigger.
+    pub async fn enqueue_delivered(self: &Arc<Self>, mut run: NewRun) -> Result<bool, StoreError> {
+        let approval = self
+            .pipelines
+            .get()
+            .iter()
+            .find(|p| p.name == run.pipeline)
+            .map(|p| p.approval)
+            .unwrap_or_default();
+        run.needs_approval = approval.holds(run.trigger.is_fork);
+        self.enqueue(run).await
+    }
+
+    /// Queues a run and wakes a worker (or, with `needs_approval`, holds it until
+    /// [`Scheduler::approve`]); `Ok(false)` if it was queued before. A run of a concurrency
+    /// group that cancels in progress cancels the group's earlier unfinished runs.
     pub async fn enqueue(self: &Arc<Self>, mut run: NewRun) -> Result<bool, StoreError> {
         let group = self.group_of(&run);
         run.group = group.as_ref().map(|(name, _)| name.clone());
@@ -157,9 +172,25 @@ impl Scheduler {
         if let Some((name, true)) = &group {
             self.cancel_group(name, &run.id)?;
         }
-        status::report(self, &run.id, status::Phase::Queued);
-        self.wake.notify_one();
+        if run.needs_approval {
+            tracing::info!(run = %run.id, pipeline = %run.pipeline, "run waits for approval");
+            status::report(self, &run.id, status::Phase::WaitingApproval);
+        } else {
+            status::report(self, &run.id, status::Phase::Queued);
+            self.wake.notify_one();
+        }
         Ok(true)
+    }
+
+    /// Approves a run that waits for it: queued now, its status says so.
+    pub fn approve(self: &Arc<Self>, id: &str) -> Result<Option<Approved>, StoreError> {
+        let outcome = self.runs.approve(id, now_ms())?;
+        if outcome == Some(Approved::Queued) {
+            tracing::info!(run = %id, "run approved");
+            status::report(self, id, status::Phase::Queued);
+            self.wake.notify_one();
+        }
+        Ok(outcome)
     }
 
     /// The run's concurrency group and whether it cancels in progress: the pipeline's
@@ -190,9 +221,9 @@ impl Scheduler {
         }
     }
 
-    /// Cancels every queued or running run of `group` but `newest`.
+    /// Cancels every waiting, queued or running run of `group` but `newest`.
     fn cancel_group(&self, group: &str, newest: &str) -> Result<(), StoreError> {
-        for state in [RunState::Queued, RunState::Running] {
+        for state in [RunState::WaitingApproval, RunState::Queued, RunState::Running] {
             let filter = RunFilter {
                 group: Some(group.into()),
                 state: Some(state),

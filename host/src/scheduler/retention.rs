@@ -124,6 +124,7 @@ mod tests {
                 trigger: Default::default(),
                 queued_at_ms: 1,
                 group: None,
+                needs_approval: false,
             };
             runs.create(new).unwrap();
             runs.claim("n", 1, u64::MAX).unwrap();

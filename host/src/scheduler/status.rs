@@ -1,4 +1,4 @@
-//! Commit statuses from the host: `pending` when a run is queued, `running` when it starts,
+//! Commit statuses from the host: `pending` when a run is queued (or held for approval), `running` when it starts,
 //! its end state when it ends; context `powernode/<pipeline>`, linking to the run's page.
 //! On a GitHub App source the same is one check run of that name (`check_run.rs` says what
 //! it shows), created at the first report and updated after. A status that cannot be set
@@ -14,12 +14,19 @@ use crate::store::runs::{RunRecord, RunState};
 /// Where a run is, as a status says.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Phase {
+    /// Held until approved.
+    WaitingApproval,
     /// Waiting for a worker.
     Queued,
     /// Started.
     Running,
     /// Ended in this state.
     Finished(RunState),
+}
+
+/// What a held run's status says: how to let it start.
+pub(super) fn waiting(run_id: &str) -> String {
+    format!("waiting for approval: POST /api/runs/{run_id}/approve")
 }
 
 /// Sets the run's commit status in the background, after the run's earlier ones: a slow or
@@ -74,6 +81,7 @@ async fn set(scheduler: &Scheduler, run_id: &str, phase: Phase) {
         return;
     }
     let (state, description) = match phase {
+        Phase::WaitingApproval => (CommitState::Pending, waiting(&run.id)),
         Phase::Queued => (CommitState::Pending, "queued".to_string()),
         Phase::Running => (CommitState::Running, "running".to_string()),
         Phase::Finished(end) => match end {

@@ -96,6 +96,7 @@ fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(runs::list))
         .routes(routes!(runs::get))
         .routes(routes!(runs::cancel))
+        .routes(routes!(runs::approve))
         .routes(routes!(runs::rerun))
         .routes(routes!(runs::logs))
         .routes(routes!(catalog::artifacts))

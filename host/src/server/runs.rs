@@ -20,7 +20,7 @@ use super::{AppError, AppState};
 use crate::model::TriggerContext;
 use crate::scheduler::now_ms;
 use crate::store::StoreError;
-use crate::store::runs::{Cancelled, NewRun, RunFilter, RunRecord, RunState, RunStore};
+use crate::store::runs::{Approved, Cancelled, NewRun, RunFilter, RunRecord, RunState, RunStore};
 
 const MAX_LIMIT: u64 = 100;
 
@@ -68,6 +68,8 @@ pub(super) async fn trigger(
         queued_at_ms: now_ms(),
         // Set by the scheduler from the pipeline's `concurrency:`.
         group: None,
+        // Someone holding the API token started it: nothing to approve.
+        needs_approval: false,
     };
     state.scheduler.enqueue(run).await.map_err(store_error)?;
     Ok((
@@ -78,7 +80,7 @@ pub(super) async fn trigger(
 }
 
 /// `GET /api/runs?pipeline=&repository=&status=&group=&limit=&before=`.
-#[utoipa::path(get, path = "/runs", tag = "runs", params(("pipeline" = Option<String>, Query, description = "Only the runs of this pipeline"), ("repository" = Option<String>, Query, description = "Only the runs of this repository (owner/name)"), ("status" = Option<String>, Query, description = "queued, running, success, failure, cancelled, timed_out or skipped"), ("group" = Option<String>, Query, description = "Only the runs of this concurrency group"), ("limit" = Option<u32>, Query, description = "1 to 100, default 20"), ("before" = Option<String>, Query, description = "The `next` of the previous page")), responses((status = 200, description = "`runs`, newest first, and `next`", body = serde_json::Value), (status = 400, description = "A bad `limit` or `status`", body = serde_json::Value)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/runs", tag = "runs", params(("pipeline" = Option<String>, Query, description = "Only the runs of this pipeline"), ("repository" = Option<String>, Query, description = "Only the runs of this repository (owner/name)"), ("status" = Option<String>, Query, description = "waiting_approval, queued, running, success, failure, cancelled, timed_out or skipped"), ("group" = Option<String>, Query, description = "Only the runs of this concurrency group"), ("limit" = Option<u32>, Query, description = "1 to 100, default 20"), ("before" = Option<String>, Query, description = "The `next` of the previous page")), responses((status = 200, description = "`runs`, newest first, and `next`", body = serde_json::Value), (status = 400, description = "A bad `limit` or `status`", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn list(
     State(state): State<AppState>,
     Query(query): Query<BTreeMap<String, String>>,
@@ -90,7 +92,7 @@ pub(super) async fn list(
             AppError::new(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "unknown `status` `{name}`: queued, running, success, failure, cancelled, timed_out or skipped"
+                    "unknown `status` `{name}`: waiting_approval, queued, running, success, failure, cancelled, timed_out or skipped"
                 ),
             )
         })?),
@@ -138,6 +140,20 @@ pub(super) async fn cancel(State(state): State<AppState>, Path(id): Path<String>
     }
 }
 
+/// `POST /api/runs/{id}/approve`: lets a run held by the pipeline's `approval:` start; 409
+/// when it is not waiting for approval.
+#[utoipa::path(post, path = "/runs/{id}/approve", tag = "runs", params(("id" = String, Path, description = "The id of the run")), responses((status = 200, description = "Approved: the run is queued", body = serde_json::Value), (status = 404, description = "No such run", body = serde_json::Value), (status = 409, description = "The run is not waiting for approval", body = serde_json::Value)), security(("bearer" = [])))]
+pub(super) async fn approve(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    match state.scheduler.approve(&id).map_err(store_error)? {
+        None => Err(not_found(&id)),
+        Some(Approved::Queued) => Ok((StatusCode::OK, Json(json!({ "id": id, "state": "queued" }))).into_response()),
+        Some(Approved::NotWaiting(now)) => Err(AppError::new(
+            StatusCode::CONFLICT,
+            format!("run `{id}` is not waiting for approval (it is {})", now.as_str()),
+        )),
+    }
+}
+
 /// `POST /api/runs/{id}/rerun`: a new run of the same pipeline for the same trigger.
 #[utoipa::path(post, path = "/runs/{id}/rerun", tag = "runs", params(("id" = String, Path, description = "The run to run again")), responses((status = 201, description = "The new run: `id`, `pipeline`, `state`, `rerun_of`", body = serde_json::Value), (status = 404, description = "No such run", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn rerun(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
@@ -156,6 +172,8 @@ pub(super) async fn rerun(State(state): State<AppState>, Path(id): Path<String>)
         queued_at_ms: now_ms(),
         // Set by the scheduler from the pipeline's `concurrency:`.
         group: None,
+        // Someone holding the API token started it: nothing to approve.
+        needs_approval: false,
     };
     state.scheduler.enqueue(run).await.map_err(store_error)?;
     let body = json!({ "id": new_id, "pipeline": old.pipeline, "state": "queued", "rerun_of": id });

@@ -25,6 +25,8 @@ use crate::model::TriggerContext;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunState {
+    /// Held until someone with the API token approves it (`approval:` in the pipeline).
+    WaitingApproval,
     /// Waiting for a worker.
     Queued,
     /// A worker is on it.
@@ -44,12 +46,13 @@ pub enum RunState {
 impl RunState {
     /// Whether the state is an end state.
     pub fn is_final(self) -> bool {
-        !matches!(self, RunState::Queued | RunState::Running)
+        !matches!(self, RunState::WaitingApproval | RunState::Queued | RunState::Running)
     }
 
     /// The name used in the API and in filters.
     pub fn as_str(self) -> &'static str {
         match self {
+            RunState::WaitingApproval => "waiting_approval",
             RunState::Queued => "queued",
             RunState::Running => "running",
             RunState::Success => "success",
@@ -63,6 +66,7 @@ impl RunState {
     /// The state called `name`, for filters.
     pub fn from_name(name: &str) -> Option<RunState> {
         [
+            RunState::WaitingApproval,
             RunState::Queued,
             RunState::Running,
             RunState::Success,
@@ -92,6 +96,9 @@ pub struct NewRun {
     /// Its concurrency group, if any.
     #[serde(default)]
     pub group: Option<String>,
+    /// Created `waiting_approval` rather than `queued` (the pipeline's `approval:`).
+    #[serde(default)]
+    pub needs_approval: bool,
 }
 
 /// One step of a run, as recorded.
@@ -159,6 +166,9 @@ pub struct RunRecord {
     /// Earlier attempts that were interrupted, oldest first.
     #[serde(default)]
     pub previous_attempts: Vec<PastAttempt>,
+    /// When it was approved, if it had to wait for approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at_ms: Option<u64>,
 }
 
 /// An attempt of a run that was interrupted (its server stopped while it ran).
@@ -184,7 +194,11 @@ impl RunRecord {
             source: run.source,
             trigger: run.trigger,
             group: run.group,
-            state: RunState::Queued,
+            state: if run.needs_approval {
+                RunState::WaitingApproval
+            } else {
+                RunState::Queued
+            },
             attempt: 1,
             queued_at_ms: run.queued_at_ms,
             started_at_ms: None,
@@ -194,6 +208,7 @@ impl RunRecord {
             cancel_requested: false,
             lease: None,
             previous_attempts: Vec::new(),
+            approved_at_ms: None,
         }
     }
 }
@@ -235,12 +250,21 @@ pub struct Page {
 /// What a cancel did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cancelled {
-    /// It was queued and is now cancelled.
+    /// It was queued (or waiting for approval) and is now cancelled.
     WasQueued,
     /// It is running; its worker was asked to stop it.
     Requested,
     /// It had already ended in this state.
     AlreadyFinal(RunState),
+}
+
+/// What an approval did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approved {
+    /// It was waiting and is now queued.
+    Queued,
+    /// It was not waiting for approval: it is in this state.
+    NotWaiting(RunState),
 }
 
 /// How runs ended by [`RunStore::recover`].
@@ -257,7 +281,8 @@ pub const INTERRUPTED: &str = "interrupted by a restart";
 
 /// Runs and their queue.
 pub trait RunStore: Send + Sync {
-    /// Creates a queued run; `Ok(false)` when a run with that id exists (nothing changes).
+    /// Creates a queued run (or one waiting for approval, as `needs_approval` says);
+    /// `Ok(false)` when a run with that id exists (nothing changes).
     fn create(&self, run: NewRun) -> Result<bool, StoreError>;
     /// Takes the oldest queued run for `node`, with a lease until `lease_until_ms`.
     fn claim(&self, node: &str, now_ms: u64, lease_until_ms: u64) -> Result<Option<RunRecord>, StoreError>;
@@ -274,7 +299,9 @@ pub trait RunStore: Send + Sync {
         error: Option<String>,
         now_ms: u64,
     ) -> Result<(), StoreError>;
-    /// Cancels a queued run, or asks the worker of a running one to stop it.
+    /// Queues a run that waits for approval; `Ok(None)` when there is no such run.
+    fn approve(&self, id: &str, now_ms: u64) -> Result<Option<Approved>, StoreError>;
+    /// Cancels a queued (or waiting) run, or asks the worker of a running one to stop it.
     fn cancel(&self, id: &str, now_ms: u64) -> Result<Option<Cancelled>, StoreError>;
     /// Ends the attempts of running runs whose lease expired before `now_ms` (their node
     /// died): each is queued again once, then failed.

@@ -3,10 +3,12 @@
 //! stored durably, deduplicated, and a SIGKILL mid-stream loses no acknowledged delivery.
 //! `api`: the pipelines API, its bearer token, and pipelines added through it starting runs.
 //! `runs`: runs executing, with statuses on a fake forge, cancel, SIGKILL recovery, secrets.
+//! `approval`: fork pull requests held until approved through the API.
 //! `app`: a GitHub App source: check runs, token refresh during a run, the Re-run buttons.
 
 mod api;
 mod app;
+mod approval;
 #[path = "../common/mod.rs"]
 mod common;
 // The end-to-end tests' fake forges and git server, shared with `tests/it`.

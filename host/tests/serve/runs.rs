@@ -12,7 +12,7 @@ const BUILD: &str = "name: build\ntriggers:\n  - type: push\n    branches: [main
 
 /// A GitHub API on loopback that takes commit statuses as GitHub does (201 with the
 /// status) and records each as `(sha, state, context, target_url)`.
-async fn status_api() -> (String, Arc<Mutex<Vec<Value>>>) {
+pub(super) async fn status_api() -> (String, Arc<Mutex<Vec<Value>>>) {
     use axum::extract::Path as UrlPath;
     let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
     let record = seen.clone();
@@ -35,7 +35,7 @@ async fn status_api() -> (String, Arc<Mutex<Vec<Value>>>) {
 }
 
 /// A server whose `forge` source is the fake GitHub at `api`, with `build` checking `check`.
-fn start(dir: &Path, api: &str, check: &str) -> Server {
+pub(super) fn start(dir: &Path, api: &str, check: &str) -> Server {
     start_with(dir, api, check, "")
 }
 
@@ -80,7 +80,7 @@ pub(super) async fn wait_for(server: &Server, id: &str, what: &str, done: impl F
 }
 
 pub(super) fn ended(run: &Value) -> bool {
-    !matches!(run["state"].as_str(), Some("queued" | "running"))
+    !matches!(run["state"].as_str(), Some("waiting_approval" | "queued" | "running"))
 }
 
 async fn logs(server: &Server, id: &str) -> String {

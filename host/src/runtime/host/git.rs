@@ -65,7 +65,9 @@ impl git::Host for StepState {
             depth: opts.depth,
         };
         let left = self.scope.deadline.saturating_duration_since(Instant::now());
-        Ok(domain::clone(&req, Some(&auth), left).await.map_err(|e| e.to_string()))
+        Ok(domain::clone(&req, Some(&auth), left, Some(self.confine()))
+            .await
+            .map_err(|e| e.to_string()))
     }
 
     async fn commit_and_push(&mut self, opts: PushOptions) -> GResult<Option<String>> {
@@ -95,11 +97,21 @@ impl git::Host for StepState {
             depth: opts.depth,
         };
         let left = self.scope.deadline.saturating_duration_since(Instant::now());
-        Ok(domain::fetch(&req, Some(&auth), left).await.map_err(|e| e.to_string()))
+        Ok(domain::fetch(&req, Some(&auth), left, Some(self.confine()))
+            .await
+            .map_err(|e| e.to_string()))
     }
 }
 
 impl StepState {
+    /// The host's git for this step runs in the command sandbox, like the step's own commands.
+    fn confine(&self) -> domain::Confine {
+        domain::Confine {
+            sandbox: self.services.sandbox.clone(),
+            workspace: self.scope.workspace.clone(),
+        }
+    }
+
     /// `commit-and-push`, or with `replace` `replace-branch`, which never touches the
     /// repository's default branch.
     async fn push(&mut self, opts: PushOptions, replace: bool) -> Result<Option<String>, String> {
@@ -135,7 +147,7 @@ impl StepState {
             replace,
         };
         let left = self.scope.deadline.saturating_duration_since(Instant::now());
-        domain::commit_and_push(&req, Some(&auth), left)
+        domain::commit_and_push(&req, Some(&auth), left, Some(self.confine()))
             .await
             .map_err(|e| e.to_string())
     }

@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, TransactionalTree};
 
-use super::{Cancelled, INTERRUPTED, NewRun, Page, Recovered, RunFilter, RunRecord, RunState, RunStore, StepRecord};
+use super::{
+    Approved, Cancelled, INTERRUPTED, NewRun, Page, Recovered, RunFilter, RunRecord, RunState, RunStore, StepRecord,
+};
 use crate::store::StoreError;
 
 /// Runs in a sled database.
@@ -133,7 +135,8 @@ impl RunStore for SledRuns {
         if self.runs.contains_key(&run.id)? {
             return Ok(false);
         }
-        self.write_queued(&RunRecord::new(run), true)?;
+        let record = RunRecord::new(run);
+        self.write_queued(&record, record.state == RunState::Queued)?;
         Ok(true)
     }
 
@@ -199,11 +202,24 @@ impl RunStore for SledRuns {
         self.flush()
     }
 
+    fn approve(&self, id: &str, now_ms: u64) -> Result<Option<Approved>, StoreError> {
+        let _held = self.lock.lock().expect("run lock");
+        let Some(mut run) = self.read(id)? else { return Ok(None) };
+        if run.state != RunState::WaitingApproval {
+            return Ok(Some(Approved::NotWaiting(run.state)));
+        }
+        run.state = RunState::Queued;
+        run.approved_at_ms = Some(now_ms);
+        self.write_queued(&run, true)?;
+        self.flush()?;
+        Ok(Some(Approved::Queued))
+    }
+
     fn cancel(&self, id: &str, now_ms: u64) -> Result<Option<Cancelled>, StoreError> {
         let _held = self.lock.lock().expect("run lock");
         let Some(mut run) = self.read(id)? else { return Ok(None) };
         let outcome = match run.state {
-            RunState::Queued => {
+            RunState::Queued | RunState::WaitingApproval => {
                 run.state = RunState::Cancelled;
                 run.finished_at_ms = Some(now_ms);
                 run.error = Some("cancelled before it started".into());

@@ -12,6 +12,7 @@ fn new_run(id: &str, pipeline: &str, repo: &str) -> NewRun {
         trigger,
         queued_at_ms: 1,
         group: Some(format!("{pipeline}-group")),
+        needs_approval: false,
     }
 }
 
@@ -34,6 +35,7 @@ fn conformance(open: impl Fn() -> Box<dyn RunStore>) {
     claims_are_oldest_first_and_exclusive(&*open());
     a_lease_is_renewed_only_by_its_node(&*open());
     cancel_by_state(&*open());
+    a_run_waiting_for_approval_is_claimed_only_once_approved(&*open());
     an_interrupted_run_is_retried_once_then_failed(&*open());
     lists_are_newest_first_filtered_and_paged(&*open());
     logs_keep_their_order_per_run(&*open());
@@ -140,6 +142,55 @@ fn cancel_by_state(store: &dyn RunStore) {
         Some(Cancelled::AlreadyFinal(RunState::Cancelled))
     );
     assert_eq!(store.cancel("nope", 13).unwrap(), None);
+}
+
+fn a_run_waiting_for_approval_is_claimed_only_once_approved(store: &dyn RunStore) {
+    let waiting = |id: &str| NewRun {
+        needs_approval: true,
+        ..new_run(id, "p", "o/r")
+    };
+    store.create(waiting("01")).unwrap();
+    store.create(waiting("02")).unwrap();
+    assert_eq!(store.get("01").unwrap().unwrap().state, RunState::WaitingApproval);
+    assert_eq!(store.queued().unwrap(), 0, "a waiting run is not queued");
+    assert_eq!(store.claim("a", 2, 100).unwrap(), None);
+    let filter = RunFilter {
+        state: Some(RunState::WaitingApproval),
+        ..RunFilter::default()
+    };
+    assert_eq!(store.list(&filter, None, 10).unwrap().runs.len(), 2);
+
+    assert_eq!(store.approve("01", 3).unwrap(), Some(Approved::Queued));
+    let approved = store.get("01").unwrap().unwrap();
+    assert_eq!((approved.state, approved.approved_at_ms), (RunState::Queued, Some(3)));
+    assert_eq!(store.queued().unwrap(), 1);
+    assert_eq!(
+        store.approve("01", 4).unwrap(),
+        Some(Approved::NotWaiting(RunState::Queued)),
+        "approving twice changes nothing"
+    );
+    let claimed = store.claim("a", 5, 100).unwrap().unwrap();
+    assert_eq!(claimed.id, "01");
+    assert_eq!(store.claim("a", 5, 100).unwrap(), None, "the other still waits");
+    store.finish("01", "a", RunState::Success, None, 5).unwrap();
+
+    assert_eq!(store.cancel("02", 6).unwrap(), Some(Cancelled::WasQueued));
+    let cancelled = store.get("02").unwrap().unwrap();
+    assert_eq!(
+        (cancelled.state, cancelled.finished_at_ms),
+        (RunState::Cancelled, Some(6))
+    );
+    assert_eq!(
+        store.approve("02", 7).unwrap(),
+        Some(Approved::NotWaiting(RunState::Cancelled)),
+        "a cancelled run cannot be approved"
+    );
+    assert_eq!(store.claim("a", 8, 100).unwrap(), None);
+    assert_eq!(store.approve("nope", 8).unwrap(), None);
+    // Waiting is not running: recovery and pruning leave it alone.
+    store.create(waiting("03")).unwrap();
+    assert_eq!(store.recover(u64::MAX).unwrap(), Recovered::default());
+    assert!(!store.prune(u64::MAX).unwrap().contains(&"03".to_string()));
 }
 
 fn an_interrupted_run_is_retried_once_then_failed(store: &dyn RunStore) {

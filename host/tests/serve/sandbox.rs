@@ -3,7 +3,7 @@
 //! directory, the server's environment through `/proc`, another run's workspace; reach the
 //! server's own port and a stand-in metadata service on loopback; fork-bomb, write a huge
 //! file, leave a process behind — and each is refused or stopped, while the next step and
-//! a normal build (git, python3) work.
+//! a normal build (git, python3, node) work.
 
 use reqwest::Method;
 
@@ -90,6 +90,7 @@ steps:
       command: |
         git init -q . && git -c user.name=a -c user.email=a@b commit -q --allow-empty -m one && git log --oneline | wc -l
         python3 -c 'print("python ok")'
+        node -e 'console.log("node ok")'
 "#
     );
     let server = start(dir, &pipeline, "[sandbox]\nmax_file_mb = 16\nmax_processes = 64\n");
@@ -139,7 +140,7 @@ steps:
     );
     assert_eq!(
         step(&run, "build")["raw_output"].as_str().unwrap(),
-        "1\npython ok\n",
+        "1\npython ok\nnode ok\n",
         "{logs}"
     );
     drop(metadata);

@@ -166,7 +166,7 @@ impl Intake {
             format!("sha256:{}", hex::encode(Sha256::digest(&stored_body)))
         });
         let runs: Vec<EnqueuedRun> = if event.event == EventKind::Rerun {
-            match self.reruns(source_id, &event)? {
+            match self.reruns(source_id, &event).await? {
                 Ok(runs) => runs,
                 Err(reason) => return Ok(ignored(reason)),
             }
@@ -216,11 +216,11 @@ impl Intake {
 impl Intake {
     /// New runs of the pipelines of the earlier runs a rerun names (their triggers are
     /// copied when the feeder queues them), or why there is nothing to run again.
-    fn reruns(&self, source_id: &str, event: &Event) -> Result<Result<Vec<EnqueuedRun>, String>, IntakeError> {
+    async fn reruns(&self, source_id: &str, event: &Event) -> Result<Result<Vec<EnqueuedRun>, String>, IntakeError> {
         let (Some(runs), Some(request)) = (&self.runs, &event.rerun) else {
             return Ok(Err("reruns are not taken here (no run store)".into()));
         };
-        let earlier = crate::rerun::earlier_runs(runs.as_ref(), source_id, event, &[])?;
+        let earlier = crate::rerun::earlier_runs(runs.as_ref(), source_id, event, &[]).await?;
         if earlier.is_empty() {
             return Ok(Err(format!(
                 "{} names no earlier run of source `{source_id}` to run again",

@@ -20,7 +20,7 @@ const PAGE: usize = 100;
 
 /// The earlier runs `event` (a rerun delivered to `source`) names, newest first, at most one
 /// per pipeline; never one of `exclude` (the runs this rerun already made).
-pub fn earlier_runs(
+pub async fn earlier_runs(
     runs: &dyn RunStore,
     source: &str,
     event: &Event,
@@ -36,7 +36,7 @@ pub fn earlier_runs(
             && !exclude.contains(&run.id)
     };
     if let Some(id) = &request.external_id
-        && let Some(run) = runs.get(id)?
+        && let Some(run) = runs.get(id).await?
         && ours(&run)
     {
         return Ok(vec![run]);
@@ -59,7 +59,7 @@ pub fn earlier_runs(
     };
     let (mut found, mut pipelines, mut before, mut read) = (Vec::new(), BTreeSet::new(), None, 0);
     while read < SCAN {
-        let page = runs.list(&filter, before.as_deref(), PAGE)?;
+        let page = runs.list(&filter, before.as_deref(), PAGE).await?;
         read += page.runs.len();
         for run in page.runs {
             let on_commit = run.trigger.head_sha.as_deref().or(run.trigger.after.as_deref()) == Some(sha);
@@ -105,7 +105,7 @@ mod tests {
         (dir, SledRuns::open(&db).unwrap())
     }
 
-    fn add(runs: &SledRuns, id: &str, pipeline: &str, source: &str, repo: &str, sha: &str) {
+    async fn add(runs: &SledRuns, id: &str, pipeline: &str, source: &str, repo: &str, sha: &str) {
         let trigger = TriggerContext {
             event: "push".into(),
             head_sha: Some(sha.into()),
@@ -124,7 +124,7 @@ mod tests {
             group: None,
             needs_approval: false,
         };
-        assert!(runs.create(run).unwrap());
+        assert!(runs.create(run).await.unwrap());
     }
 
     fn rerun(check_name: Option<&str>, external_id: Option<&str>) -> Event {
@@ -147,41 +147,41 @@ mod tests {
         found.into_iter().map(|r| r.id).collect()
     }
 
-    #[test]
-    fn a_check_run_names_its_run_by_external_id_else_by_pipeline_and_commit() {
+    #[tokio::test]
+    async fn a_check_run_names_its_run_by_external_id_else_by_pipeline_and_commit() {
         let (_dir, runs) = store();
-        add(&runs, "01-a", "build", "gh", "octo/hello", SHA);
-        add(&runs, "02-b", "build", "gh", "octo/hello", SHA);
-        add(&runs, "03-c", "lint", "gh", "octo/hello", SHA);
+        add(&runs, "01-a", "build", "gh", "octo/hello", SHA).await;
+        add(&runs, "02-b", "build", "gh", "octo/hello", SHA).await;
+        add(&runs, "03-c", "lint", "gh", "octo/hello", SHA).await;
         let by_id = rerun(Some("powernode/build"), Some("01-a"));
-        assert_eq!(ids(earlier_runs(&runs, "gh", &by_id, &[]).unwrap()), ["01-a"]);
+        assert_eq!(ids(earlier_runs(&runs, "gh", &by_id, &[]).await.unwrap()), ["01-a"]);
         // Another source's run, or an unknown id: the newest run of the named pipeline.
         assert_eq!(
-            ids(earlier_runs(&runs, "other", &by_id, &[]).unwrap()),
+            ids(earlier_runs(&runs, "other", &by_id, &[]).await.unwrap()),
             Vec::<String>::new()
         );
         let unknown = rerun(Some("powernode/build"), Some("nope"));
-        assert_eq!(ids(earlier_runs(&runs, "gh", &unknown, &[]).unwrap()), ["02-b"]);
+        assert_eq!(ids(earlier_runs(&runs, "gh", &unknown, &[]).await.unwrap()), ["02-b"]);
         assert_eq!(
-            ids(earlier_runs(&runs, "gh", &unknown, &["02-b".into()]).unwrap()),
+            ids(earlier_runs(&runs, "gh", &unknown, &["02-b".into()]).await.unwrap()),
             ["01-a"],
             "never a run the rerun made itself"
         );
         // A check run that is no run's own.
         let foreign = rerun(Some("lint"), None);
-        assert!(earlier_runs(&runs, "gh", &foreign, &[]).unwrap().is_empty());
+        assert!(earlier_runs(&runs, "gh", &foreign, &[]).await.unwrap().is_empty());
     }
 
-    #[test]
-    fn a_check_suite_names_the_newest_run_of_each_pipeline_on_its_commit() {
+    #[tokio::test]
+    async fn a_check_suite_names_the_newest_run_of_each_pipeline_on_its_commit() {
         let (_dir, runs) = store();
-        add(&runs, "01-a", "build", "gh", "octo/hello", SHA);
-        add(&runs, "02-b", "lint", "gh", "octo/hello", SHA);
-        add(&runs, "03-c", "build", "gh", "octo/hello", SHA);
-        add(&runs, "04-d", "build", "gh", "octo/hello", "another-commit");
-        add(&runs, "05-e", "deploy", "gh", "octo/other", SHA);
+        add(&runs, "01-a", "build", "gh", "octo/hello", SHA).await;
+        add(&runs, "02-b", "lint", "gh", "octo/hello", SHA).await;
+        add(&runs, "03-c", "build", "gh", "octo/hello", SHA).await;
+        add(&runs, "04-d", "build", "gh", "octo/hello", "another-commit").await;
+        add(&runs, "05-e", "deploy", "gh", "octo/other", SHA).await;
         let suite = rerun(None, None);
-        let mut found = ids(earlier_runs(&runs, "gh", &suite, &[]).unwrap());
+        let mut found = ids(earlier_runs(&runs, "gh", &suite, &[]).await.unwrap());
         found.sort();
         assert_eq!(found, ["02-b", "03-c"]);
     }

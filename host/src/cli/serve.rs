@@ -57,7 +57,10 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
             lease: Duration::from_secs(30),
         },
     );
-    scheduler.start().context("recovering the runs of the previous start")?;
+    scheduler
+        .start()
+        .await
+        .context("recovering the runs of the previous start")?;
     tokio::spawn(scheduler::feed_inbox(
         inbox.clone(),
         runs.clone(),
@@ -70,20 +73,15 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
         tokio::spawn(async move {
             loop {
                 let (store, runs, inbox, workspaces) = (store.clone(), runs.clone(), inbox.clone(), workspaces.clone());
-                let pass = tokio::task::spawn_blocking(move || {
-                    let retention = Retention {
-                        runs: &*runs,
-                        store: &*store,
-                        workspaces: &workspaces,
-                        inbox: Some((&inbox, &runs)),
-                    };
-                    retention.prune(max_age)
-                })
-                .await;
-                match pass {
-                    Ok(Ok(pruned)) => tracing::info!(?pruned, "retention pass"),
-                    Ok(Err(e)) => tracing::error!(error = %e, "retention pass failed"),
-                    Err(e) => tracing::error!(error = %e, "retention pass panicked"),
+                let retention = Retention {
+                    runs: &*runs,
+                    store: &*store,
+                    workspaces: &workspaces,
+                    inbox: Some((&inbox, &runs)),
+                };
+                match retention.prune(max_age).await {
+                    Ok(pruned) => tracing::info!(?pruned, "retention pass"),
+                    Err(e) => tracing::error!(error = %e, "retention pass failed"),
                 }
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }

@@ -1,12 +1,12 @@
 //! Executing one claimed run: its workspace, its forge binding, the shared runner, a
 //! heartbeat that also carries cancels from other nodes, every step and log line recorded
-//! (secrets masked), and the end state.
+//! (secrets masked) in order by a writer task, and the end state.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::status::{self, Phase};
 use super::{Scheduler, now_ms};
@@ -16,7 +16,7 @@ use crate::provider::connect::bind;
 use crate::runner::{RunEvent, RunRequest, RunSummary, StepError, StepLogTap, StepResult, run_pipeline};
 use crate::runtime::LogLine;
 use crate::runtime::StepFailure;
-use crate::store::runs::{RunRecord, RunState, StepRecord};
+use crate::store::runs::{RunRecord, RunState, RunStore, StepRecord};
 
 /// Runs `run`, which this node has claimed, to its end and records it.
 pub(super) async fn execute(scheduler: &Arc<Scheduler>, run: RunRecord) {
@@ -38,6 +38,7 @@ pub(super) async fn execute(scheduler: &Arc<Scheduler>, run: RunRecord) {
     if let Err(e) = scheduler
         .runs
         .finish(&run.id, &scheduler.config.node, state, error.clone(), now_ms())
+        .await
     {
         tracing::error!(run = %run.id, error = %e, "cannot record the end of a run");
     }
@@ -82,22 +83,15 @@ async fn steps(
     if let Err(e) = std::fs::create_dir_all(&workspace) {
         return (RunState::Failure, Some(format!("cannot create the workspace: {e}")));
     }
+    let recorder = Recorder::start(scheduler.runs.clone(), run.id.clone());
     // Lines are stored as they are written, so the log can be followed while a step runs;
     // what the step's end adds (a truncation note, removed links) is stored at its end.
     let tapped = Arc::new(AtomicUsize::new(0));
     let tap = {
-        let (runs, masker, id, tapped) = (
-            scheduler.runs.clone(),
-            scheduler.masker.clone(),
-            run.id.clone(),
-            tapped.clone(),
-        );
+        let (sink, masker, tapped) = (recorder.sink(), scheduler.masker.clone(), tapped.clone());
         StepLogTap(Arc::new(move |step: &str, line: &LogLine| {
             tapped.fetch_add(1, Ordering::Relaxed);
-            let text = format!("[{step}] {}", masker.mask(&line.message));
-            if let Err(e) = runs.append_log(&id, &[text]) {
-                tracing::error!(run = %id, error = %e, "cannot store a log line");
-            }
+            let _ = sink.send(Record::Log(vec![format!("[{step}] {}", masker.mask(&line.message))]));
         }))
     };
     let req = RunRequest {
@@ -109,7 +103,8 @@ async fn steps(
         log_tap: Some(tap),
         run_url: Some(scheduler.config.run_url(&run.id)),
     };
-    let mut index = 0;
+    // Steps recorded: started, or finished.
+    let (mut index, mut recorded) = (0, 0);
     let record = |event: RunEvent<'_>| match event {
         RunEvent::Started(step) => {
             let started = StepRecord {
@@ -122,7 +117,8 @@ async fn steps(
                 raw_output: None,
                 outputs: Default::default(),
             };
-            put_step(scheduler, &run.id, index, started);
+            recorded = index + 1;
+            recorder.step(index, started);
         }
         RunEvent::Finished(step, result) => {
             let ended = now_ms();
@@ -143,7 +139,8 @@ async fn steps(
             if !result.skipped {
                 crate::metrics::get().step(&step.step_type, step_state(result).as_str(), result.elapsed);
             }
-            put_step(scheduler, &run.id, index, finished);
+            recorded = index + 1;
+            recorder.step(index, finished);
             let seen = tapped.swap(0, Ordering::Relaxed);
             let lines: Vec<String> = result
                 .log
@@ -151,9 +148,7 @@ async fn steps(
                 .skip(seen)
                 .map(|l| format!("[{}] {}", step.name, mask(scheduler, &l.message)))
                 .collect();
-            if let Err(e) = scheduler.runs.append_log(&run.id, &lines) {
-                tracing::error!(run = %run.id, error = %e, "cannot store a step's log");
-            }
+            recorder.log(lines);
             index += 1;
         }
     };
@@ -163,7 +158,9 @@ async fn steps(
         // processes' groups are killed.
         _ = cancel.wait_for(|c| *c) => (RunState::Cancelled, Some("cancelled".into())),
     };
-    skip_the_rest(scheduler, run, pipeline, outcome.0);
+    skip_the_rest(&recorder, pipeline, recorded, outcome.0);
+    // Everything is stored before the run is recorded as ended (a followed log ends there).
+    recorder.close().await;
     if (outcome.0 == RunState::Success || !scheduler.config.keep_failed_workspaces)
         && let Err(e) = std::fs::remove_dir_all(&workspace)
     {
@@ -205,12 +202,8 @@ fn ending(summary: &RunSummary, pipeline: &Pipeline) -> (RunState, Option<String
     }
 }
 
-/// Records the steps that never started as skipped, saying why.
-fn skip_the_rest(scheduler: &Scheduler, run: &RunRecord, pipeline: &Pipeline, end: RunState) {
-    let recorded = match scheduler.runs.get(&run.id) {
-        Ok(Some(current)) => current.steps.len(),
-        _ => return,
-    };
+/// Records the steps after the first `recorded` (which never started) as skipped, saying why.
+fn skip_the_rest(recorder: &Recorder, pipeline: &Pipeline, recorded: usize, end: RunState) {
     let why = match end {
         RunState::Cancelled => "the run was cancelled",
         RunState::TimedOut => "the run ran out of time",
@@ -227,7 +220,7 @@ fn skip_the_rest(scheduler: &Scheduler, run: &RunRecord, pipeline: &Pipeline, en
             raw_output: None,
             outputs: Default::default(),
         };
-        put_step(scheduler, &run.id, index, skipped);
+        recorder.step(index, skipped);
     }
 }
 
@@ -242,9 +235,80 @@ fn step_state(result: &StepResult) -> RunState {
     }
 }
 
-fn put_step(scheduler: &Scheduler, run: &str, index: usize, step: StepRecord) {
-    if let Err(e) = scheduler.runs.put_step(run, index, step) {
-        tracing::error!(run, error = %e, "cannot record a step");
+/// What the run's writer stores.
+enum Record {
+    /// Log lines, already masked.
+    Log(Vec<String>),
+    /// A step's state, at its index.
+    Step(usize, StepRecord),
+}
+
+/// Stores a run's steps and log lines in the order they happen. The runner's callbacks cannot
+/// wait for the store, so they hand records to this writer task; consecutive log lines go
+/// to the store together.
+struct Recorder {
+    tx: mpsc::UnboundedSender<Record>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+impl Recorder {
+    fn start(runs: Arc<dyn RunStore>, id: String) -> Recorder {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(async move {
+            let mut next = rx.recv().await;
+            while let Some(record) = next.take() {
+                match record {
+                    Record::Step(index, step) => {
+                        if let Err(e) = runs.put_step(&id, index, step).await {
+                            tracing::error!(run = %id, error = %e, "cannot record a step");
+                        }
+                    }
+                    Record::Log(mut lines) => {
+                        loop {
+                            match rx.try_recv() {
+                                Ok(Record::Log(more)) => lines.extend(more),
+                                Ok(other) => {
+                                    next = Some(other);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        if let Err(e) = runs.append_log(&id, &lines).await {
+                            tracing::error!(run = %id, error = %e, "cannot store log lines");
+                        }
+                    }
+                }
+                if next.is_none() {
+                    next = rx.recv().await;
+                }
+            }
+        });
+        Recorder { tx, writer }
+    }
+
+    /// A sender for callbacks that outlive a borrow of the recorder.
+    fn sink(&self) -> mpsc::UnboundedSender<Record> {
+        self.tx.clone()
+    }
+
+    fn step(&self, index: usize, step: StepRecord) {
+        let _ = self.tx.send(Record::Step(index, step));
+    }
+
+    fn log(&self, lines: Vec<String>) {
+        if !lines.is_empty() {
+            let _ = self.tx.send(Record::Log(lines));
+        }
+    }
+
+    /// Waits until everything handed over is stored. The tap's sender goes with the runner,
+    /// which has ended by now.
+    async fn close(self) {
+        drop(self.tx);
+        if let Err(e) = self.writer.await {
+            tracing::error!(error = %e, "the run's writer failed");
+        }
     }
 }
 
@@ -260,10 +324,11 @@ async fn heartbeat(scheduler: Arc<Scheduler>, id: String, cancel: watch::Sender<
     loop {
         tokio::time::sleep(every).await;
         let until = now_ms() + scheduler.config.lease.as_millis() as u64;
-        let held = scheduler.runs.heartbeat(&id, &scheduler.config.node, until);
+        let held = scheduler.runs.heartbeat(&id, &scheduler.config.node, until).await;
         let cancelled = scheduler
             .runs
             .get(&id)
+            .await
             .ok()
             .flatten()
             .is_some_and(|r| r.cancel_requested);

@@ -78,6 +78,7 @@ async fn feed_one(scheduler: &Arc<Scheduler>, delivery: &StoredDelivery) -> Resu
             &event,
             &made,
         )
+        .await
         .map_err(|e| e.to_string())?
     } else {
         Vec::new()

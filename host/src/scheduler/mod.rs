@@ -128,10 +128,13 @@ impl Scheduler {
 
     /// Gives back the runs of a previous process (their leases expired) and starts the
     /// workers. Returns once the workers are running.
-    pub fn start(self: &Arc<Self>) -> Result<(), StoreError> {
+    pub async fn start(self: &Arc<Self>) -> Result<(), StoreError> {
         // At start no run of this store can be running here yet, so every lease that runs
         // out within one lease period belonged to the previous process.
-        let recovered = self.runs.recover(now_ms() + self.config.lease.as_millis() as u64)?;
+        let recovered = self
+            .runs
+            .recover(now_ms() + self.config.lease.as_millis() as u64)
+            .await?;
         for id in &recovered.requeued {
             tracing::warn!(run = %id, "run interrupted by a restart: queued again as attempt 2");
         }
@@ -165,12 +168,12 @@ impl Scheduler {
     pub async fn enqueue(self: &Arc<Self>, mut run: NewRun) -> Result<bool, StoreError> {
         let group = self.group_of(&run);
         run.group = group.as_ref().map(|(name, _)| name.clone());
-        let created = self.runs.create(run.clone())?;
+        let created = self.runs.create(run.clone()).await?;
         if !created {
             return Ok(false);
         }
         if let Some((name, true)) = &group {
-            self.cancel_group(name, &run.id)?;
+            self.cancel_group(name, &run.id).await?;
         }
         if run.needs_approval {
             tracing::info!(run = %run.id, pipeline = %run.pipeline, "run waits for approval");
@@ -183,8 +186,8 @@ impl Scheduler {
     }
 
     /// Approves a run that waits for it: queued now, its status says so.
-    pub fn approve(self: &Arc<Self>, id: &str) -> Result<Option<Approved>, StoreError> {
-        let outcome = self.runs.approve(id, now_ms())?;
+    pub async fn approve(self: &Arc<Self>, id: &str) -> Result<Option<Approved>, StoreError> {
+        let outcome = self.runs.approve(id, now_ms()).await?;
         if outcome == Some(Approved::Queued) {
             tracing::info!(run = %id, "run approved");
             status::report(self, id, status::Phase::Queued);
@@ -222,25 +225,25 @@ impl Scheduler {
     }
 
     /// Cancels every waiting, queued or running run of `group` but `newest`.
-    fn cancel_group(&self, group: &str, newest: &str) -> Result<(), StoreError> {
+    async fn cancel_group(&self, group: &str, newest: &str) -> Result<(), StoreError> {
         for state in [RunState::WaitingApproval, RunState::Queued, RunState::Running] {
             let filter = RunFilter {
                 group: Some(group.into()),
                 state: Some(state),
                 ..RunFilter::default()
             };
-            let page = self.runs.list(&filter, Some(newest), 100)?;
+            let page = self.runs.list(&filter, Some(newest), 100).await?;
             for old in page.runs {
                 tracing::info!(run = %old.id, by = %newest, group, "cancelled by a newer run of its concurrency group");
-                self.cancel(&old.id)?;
+                self.cancel(&old.id).await?;
             }
         }
         Ok(())
     }
 
     /// Cancels a run: a queued one at once, a running one by stopping its steps.
-    pub fn cancel(&self, id: &str) -> Result<Option<Cancelled>, StoreError> {
-        let outcome = self.runs.cancel(id, now_ms())?;
+    pub async fn cancel(&self, id: &str) -> Result<Option<Cancelled>, StoreError> {
+        let outcome = self.runs.cancel(id, now_ms()).await?;
         if outcome == Some(Cancelled::Requested)
             && let Some(signal) = self.running.lock().expect("running lock").get(id)
         {
@@ -251,11 +254,14 @@ impl Scheduler {
 
     async fn work(self: Arc<Self>, worker: usize) {
         loop {
-            let claimed = self.runs.claim(
-                &self.config.node,
-                now_ms(),
-                now_ms() + self.config.lease.as_millis() as u64,
-            );
+            let claimed = self
+                .runs
+                .claim(
+                    &self.config.node,
+                    now_ms(),
+                    now_ms() + self.config.lease.as_millis() as u64,
+                )
+                .await;
             match claimed {
                 Ok(Some(run)) => {
                     tracing::info!(worker, run = %run.id, pipeline = %run.pipeline, attempt = run.attempt, "run claimed");

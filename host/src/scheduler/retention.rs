@@ -37,10 +37,10 @@ pub struct Retention<'a> {
 
 impl Retention<'_> {
     /// Removes what is older than `max_age`.
-    pub fn prune(&self, max_age: Duration) -> Result<Pruned, StoreError> {
+    pub async fn prune(&self, max_age: Duration) -> Result<Pruned, StoreError> {
         let cutoff = now_ms().saturating_sub(max_age.as_millis() as u64);
         let mut pruned = Pruned::default();
-        for id in self.runs.prune(cutoff)? {
+        for id in self.runs.prune(cutoff).await? {
             pruned.runs += 1;
             pruned.artifacts += self.store.delete_artifacts(&id)?;
         }
@@ -126,13 +126,16 @@ mod tests {
                 group: None,
                 needs_approval: false,
             };
-            runs.create(new).unwrap();
-            runs.claim("n", 1, u64::MAX).unwrap();
+            runs.create(new).await.unwrap();
+            runs.claim("n", 1, u64::MAX).await.unwrap();
         }
         let day = 24 * 3600 * 1000;
         runs.finish("old", "n", RunState::Success, None, now_ms() - 40 * day)
+            .await
             .unwrap();
-        runs.finish("new", "n", RunState::Success, None, now_ms()).unwrap();
+        runs.finish("new", "n", RunState::Success, None, now_ms())
+            .await
+            .unwrap();
         let src = dir.path().join("a.txt");
         std::fs::write(&src, "x").unwrap();
         let budget = crate::store::CopyBudget {
@@ -156,14 +159,14 @@ mod tests {
             workspaces: &workspaces,
             inbox: Some((&inbox, &runs)),
         };
-        let pruned = retention.prune(Duration::from_secs(30 * 24 * 3600)).unwrap();
+        let pruned = retention.prune(Duration::from_secs(30 * 24 * 3600)).await.unwrap();
         assert_eq!((pruned.runs, pruned.artifacts, pruned.workspaces), (1, 1, 1));
         assert_eq!(pruned.deliveries, 0, "nothing in the inbox is 30 days old");
-        assert!(runs.get("old").unwrap().is_none() && runs.get("new").unwrap().is_some());
+        assert!(runs.get("old").await.unwrap().is_none() && runs.get("new").await.unwrap().is_some());
         assert_eq!(store.artifacts("new").unwrap().len(), 1);
         assert!(workspaces.join("new").exists() && !workspaces.join("old").exists());
         // With no age to keep, the deliveries already fed go; the others stay.
-        let pruned = retention.prune(Duration::ZERO).unwrap();
+        let pruned = retention.prune(Duration::ZERO).await.unwrap();
         assert_eq!(pruned.deliveries, 2);
         assert_eq!(inbox.seq_range().start, 2);
     }

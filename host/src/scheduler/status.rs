@@ -49,7 +49,7 @@ pub(super) fn report(scheduler: &Arc<Scheduler>, run_id: &str, phase: Phase) {
 
 /// Sets the run's commit status on its forge, when it has one and a commit to report on.
 async fn set(scheduler: &Scheduler, run_id: &str, phase: Phase) {
-    let Ok(Some(run)) = scheduler.runs.get(run_id) else {
+    let Ok(Some(run)) = scheduler.runs.get(run_id).await else {
         return;
     };
     let Some(source_id) = &run.source else { return };

@@ -139,7 +139,7 @@ pub(super) async fn artifacts(
     Path(id): Path<String>,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Result<Response, AppError> {
-    if state.scheduler.runs().get(&id).map_err(store_error)?.is_none() {
+    if state.scheduler.runs().get(&id).await.map_err(store_error)?.is_none() {
         return Err(AppError::new(StatusCode::NOT_FOUND, format!("no run `{id}`")));
     }
     let list = state.store.artifacts(&id).map_err(store_error)?;

@@ -148,6 +148,7 @@ async fn metrics(State(state): State<AppState>) -> Result<impl axum::response::I
         .scheduler
         .runs()
         .queued()
+        .await
         .map_err(|e| AppError::internal("counting queued runs", e))?;
     let text = crate::metrics::get().render(queued, state.scheduler.running() as u64);
     Ok((

@@ -107,6 +107,7 @@ pub(super) async fn list(
         .scheduler
         .runs()
         .list(&filter, query.get("before").map(String::as_str), limit)
+        .await
         .map_err(store_error)?;
     Ok(Json(json!({
         "runs": page.runs.iter().map(run_json).collect::<Vec<_>>(),
@@ -117,7 +118,7 @@ pub(super) async fn list(
 /// `GET /api/runs/{id}`: the run with its steps, their times, states and outputs.
 #[utoipa::path(get, path = "/runs/{id}", tag = "runs", params(("id" = String, Path, description = "The id of the run")), responses((status = 200, description = "The run with its trigger, state, attempts, times and steps", body = serde_json::Value), (status = 404, description = "No such run", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
-    let run = state.scheduler.runs().get(&id).map_err(store_error)?;
+    let run = state.scheduler.runs().get(&id).await.map_err(store_error)?;
     Ok(Json(run_json(&run.ok_or_else(|| not_found(&id))?)))
 }
 
@@ -125,7 +126,7 @@ pub(super) async fn get(State(state): State<AppState>, Path(id): Path<String>) -
 /// one is being stopped, 409 when it had already ended.
 #[utoipa::path(post, path = "/runs/{id}/cancel", tag = "runs", params(("id" = String, Path, description = "The id of the run")), responses((status = 200, description = "A queued run was cancelled", body = serde_json::Value), (status = 202, description = "A running run is being stopped", body = serde_json::Value), (status = 404, description = "No such run", body = serde_json::Value), (status = 409, description = "The run has already ended", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
-    match state.scheduler.cancel(&id).map_err(store_error)? {
+    match state.scheduler.cancel(&id).await.map_err(store_error)? {
         None => Err(not_found(&id)),
         Some(Cancelled::WasQueued) => {
             Ok((StatusCode::OK, Json(json!({ "id": id, "state": "cancelled" }))).into_response())
@@ -144,7 +145,7 @@ pub(super) async fn cancel(State(state): State<AppState>, Path(id): Path<String>
 /// when it is not waiting for approval.
 #[utoipa::path(post, path = "/runs/{id}/approve", tag = "runs", params(("id" = String, Path, description = "The id of the run")), responses((status = 200, description = "Approved: the run is queued", body = serde_json::Value), (status = 404, description = "No such run", body = serde_json::Value), (status = 409, description = "The run is not waiting for approval", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn approve(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
-    match state.scheduler.approve(&id).map_err(store_error)? {
+    match state.scheduler.approve(&id).await.map_err(store_error)? {
         None => Err(not_found(&id)),
         Some(Approved::Queued) => Ok((StatusCode::OK, Json(json!({ "id": id, "state": "queued" }))).into_response()),
         Some(Approved::NotWaiting(now)) => Err(AppError::new(
@@ -161,6 +162,7 @@ pub(super) async fn rerun(State(state): State<AppState>, Path(id): Path<String>)
         .scheduler
         .runs()
         .get(&id)
+        .await
         .map_err(store_error)?
         .ok_or_else(|| not_found(&id))?;
     let new_id = uuid::Uuid::now_v7().to_string();
@@ -191,7 +193,7 @@ pub(super) async fn logs(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let runs = state.scheduler.runs();
-    if runs.get(&id).map_err(store_error)?.is_none() {
+    if runs.get(&id).await.map_err(store_error)?.is_none() {
         return Err(not_found(&id));
     }
     if query.get("follow").is_some_and(|f| f == "true") {
@@ -203,6 +205,7 @@ pub(super) async fn logs(
     }
     let lines: Vec<String> = runs
         .log(&id, None)
+        .await
         .map_err(store_error)?
         .into_iter()
         .map(|(_, l)| l)
@@ -248,8 +251,8 @@ fn follow(
                 return None;
             }
             // Read the state before the lines: a run that has ended has all its lines stored.
-            let state = f.runs.get(&f.id).ok().flatten().map(|r| r.state);
-            match f.runs.log(&f.id, f.after) {
+            let state = f.runs.get(&f.id).await.ok().flatten().map(|r| r.state);
+            match f.runs.log(&f.id, f.after).await {
                 Ok(lines) => f.pending.extend(lines),
                 Err(e) => tracing::warn!(run = %f.id, error = %e, "cannot read a followed log"),
             }

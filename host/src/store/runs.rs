@@ -280,18 +280,19 @@ pub struct Recovered {
 pub const INTERRUPTED: &str = "interrupted by a restart";
 
 /// Runs and their queue.
+#[async_trait::async_trait]
 pub trait RunStore: Send + Sync {
     /// Creates a queued run (or one waiting for approval, as `needs_approval` says);
     /// `Ok(false)` when a run with that id exists (nothing changes).
-    fn create(&self, run: NewRun) -> Result<bool, StoreError>;
+    async fn create(&self, run: NewRun) -> Result<bool, StoreError>;
     /// Takes the oldest queued run for `node`, with a lease until `lease_until_ms`.
-    fn claim(&self, node: &str, now_ms: u64, lease_until_ms: u64) -> Result<Option<RunRecord>, StoreError>;
+    async fn claim(&self, node: &str, now_ms: u64, lease_until_ms: u64) -> Result<Option<RunRecord>, StoreError>;
     /// Extends `node`'s lease on a running run; `Ok(false)` when the node no longer holds it.
-    fn heartbeat(&self, id: &str, node: &str, lease_until_ms: u64) -> Result<bool, StoreError>;
+    async fn heartbeat(&self, id: &str, node: &str, lease_until_ms: u64) -> Result<bool, StoreError>;
     /// Records a step's state (appended when new, replaced by index otherwise).
-    fn put_step(&self, id: &str, index: usize, step: StepRecord) -> Result<(), StoreError>;
+    async fn put_step(&self, id: &str, index: usize, step: StepRecord) -> Result<(), StoreError>;
     /// Ends a running run held by `node`.
-    fn finish(
+    async fn finish(
         &self,
         id: &str,
         node: &str,
@@ -300,23 +301,23 @@ pub trait RunStore: Send + Sync {
         now_ms: u64,
     ) -> Result<(), StoreError>;
     /// Queues a run that waits for approval; `Ok(None)` when there is no such run.
-    fn approve(&self, id: &str, now_ms: u64) -> Result<Option<Approved>, StoreError>;
+    async fn approve(&self, id: &str, now_ms: u64) -> Result<Option<Approved>, StoreError>;
     /// Cancels a queued (or waiting) run, or asks the worker of a running one to stop it.
-    fn cancel(&self, id: &str, now_ms: u64) -> Result<Option<Cancelled>, StoreError>;
+    async fn cancel(&self, id: &str, now_ms: u64) -> Result<Option<Cancelled>, StoreError>;
     /// Ends the attempts of running runs whose lease expired before `now_ms` (their node
     /// died): each is queued again once, then failed.
-    fn recover(&self, now_ms: u64) -> Result<Recovered, StoreError>;
+    async fn recover(&self, now_ms: u64) -> Result<Recovered, StoreError>;
     /// A run by id.
-    fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
+    async fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
     /// Runs matching `filter`, newest first, `limit` at most, older than the run `before`.
-    fn list(&self, filter: &RunFilter, before: Option<&str>, limit: usize) -> Result<Page, StoreError>;
+    async fn list(&self, filter: &RunFilter, before: Option<&str>, limit: usize) -> Result<Page, StoreError>;
     /// How many runs are queued.
-    fn queued(&self) -> Result<u64, StoreError>;
+    async fn queued(&self) -> Result<u64, StoreError>;
     /// Deletes the runs that ended before `ended_before_ms`, with their logs; returns their ids.
-    fn prune(&self, ended_before_ms: u64) -> Result<Vec<String>, StoreError>;
+    async fn prune(&self, ended_before_ms: u64) -> Result<Vec<String>, StoreError>;
     /// Appends lines (already masked) to the run's log.
-    fn append_log(&self, id: &str, lines: &[String]) -> Result<(), StoreError>;
+    async fn append_log(&self, id: &str, lines: &[String]) -> Result<(), StoreError>;
     /// The run's log lines after position `after` (all of them for `None`), in order, each
     /// with its position.
-    fn log(&self, id: &str, after: Option<u64>) -> Result<Vec<(u64, String)>, StoreError>;
+    async fn log(&self, id: &str, after: Option<u64>) -> Result<Vec<(u64, String)>, StoreError>;
 }

@@ -261,6 +261,7 @@ async fn the_openapi_document_has_every_route_and_every_route_in_it_answers() {
         "GET /api/templates",
         "GET /api/templates/{id}",
         "POST /api/pipelines/{name}/runs",
+        "POST /api/runs/{id}/approve",
         "POST /api/runs/{id}/cancel",
         "POST /api/runs/{id}/rerun",
         "POST /webhooks/{source}",

@@ -107,8 +107,9 @@ fn decode(bytes: &[u8]) -> Result<RunRecord, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Invalid(format!("corrupt run record: {e}")))
 }
 
+#[async_trait::async_trait]
 impl RunStore for SledRuns {
-    fn append_log(&self, id: &str, lines: &[String]) -> Result<(), StoreError> {
+    async fn append_log(&self, id: &str, lines: &[String]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for line in lines {
             batch.insert(log_key(id, self.db.generate_id()?), line.as_bytes());
@@ -117,7 +118,7 @@ impl RunStore for SledRuns {
         Ok(())
     }
 
-    fn log(&self, id: &str, after: Option<u64>) -> Result<Vec<(u64, String)>, StoreError> {
+    async fn log(&self, id: &str, after: Option<u64>) -> Result<Vec<(u64, String)>, StoreError> {
         let start = log_key(id, after.map_or(0, |seq| seq + 1));
         let end = log_key(id, u64::MAX);
         self.logs
@@ -130,7 +131,7 @@ impl RunStore for SledRuns {
             .collect()
     }
 
-    fn create(&self, run: NewRun) -> Result<bool, StoreError> {
+    async fn create(&self, run: NewRun) -> Result<bool, StoreError> {
         let _held = self.lock.lock().expect("run lock");
         if self.runs.contains_key(&run.id)? {
             return Ok(false);
@@ -140,7 +141,7 @@ impl RunStore for SledRuns {
         Ok(true)
     }
 
-    fn claim(&self, node: &str, now_ms: u64, lease_until_ms: u64) -> Result<Option<RunRecord>, StoreError> {
+    async fn claim(&self, node: &str, now_ms: u64, lease_until_ms: u64) -> Result<Option<RunRecord>, StoreError> {
         let _held = self.lock.lock().expect("run lock");
         let Some((id, _)) = self.queue.first()? else {
             return Ok(None);
@@ -160,7 +161,7 @@ impl RunStore for SledRuns {
         Ok(Some(run))
     }
 
-    fn heartbeat(&self, id: &str, node: &str, lease_until_ms: u64) -> Result<bool, StoreError> {
+    async fn heartbeat(&self, id: &str, node: &str, lease_until_ms: u64) -> Result<bool, StoreError> {
         Ok(self
             .update(id, |run| match &mut run.lease {
                 Some(lease) if lease.node == node && run.state == RunState::Running => {
@@ -172,7 +173,7 @@ impl RunStore for SledRuns {
             .unwrap_or(false))
     }
 
-    fn put_step(&self, id: &str, index: usize, step: StepRecord) -> Result<(), StoreError> {
+    async fn put_step(&self, id: &str, index: usize, step: StepRecord) -> Result<(), StoreError> {
         self.update(id, |run| {
             if index < run.steps.len() {
                 run.steps[index] = step;
@@ -183,7 +184,7 @@ impl RunStore for SledRuns {
         Ok(())
     }
 
-    fn finish(
+    async fn finish(
         &self,
         id: &str,
         node: &str,
@@ -202,7 +203,7 @@ impl RunStore for SledRuns {
         self.flush()
     }
 
-    fn approve(&self, id: &str, now_ms: u64) -> Result<Option<Approved>, StoreError> {
+    async fn approve(&self, id: &str, now_ms: u64) -> Result<Option<Approved>, StoreError> {
         let _held = self.lock.lock().expect("run lock");
         let Some(mut run) = self.read(id)? else { return Ok(None) };
         if run.state != RunState::WaitingApproval {
@@ -215,7 +216,7 @@ impl RunStore for SledRuns {
         Ok(Some(Approved::Queued))
     }
 
-    fn cancel(&self, id: &str, now_ms: u64) -> Result<Option<Cancelled>, StoreError> {
+    async fn cancel(&self, id: &str, now_ms: u64) -> Result<Option<Cancelled>, StoreError> {
         let _held = self.lock.lock().expect("run lock");
         let Some(mut run) = self.read(id)? else { return Ok(None) };
         let outcome = match run.state {
@@ -237,7 +238,7 @@ impl RunStore for SledRuns {
         Ok(Some(outcome))
     }
 
-    fn recover(&self, now_ms: u64) -> Result<Recovered, StoreError> {
+    async fn recover(&self, now_ms: u64) -> Result<Recovered, StoreError> {
         let _held = self.lock.lock().expect("run lock");
         let mut recovered = Recovered::default();
         for entry in self.runs.iter() {
@@ -281,11 +282,11 @@ impl RunStore for SledRuns {
         Ok(recovered)
     }
 
-    fn queued(&self) -> Result<u64, StoreError> {
+    async fn queued(&self) -> Result<u64, StoreError> {
         Ok(self.queue.len() as u64)
     }
 
-    fn prune(&self, ended_before_ms: u64) -> Result<Vec<String>, StoreError> {
+    async fn prune(&self, ended_before_ms: u64) -> Result<Vec<String>, StoreError> {
         let _held = self.lock.lock().expect("run lock");
         let mut pruned = Vec::new();
         for entry in self.runs.iter() {
@@ -305,11 +306,11 @@ impl RunStore for SledRuns {
         Ok(pruned)
     }
 
-    fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+    async fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
         self.read(id)
     }
 
-    fn list(&self, filter: &RunFilter, before: Option<&str>, limit: usize) -> Result<Page, StoreError> {
+    async fn list(&self, filter: &RunFilter, before: Option<&str>, limit: usize) -> Result<Page, StoreError> {
         let range = match before {
             Some(id) => self.runs.range(..id.as_bytes()),
             None => self.runs.range::<&[u8], _>(..),

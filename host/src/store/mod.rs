@@ -3,6 +3,7 @@
 //! The embedded default is sled under the data directory; large blobs live as files beside it.
 
 pub mod inbox;
+pub mod pg;
 pub mod runs;
 mod sled_store;
 
@@ -14,6 +15,9 @@ pub enum StoreError {
     /// The embedded database failed.
     #[error("store: {0}")]
     Db(#[from] sled::Error),
+    /// The PostgreSQL database failed or could not be reached.
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
     /// A file under the data directory could not be written or read.
     #[error("store: {0}")]
     Io(#[from] std::io::Error),

@@ -10,7 +10,7 @@
 
 mod sled_runs;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 
@@ -187,7 +187,8 @@ pub struct PastAttempt {
 }
 
 impl RunRecord {
-    fn new(run: NewRun) -> RunRecord {
+    /// A run just created from `run`: queued, or waiting for approval.
+    pub(crate) fn new(run: NewRun) -> RunRecord {
         RunRecord {
             id: run.id,
             pipeline: run.pipeline,

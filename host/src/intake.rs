@@ -19,7 +19,8 @@ use crate::provider::{BotLogin, ForgeKind};
 use crate::registry::Active;
 use crate::secret::Secret;
 use crate::store::StoreError;
-use crate::store::inbox::{Accepted, Answer, EnqueuedRun, Inbox, InboxError, NewDelivery};
+use crate::store::deliveries::Deliveries;
+use crate::store::inbox::{Accepted, Answer, EnqueuedRun, NewDelivery};
 use crate::store::runs::RunStore;
 use crate::webhook::{self, Event, EventKind, Outcome, Provider, SignatureError};
 
@@ -50,10 +51,10 @@ pub enum IntakeError {
     Malformed(String),
     /// The delivery could not be stored.
     #[error("storing the delivery failed: {0}")]
-    Store(#[from] InboxError),
+    Store(StoreError),
     /// The runs a rerun names could not be read.
     #[error("reading the runs to run again failed: {0}")]
-    Runs(#[from] StoreError),
+    Runs(StoreError),
 }
 
 /// The answer to send.
@@ -71,21 +72,22 @@ struct Source {
     bot_login: Option<BotLogin>,
 }
 
-/// Sources, pipelines and the durable inbox.
+/// Sources, pipelines and the durable delivery store.
 pub struct Intake {
     sources: BTreeMap<String, Source>,
     pipelines: Active,
-    inbox: Inbox,
+    deliveries: Arc<dyn Deliveries>,
     stored: Arc<Notify>,
     /// Where earlier runs are found for a rerun; without it, reruns are ignored.
     runs: Option<Arc<dyn RunStore>>,
 }
 
 impl Intake {
-    /// Intake for `sources`, starting runs of the `pipelines` current at each delivery, storing into `inbox`.
+    /// Intake for `sources`, starting runs of the `pipelines` current at each delivery,
+    /// storing into `deliveries`.
     /// A source's events are dropped when sent by its `bot_login`; without one (`powernode
     /// serve` fills it in from the forge when it can), nothing is dropped as our own.
-    pub fn new(sources: &[SourceConfig], pipelines: Active, inbox: Inbox) -> Self {
+    pub fn new(sources: &[SourceConfig], pipelines: Active, deliveries: Arc<dyn Deliveries>) -> Self {
         let sources = sources
             .iter()
             .map(|s| {
@@ -100,7 +102,7 @@ impl Intake {
         Intake {
             sources,
             pipelines,
-            inbox,
+            deliveries,
             stored: Arc::new(Notify::new()),
             runs: None,
         }
@@ -122,9 +124,9 @@ impl Intake {
         self.sources.contains_key(id)
     }
 
-    /// The inbox deliveries are stored in.
-    pub fn inbox(&self) -> &Inbox {
-        &self.inbox
+    /// Where deliveries are stored.
+    pub fn deliveries(&self) -> &Arc<dyn Deliveries> {
+        &self.deliveries
     }
 
     /// Handles one delivery to `/webhooks/{source_id}`.
@@ -199,7 +201,7 @@ impl Intake {
             answer: answer.clone(),
             runs,
         };
-        let answer = match self.inbox.accept(delivery).await? {
+        let answer = match self.deliveries.accept(delivery).await.map_err(IntakeError::Store)? {
             Accepted::New { .. } => {
                 self.stored.notify_one();
                 answer
@@ -220,7 +222,9 @@ impl Intake {
         let (Some(runs), Some(request)) = (&self.runs, &event.rerun) else {
             return Ok(Err("reruns are not taken here (no run store)".into()));
         };
-        let earlier = crate::rerun::earlier_runs(runs.as_ref(), source_id, event, &[]).await?;
+        let earlier = crate::rerun::earlier_runs(runs.as_ref(), source_id, event, &[])
+            .await
+            .map_err(IntakeError::Runs)?;
         if earlier.is_empty() {
             return Ok(Err(format!(
                 "{} names no earlier run of source `{source_id}` to run again",

@@ -32,6 +32,7 @@ use powernode::scheduler::{Scheduler, SchedulerConfig};
 use powernode::server::{AppState, app};
 use powernode::services::Services;
 use powernode::store::SledStore;
+use powernode::store::deliveries::EmbeddedDeliveries;
 use powernode::store::inbox::Inbox;
 
 /// The same allocator as the `powernode` binary, so the figures are the server's.
@@ -97,12 +98,14 @@ fn main() {
         )
         .unwrap();
     let inbox = Inbox::open(&dir.path().join("inbox")).unwrap();
-    let intake = Arc::new(Intake::new(&config.sources, registry.active(), inbox));
+    let runs = Arc::new(store.runs().unwrap());
+    let deliveries = Arc::new(EmbeddedDeliveries::new(inbox.clone(), runs.clone()));
+    let intake = Arc::new(Intake::new(&config.sources, registry.active(), deliveries));
     // The scheduler is there as in the server, but not started: this measures the intake.
     let services = Arc::new(Services::new(store.clone()));
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default(), services).unwrap());
     let scheduler = Scheduler::new(
-        Arc::new(store.runs().unwrap()),
+        runs,
         Arc::new(Catalog::new(runtime, Grants::default(), None)),
         registry.active(),
         config.sources.clone(),
@@ -131,7 +134,6 @@ fn main() {
         body.len()
     );
     breakdown(&body, &headers);
-    let inbox = intake.inbox();
     let base = wrk(&dir, &format!("http://{bare}/webhooks/github"), secs, conns);
     let ours = wrk(&dir, &format!("http://{powernode}/webhooks/github"), secs, conns);
     let stored_closed = inbox.len();

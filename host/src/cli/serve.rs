@@ -14,6 +14,7 @@ use crate::provider::connect;
 use crate::registry::Registry;
 use crate::scheduler::{self, Retention, Scheduler, SchedulerConfig};
 use crate::server::{self, AppState};
+use crate::store::deliveries::EmbeddedDeliveries;
 use crate::store::inbox::Inbox;
 
 use super::Host;
@@ -41,7 +42,8 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
     let recovery = inbox.recovery();
     tracing::info!(deliveries = inbox.len(), ?recovery, "inbox opened");
     let runs = Arc::new(host.store.runs()?);
-    let intake = Arc::new(Intake::new(&config.sources, registry.active(), inbox.clone()).with_runs(runs.clone()));
+    let deliveries = Arc::new(EmbeddedDeliveries::new(inbox.clone(), runs.clone()));
+    let intake = Arc::new(Intake::new(&config.sources, registry.active(), deliveries.clone()).with_runs(runs.clone()));
     let scheduler = Scheduler::new(
         runs.clone(),
         host.catalog.clone(),
@@ -61,9 +63,8 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
         .start()
         .await
         .context("recovering the runs of the previous start")?;
-    tokio::spawn(scheduler::feed_inbox(
-        inbox.clone(),
-        runs.clone(),
+    tokio::spawn(scheduler::feed_deliveries(
+        deliveries.clone(),
         scheduler.clone(),
         intake.stored(),
     ));
@@ -72,12 +73,11 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
         let (store, workspaces) = (host.store.clone(), config.data_dir.join("workspaces"));
         tokio::spawn(async move {
             loop {
-                let (store, runs, inbox, workspaces) = (store.clone(), runs.clone(), inbox.clone(), workspaces.clone());
                 let retention = Retention {
                     runs: &*runs,
                     store: &*store,
                     workspaces: &workspaces,
-                    inbox: Some((&inbox, &runs)),
+                    deliveries: Some(&*deliveries),
                 };
                 match retention.prune(max_age).await {
                     Ok(pruned) => tracing::info!(?pruned, "retention pass"),
@@ -113,7 +113,7 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
     })
     .await?;
     // Every delivery that was answered is already durable; this only stops the writer.
-    intake.inbox().shutdown().await;
+    inbox.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,58 +1,54 @@
-//! The embedded backend's bridge from the webhook inbox to the run queue: every delivery's
-//! enqueued runs become queued runs, in log order, from a cursor kept in the store. Creating
-//! a run is idempotent, so after a crash the deliveries since the cursor are fed again and
-//! nothing is lost or doubled. The runs of a GitHub "Re-run" get the trigger of the earlier
-//! run they repeat, as the runs API's rerun does.
+//! The bridge from stored deliveries to the run queue: every delivery's enqueued runs become
+//! queued runs, oldest delivery first. Creating a run is idempotent, so a delivery fed again
+//! (after a crash, or by two nodes of a cluster) loses or doubles nothing. The runs of a
+//! GitHub "Re-run" get the trigger of the earlier run they repeat, as the runs API's rerun does.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{Scheduler, now_ms};
 use crate::model::TriggerContext;
-use crate::store::inbox::{Inbox, StoredDelivery};
-use crate::store::runs::{NewRun, RunStore, SledRuns};
+use crate::store::deliveries::Deliveries;
+use crate::store::inbox::StoredDelivery;
+use crate::store::runs::{NewRun, RunStore};
 use crate::webhook::{Event, EventKind};
 
-/// Feeds deliveries stored since the cursor into the scheduler, then waits for more
-/// (`more` is notified by the intake after each new delivery). Runs until the task is dropped.
-pub async fn feed_inbox(
-    inbox: Inbox,
-    cursor: Arc<SledRuns>,
+/// Deliveries fed at a time.
+const BATCH: usize = 100;
+
+/// Feeds stored deliveries not fed yet into the scheduler, then waits for more: `more` is
+/// notified by this node's intake after each new delivery, and every second the store is
+/// looked at again for those other nodes stored. Runs until the task is dropped.
+pub async fn feed_deliveries(
+    deliveries: Arc<dyn Deliveries>,
     scheduler: Arc<Scheduler>,
     more: Arc<tokio::sync::Notify>,
 ) {
     loop {
-        let from = match cursor.inbox_cursor() {
-            Ok(seq) => seq.max(inbox.seq_range().start),
+        let batch = match deliveries.unfed(now_ms(), BATCH).await {
+            Ok(batch) => batch,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the inbox cursor");
-                0
+                tracing::error!(error = %e, "cannot read the deliveries to queue; retrying in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
             }
         };
-        let end = inbox.seq_range().end;
-        let mut fed_to = from;
-        for delivery in inbox.iter_from(from) {
-            let delivery = match delivery {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read a delivery back from the inbox");
-                    break;
-                }
-            };
-            if let Err(e) = feed_one(&scheduler, &delivery).await {
+        let mut fed = Vec::new();
+        for delivery in &batch {
+            if let Err(e) = feed_one(&scheduler, delivery).await {
                 tracing::error!(seq = delivery.seq, error = %e, "cannot queue a delivery's runs; will retry");
                 break;
             }
-            fed_to = delivery.seq + 1;
+            fed.push(delivery.seq);
         }
-        if fed_to > from
-            && let Err(e) = cursor.set_inbox_cursor(fed_to)
-        {
-            tracing::error!(error = %e, "cannot save the inbox cursor");
+        if let Err(e) = deliveries.mark_fed(&fed).await {
+            // Fed again later: queueing is idempotent.
+            tracing::error!(error = %e, "cannot record which deliveries were queued");
         }
-        if fed_to >= end {
-            more.notified().await;
-        } else {
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        if fed.len() < batch.len() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        } else if batch.len() < BATCH {
+            let _ = tokio::time::timeout(Duration::from_secs(1), more.notified()).await;
         }
     }
 }

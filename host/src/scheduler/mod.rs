@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, watch};
 
-pub use feed::feed_inbox;
+pub use feed::feed_deliveries;
 pub use retention::{Pruned, Retention};
 
 use crate::catalog::Catalog;

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::now_ms;
-use crate::store::inbox::Inbox;
-use crate::store::runs::{RunStore, SledRuns};
+use crate::store::deliveries::Deliveries;
+use crate::store::runs::RunStore;
 use crate::store::{Store, StoreError};
 
 /// What one pass removed.
@@ -31,8 +31,8 @@ pub struct Retention<'a> {
     pub store: &'a dyn Store,
     /// Where kept workspaces are.
     pub workspaces: &'a Path,
-    /// The webhook inbox and the cursor of what was turned into runs.
-    pub inbox: Option<(&'a Inbox, &'a SledRuns)>,
+    /// The stored webhook deliveries.
+    pub deliveries: Option<&'a dyn Deliveries>,
 }
 
 impl Retention<'_> {
@@ -45,22 +45,9 @@ impl Retention<'_> {
             pruned.artifacts += self.store.delete_artifacts(&id)?;
         }
         pruned.workspaces = prune_workspaces(self.workspaces, cutoff)?;
-        if let Some((inbox, cursor)) = self.inbox {
+        if let Some(deliveries) = self.deliveries {
             // Only deliveries already turned into runs, and received before the cutoff.
-            let fed = cursor.inbox_cursor()?;
-            let mut keep_from = inbox.seq_range().start;
-            while keep_from < fed {
-                match inbox
-                    .get_seq(keep_from)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?
-                {
-                    Some(d) if d.received_at_ms < cutoff => keep_from += 1,
-                    _ => break,
-                }
-            }
-            pruned.deliveries = inbox
-                .prune_before(keep_from)
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            pruned.deliveries = deliveries.prune(cutoff).await?;
         }
         Ok(pruned)
     }
@@ -91,14 +78,15 @@ fn prune_workspaces(dir: &Path, cutoff_ms: u64) -> Result<usize, StoreError> {
 mod tests {
     use super::*;
     use crate::store::SledStore;
-    use crate::store::inbox::{Answer, InboxOptions, NewDelivery};
+    use crate::store::deliveries::EmbeddedDeliveries;
+    use crate::store::inbox::{Answer, Inbox, InboxOptions, NewDelivery};
     use crate::store::runs::{NewRun, RunState};
 
     #[tokio::test]
     async fn old_runs_artifacts_workspaces_and_fed_deliveries_go_and_the_rest_stays() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(&dir.path().join("data")).unwrap();
-        let runs = store.runs().unwrap();
+        let runs = std::sync::Arc::new(store.runs().unwrap());
         let inbox = Inbox::open_with(&dir.path().join("inbox"), InboxOptions { segment_bytes: 1 }).unwrap();
         for i in 0..4 {
             let delivery = NewDelivery {
@@ -154,10 +142,10 @@ mod tests {
                 .unwrap();
         }
         let retention = Retention {
-            runs: &runs,
+            runs: &*runs,
             store: &store,
             workspaces: &workspaces,
-            inbox: Some((&inbox, &runs)),
+            deliveries: Some(&EmbeddedDeliveries::new(inbox.clone(), runs.clone())),
         };
         let pruned = retention.prune(Duration::from_secs(30 * 24 * 3600)).await.unwrap();
         assert_eq!((pruned.runs, pruned.artifacts, pruned.workspaces), (1, 1, 1));

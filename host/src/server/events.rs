@@ -14,8 +14,8 @@ use crate::store::inbox::StoredDelivery;
 
 const MAX_LIMIT: u64 = 100;
 
-fn inbox_error(e: impl std::fmt::Display) -> AppError {
-    AppError::internal("reading the webhook inbox", e)
+fn store_error(e: impl std::fmt::Display) -> AppError {
+    AppError::internal("reading the stored deliveries", e)
 }
 
 fn summary(d: &StoredDelivery) -> Value {
@@ -40,24 +40,21 @@ pub(super) async fn list(
     State(state): State<AppState>,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Result<Json<Value>, AppError> {
-    let inbox = state.intake.inbox().clone();
-    let stored = inbox.seq_range();
-    let limit = number(&query, "limit", 20, 1..=MAX_LIMIT)?;
-    let before = number(&query, "before", stored.end, 0..=u64::MAX)?.min(stored.end);
-    let from = before.saturating_sub(limit).max(stored.start);
-    let events = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        for seq in (from..before).rev() {
-            if let Some(d) = inbox.get_seq(seq)? {
-                out.push(summary(&d));
-            }
-        }
-        Ok::<_, crate::store::inbox::InboxError>(out)
-    })
-    .await
-    .map_err(inbox_error)?
-    .map_err(inbox_error)?;
-    let next = (from > stored.start).then_some(from);
+    let limit = number(&query, "limit", 20, 1..=MAX_LIMIT)? as usize;
+    let before = match query.get("before") {
+        Some(_) => Some(number(&query, "before", 0, 0..=u64::MAX)?),
+        None => None,
+    };
+    // One more than asked: whether there is a next page.
+    let mut page = state
+        .intake
+        .deliveries()
+        .page(before, limit + 1)
+        .await
+        .map_err(store_error)?;
+    let next = (page.len() > limit).then(|| page[limit - 1].seq);
+    page.truncate(limit);
+    let events: Vec<Value> = page.iter().map(summary).collect();
     Ok(Json(json!({ "events": events, "next": next })))
 }
 
@@ -66,11 +63,12 @@ pub(super) async fn list(
 pub(super) async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
     let missing = || AppError::new(StatusCode::NOT_FOUND, format!("no event `{id}`"));
     let seq: u64 = id.parse().map_err(|_| missing())?;
-    let inbox = state.intake.inbox().clone();
-    let delivery = tokio::task::spawn_blocking(move || inbox.get_seq(seq))
+    let delivery = state
+        .intake
+        .deliveries()
+        .get(seq)
         .await
-        .map_err(inbox_error)?
-        .map_err(inbox_error)?
+        .map_err(store_error)?
         .ok_or_else(missing)?;
     let mut value = summary(&delivery);
     value["event"] = serde_json::from_slice(&delivery.event_json).unwrap_or(Value::Null);

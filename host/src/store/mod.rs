@@ -2,6 +2,7 @@
 //! pipelines added through the API.
 //! The embedded default is sled under the data directory; large blobs live as files beside it.
 
+pub mod deliveries;
 pub mod inbox;
 pub mod pg;
 pub mod runs;
@@ -15,6 +16,9 @@ pub enum StoreError {
     /// The embedded database failed.
     #[error("store: {0}")]
     Db(#[from] sled::Error),
+    /// The webhook inbox failed.
+    #[error("{0}")]
+    Inbox(#[from] inbox::InboxError),
     /// The PostgreSQL database failed or could not be reached.
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),

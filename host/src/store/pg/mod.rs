@@ -2,6 +2,7 @@
 //! migrations (versioned here, applied at start under an advisory lock, refused when the
 //! database is newer than this binary), and the stores on it.
 
+mod deliveries;
 mod runs;
 pub mod throwaway;
 
@@ -11,12 +12,16 @@ use std::time::Duration;
 use serde::Deserialize;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+pub use deliveries::PgDeliveries;
 pub use runs::PgRuns;
 
 use super::StoreError;
 
 /// The schema, one migration per version, applied in order.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "runs", include_str!("migrations/0001_runs.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "runs", include_str!("migrations/0001_runs.sql")),
+    (2, "deliveries", include_str!("migrations/0002_deliveries.sql")),
+];
 
 /// Any number, the same for every node: the lock migrations are applied under.
 const MIGRATION_LOCK: i64 = 0x706f_7765_726e_6f64;
@@ -133,7 +138,7 @@ mod tests {
             .unwrap();
         let err = connect(&config).await.unwrap_err().to_string();
         assert!(
-            err.contains("schema is version 999, newer than this powernode knows (1)"),
+            err.contains("schema is version 999, newer than this powernode knows (2)"),
             "{err}"
         );
     }

@@ -117,6 +117,7 @@ fn main() {
             public_url: "http://127.0.0.1".into(),
             node: "bench".into(),
             lease: Duration::from_secs(30),
+            shared: false,
         },
     );
     let state = AppState {

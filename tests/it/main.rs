@@ -4,6 +4,7 @@
 mod builtins;
 mod catalog;
 mod claude_api;
+mod cluster;
 mod deploy;
 mod fakes;
 mod forge_app;

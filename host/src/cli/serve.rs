@@ -57,6 +57,7 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
             public_url: config.public_url.clone(),
             node: format!("{}:{}", hostname(), std::process::id()),
             lease: Duration::from_secs(30),
+            shared: false,
         },
     );
     scheduler

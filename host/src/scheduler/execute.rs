@@ -317,14 +317,21 @@ fn mask(scheduler: &Scheduler, text: &str) -> String {
     scheduler.masker.mask(text)
 }
 
-/// Renews the lease while the run goes on; a cancel recorded by another node, or a lost
-/// lease, stops the run here.
+/// Renews the lease every third of it while the run goes on, and looks every second for a
+/// cancel recorded by another node (a cluster's cancel reaches the run within a second); a
+/// cancel or a lost lease stops the run here.
 async fn heartbeat(scheduler: Arc<Scheduler>, id: String, cancel: watch::Sender<bool>) {
-    let every = (scheduler.config.lease / 3).max(Duration::from_millis(100));
+    let renew_every = (scheduler.config.lease / 3).max(Duration::from_millis(100));
+    let look_every = renew_every.min(Duration::from_secs(1));
+    let mut renewed = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(every).await;
-        let until = now_ms() + scheduler.config.lease.as_millis() as u64;
-        let held = scheduler.runs.heartbeat(&id, &scheduler.config.node, until).await;
+        tokio::time::sleep(look_every).await;
+        let mut held = Ok(true);
+        if renewed.elapsed() >= renew_every {
+            let until = now_ms() + scheduler.config.lease.as_millis() as u64;
+            held = scheduler.runs.heartbeat(&id, &scheduler.config.node, until).await;
+            renewed = tokio::time::Instant::now();
+        }
         let cancelled = scheduler
             .runs
             .get(&id)

@@ -46,6 +46,9 @@ pub struct SchedulerConfig {
     pub node: String,
     /// How long a lease lasts without a heartbeat.
     pub lease: Duration,
+    /// Other nodes share the run store (PostgreSQL): a lease may be another live node's,
+    /// so only leases that have run out are taken back, at start and every half lease.
+    pub shared: bool,
 }
 
 impl SchedulerConfig {
@@ -127,23 +130,45 @@ impl Scheduler {
     }
 
     /// Gives back the runs of a previous process (their leases expired) and starts the
-    /// workers. Returns once the workers are running.
+    /// workers; on a shared store, also the task that takes back the runs of nodes that
+    /// died. Returns once the workers are running.
     pub async fn start(self: &Arc<Self>) -> Result<(), StoreError> {
-        // At start no run of this store can be running here yet, so every lease that runs
-        // out within one lease period belonged to the previous process.
-        let recovered = self
-            .runs
-            .recover(now_ms() + self.config.lease.as_millis() as u64)
-            .await?;
-        for id in &recovered.requeued {
-            tracing::warn!(run = %id, "run interrupted by a restart: queued again as attempt 2");
-        }
-        for id in &recovered.failed {
-            tracing::error!(run = %id, "run interrupted by a restart again: failed");
+        let horizon = match self.config.shared {
+            false => {
+                // The only node: no run of this store can be running here yet, so every
+                // lease that runs out within one lease period belonged to the previous process.
+                now_ms() + self.config.lease.as_millis() as u64
+            }
+            true => now_ms(),
+        };
+        self.recover(horizon).await?;
+        if self.config.shared {
+            let scheduler = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(scheduler.config.lease / 2).await;
+                    if let Err(e) = scheduler.recover(now_ms()).await {
+                        tracing::error!(error = %e, "cannot take back the runs of stopped nodes");
+                    }
+                }
+            });
         }
         for worker in 0..self.config.max_concurrent_runs.max(1) {
             let scheduler = self.clone();
             tokio::spawn(async move { scheduler.work(worker).await });
+        }
+        Ok(())
+    }
+
+    /// Takes back the running runs whose lease ran out before `horizon`.
+    async fn recover(&self, horizon: u64) -> Result<(), StoreError> {
+        let recovered = self.runs.recover(horizon).await?;
+        for id in &recovered.requeued {
+            tracing::warn!(run = %id, "run interrupted (its server stopped): queued again as attempt 2");
+            self.wake.notify_one();
+        }
+        for id in &recovered.failed {
+            tracing::error!(run = %id, "run interrupted (its server stopped) again: failed");
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The command line: argument parsing and the glue between commands and the library.
 
+mod client;
 mod inspect;
 mod run;
 mod serve;
@@ -49,6 +50,29 @@ enum Command {
     /// Look at plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// List a server's runs, newest first.
+    Runs(client::RunsArgs),
+    /// Print a run's log; with --follow, stream it and exit with the run's result.
+    Logs(client::LogsArgs),
+    /// Start a run of a pipeline on a server.
+    Trigger(client::TriggerArgs),
+    /// Cancel a run on a server.
+    Cancel {
+        /// The run's id.
+        run: String,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Run a run's pipeline again for the same trigger.
+    Rerun {
+        /// The run's id.
+        run: String,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Pipelines on a server.
+    #[command(subcommand)]
+    Pipelines(client::PipelinesCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +148,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Validate { files, config } => validate(&files, config.as_deref()).await,
         Command::Plugin(PluginCommand::Inspect(args)) => inspect::inspect(args).await,
         Command::Plugin(PluginCommand::List { config }) => list(config.as_deref()).await,
+        Command::Runs(args) => Ok(client::finish(client::runs::list(args).await)),
+        Command::Logs(args) => Ok(client::finish(client::logs::logs(args).await)),
+        Command::Trigger(args) => Ok(client::finish(client::runs::trigger(args).await)),
+        Command::Cancel { run, server } => Ok(client::finish(client::runs::cancel(run, server).await)),
+        Command::Rerun { run, server } => Ok(client::finish(client::runs::rerun(run, server).await)),
+        Command::Pipelines(command) => Ok(client::finish(client::pipelines::pipelines(command).await)),
     }
 }
 

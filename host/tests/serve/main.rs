@@ -4,9 +4,11 @@
 //! `api`: the pipelines API, its bearer token, and pipelines added through it starting runs.
 //! `runs`: runs executing, with statuses on a fake forge, cancel, SIGKILL recovery, secrets.
 //! `app`: a GitHub App source: check runs, token refresh during a run, the Re-run buttons.
+//! `client`: the CLI client commands against the server: tables, JSON, exit codes.
 
 mod api;
 mod app;
+mod client;
 #[path = "../common/mod.rs"]
 mod common;
 // The end-to-end tests' fake forges and git server, shared with `tests/it`.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing Powernode needs besides Rust itself: the wasm32-wasip2
 # target (plugins are built for it) and bubblewrap (commands steps run are confined with it);
-# with --test also componentize-py (the tests build a Python step) and GitHub's OpenAPI
-# description (the GitHub client's requests are checked against it).
+# with --test also componentize-py (the tests build a Python step), GitHub's OpenAPI
+# description (the GitHub client's requests are checked against it) and Debian's chromium and
+# chromium-driver (the dashboard is tested in headless Chromium over WebDriver).
 set -euo pipefail
 if ! command -v bwrap >/dev/null 2>&1; then
   sudo=""
@@ -18,4 +19,10 @@ if [ "${1:-}" = "--test" ] && ! componentize-py --version 2>/dev/null | grep -q 
 fi
 if [ "${1:-}" = "--test" ]; then
   "$(dirname "$0")/setup-github-openapi.sh"
+fi
+if [ "${1:-}" = "--test" ] && ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium chromium-driver >/dev/null
 fi

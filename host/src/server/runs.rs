@@ -24,7 +24,7 @@ use crate::store::runs::{Cancelled, NewRun, RunFilter, RunRecord, RunState, RunS
 
 const MAX_LIMIT: u64 = 100;
 
-fn store_error(e: StoreError) -> AppError {
+pub(super) fn store_error(e: StoreError) -> AppError {
     AppError::internal("the run store", e)
 }
 
@@ -41,35 +41,13 @@ pub(super) async fn trigger(
     Query(query): Query<BTreeMap<String, String>>,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    if state.registry.get(&name).is_none() {
-        return Err(AppError::new(StatusCode::NOT_FOUND, format!("no pipeline `{name}`")));
-    }
     let trigger: TriggerContext = if body.iter().all(u8::is_ascii_whitespace) {
         TriggerContext::default()
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| AppError::new(StatusCode::BAD_REQUEST, format!("the event is not valid: {e}")))?
     };
-    let source = query.get("source").cloned();
-    if let Some(id) = &source
-        && !state.scheduler.has_source(id)
-    {
-        return Err(AppError::new(
-            StatusCode::BAD_REQUEST,
-            format!("no [[sources]] entry `{id}`"),
-        ));
-    }
-    let id = uuid::Uuid::now_v7().to_string();
-    let run = NewRun {
-        id: id.clone(),
-        pipeline: name.clone(),
-        source,
-        trigger,
-        queued_at_ms: now_ms(),
-        // Set by the scheduler from the pipeline's `concurrency:`.
-        group: None,
-    };
-    state.scheduler.enqueue(run).await.map_err(store_error)?;
+    let id = enqueue(&state, &name, query.get("source").cloned(), trigger).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": id, "pipeline": name, "state": "queued" })),
@@ -141,12 +119,52 @@ pub(super) async fn cancel(State(state): State<AppState>, Path(id): Path<String>
 /// `POST /api/runs/{id}/rerun`: a new run of the same pipeline for the same trigger.
 #[utoipa::path(post, path = "/runs/{id}/rerun", tag = "runs", params(("id" = String, Path, description = "The run to run again")), responses((status = 201, description = "The new run: `id`, `pipeline`, `state`, `rerun_of`", body = serde_json::Value), (status = 404, description = "No such run", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn rerun(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    let (new_id, pipeline) = rerun_of(&state, &id).await?;
+    let body = json!({ "id": new_id, "pipeline": pipeline, "state": "queued", "rerun_of": id });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Queues a run of pipeline `name` for `trigger` on `source`, for the API and the
+/// dashboard's Run button; returns its id. 404 for an unknown pipeline, 400 for an unknown source.
+pub(super) async fn enqueue(
+    state: &AppState,
+    name: &str,
+    source: Option<String>,
+    trigger: TriggerContext,
+) -> Result<String, AppError> {
+    if state.registry.get(name).is_none() {
+        return Err(AppError::new(StatusCode::NOT_FOUND, format!("no pipeline `{name}`")));
+    }
+    if let Some(id) = &source
+        && !state.scheduler.has_source(id)
+    {
+        return Err(AppError::new(
+            StatusCode::BAD_REQUEST,
+            format!("no [[sources]] entry `{id}`"),
+        ));
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let run = NewRun {
+        id: id.clone(),
+        pipeline: name.to_owned(),
+        source,
+        trigger,
+        queued_at_ms: now_ms(),
+        // Set by the scheduler from the pipeline's `concurrency:`.
+        group: None,
+    };
+    state.scheduler.enqueue(run).await.map_err(store_error)?;
+    Ok(id)
+}
+
+/// Queues a new run of run `id`'s pipeline for the same trigger; returns its id and pipeline.
+pub(super) async fn rerun_of(state: &AppState, id: &str) -> Result<(String, String), AppError> {
     let old = state
         .scheduler
         .runs()
-        .get(&id)
+        .get(id)
         .map_err(store_error)?
-        .ok_or_else(|| not_found(&id))?;
+        .ok_or_else(|| not_found(id))?;
     let new_id = uuid::Uuid::now_v7().to_string();
     let run = NewRun {
         id: new_id.clone(),
@@ -158,8 +176,7 @@ pub(super) async fn rerun(State(state): State<AppState>, Path(id): Path<String>)
         group: None,
     };
     state.scheduler.enqueue(run).await.map_err(store_error)?;
-    let body = json!({ "id": new_id, "pipeline": old.pipeline, "state": "queued", "rerun_of": id });
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((new_id, old.pipeline))
 }
 
 /// `GET /api/runs/{id}/logs`: the run's log as plain text, one line per log line; with
@@ -249,7 +266,7 @@ fn follow(
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
-fn run_json(run: &RunRecord) -> Value {
+pub(super) fn run_json(run: &RunRecord) -> Value {
     let mut value = serde_json::to_value(run).expect("a run serializes");
     if let Value::Object(map) = &mut value {
         map.remove("lease");

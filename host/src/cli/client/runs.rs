@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::table::{duration, table, time, trigger_summary};
+use super::table::table;
 use super::{Client, Code, Failure, Outcome, ServerArgs, print_json};
+use crate::show::{duration, time, trigger_summary};
 
 /// Arguments of `powernode runs`.
 #[derive(Debug, clap::Args)]

@@ -21,6 +21,9 @@ const SLOW: &str =
 const BIG: &str =
     "name: big\nsteps:\n  - name: count\n    type: run_command\n    config:\n      command: seq 1 50000\n";
 
+/// Invalid: a misspelt config field on line 7.
+const BROKEN: &str = "name: broken\nsteps:\n  - name: hello\n    type: run_command\n    config:\n      command: echo hi\n      comand: typo\n";
+
 /// The pin the refused plugin's file does not match.
 const PIN: &str =
     "[plugins.pins]\nevil = \"sha256:0000000000000000000000000000000000000000000000000000000000000000\"\n";
@@ -31,6 +34,7 @@ fn start(dir: &Path) -> Server {
     std::fs::write(dir.join("pipelines/live.yml"), LIVE).unwrap();
     std::fs::write(dir.join("pipelines/slow.yml"), SLOW).unwrap();
     std::fs::write(dir.join("pipelines/big.yml"), BIG).unwrap();
+    std::fs::write(dir.join("pipelines/broken.yml"), BROKEN).unwrap();
     std::fs::write(dir.join("plugins/evil.wasm"), b"not the pinned file").unwrap();
     let source = format!(
         "{PIN}\n[[sources]]\nid = \"forge\"\nkind = \"github\"\napi_url = \"http://127.0.0.1:9\"\ntoken = \"t0ken\"\nwebhook_secret = \"{SECRET}\"\nbot_login = \"powernode-bot\"\n"
@@ -214,6 +218,33 @@ async fn a_person_watches_runs_live_and_acts_on_them() {
     let refused = text_of(&browser, "tr.refused-row").await;
     assert!(refused.contains("evil") && refused.contains("refused"), "{refused}");
     browser.screenshot("plugins").await;
+
+    // The invalid pipeline file, with its positioned error and numbered YAML.
+    b.goto(&format!("{}/pipelines", server.url)).await.unwrap();
+    wait_text(&browser, "h2", "Invalid pipelines", Duration::from_secs(10)).await;
+    let rejected = text_of(&browser, "section.rejected").await;
+    assert!(
+        rejected.contains("broken.yml:7:") && rejected.contains("unknown field `comand`"),
+        "{rejected}"
+    );
+    browser.screenshot("pipelines").await;
+
+    // A phone's screen: nothing wider than the screen.
+    b.set_window_size(390, 844).await.unwrap();
+    b.goto(&format!("{}/runs", server.url)).await.unwrap();
+    let overflow = b
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "the runs page is wider than a phone by {overflow} px"
+    );
+    browser.screenshot("runs-phone").await;
+    b.set_window_size(1280, 900).await.unwrap();
 
     // The delivery, with the run it started.
     b.goto(&format!("{}/deliveries", server.url)).await.unwrap();

@@ -41,6 +41,10 @@ pub(super) async fn trigger(
     Query(query): Query<BTreeMap<String, String>>,
     body: Bytes,
 ) -> Result<Response, AppError> {
+    // An unknown pipeline is a 404 whatever the body holds.
+    if state.registry.get(&name).is_none() {
+        return Err(AppError::new(StatusCode::NOT_FOUND, format!("no pipeline `{name}`")));
+    }
     let trigger: TriggerContext = if body.iter().all(u8::is_ascii_whitespace) {
         TriggerContext::default()
     } else {

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
 use super::layout::{Nav, badge, csrf_field, page};
-use super::{AppState, html, look, problem};
+use super::{AppState, html, internal, look, problem};
 use crate::registry::Origin;
 use crate::show::time;
 
@@ -168,7 +168,7 @@ pub(super) async fn plugins(State(state): State<AppState>, headers: HeaderMap) -
             return problem(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Some(&viewer),
-                &format!("reading the plugins failed: {e}"),
+                &internal("reading the plugins", e),
             );
         }
     };

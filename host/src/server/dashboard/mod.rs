@@ -111,6 +111,12 @@ fn problem(status: StatusCode, viewer: Option<&Viewer>, message: &str) -> Respon
     (status, html(layout::page("Error", viewer, layout::Nav::None, body))).into_response()
 }
 
+/// What a page says when something inside failed: the error goes to the log only.
+fn internal(what: &str, error: impl std::fmt::Display) -> String {
+    tracing::error!(%error, "dashboard: {what} failed");
+    format!("Internal error: {what} failed. The server's log says why.")
+}
+
 /// Percent-encodes `text` for a query value.
 fn form_urlencoded(text: &str) -> String {
     text.bytes()

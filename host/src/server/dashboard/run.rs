@@ -15,7 +15,7 @@ use maud::{Markup, html};
 use serde_json::json;
 
 use super::layout::{Nav, badge, csrf_field, page};
-use super::{AppState, html, look, problem};
+use super::{AppState, html, internal, look, problem};
 use crate::show::{duration, time, trigger_summary};
 use crate::store::runs::{Cancelled, RunRecord, RunStore};
 
@@ -44,7 +44,7 @@ async fn page_of(state: &AppState, headers: &HeaderMap, id: &str) -> Response {
             return problem(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Some(&viewer),
-                &format!("reading the run failed: {e}"),
+                &internal("reading the run", e),
             );
         }
     };
@@ -181,7 +181,7 @@ pub(super) async fn cancel(
         Err(e) => problem(
             StatusCode::INTERNAL_SERVER_ERROR,
             Some(&viewer),
-            &format!("cancelling failed: {e}"),
+            &internal("cancelling", e),
         ),
     }
 }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 
 use super::layout::{Nav, badge, page};
-use super::{AppState, html, look, problem};
+use super::{AppState, html, internal, look, problem};
 use crate::server::runs::run_json;
 use crate::show::{duration, time, trigger_summary};
 use crate::store::runs::{RunFilter, RunRecord, RunState};
@@ -72,7 +72,7 @@ pub(super) async fn list(
             return problem(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Some(&viewer),
-                &format!("reading the runs failed: {e}"),
+                &internal("reading the runs", e),
             );
         }
     };

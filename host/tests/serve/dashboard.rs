@@ -397,3 +397,33 @@ async fn read_only_public_shows_runs_to_anyone_and_acting_needs_a_session_and_it
     );
     server.stop();
 }
+
+#[tokio::test]
+async fn the_dashboard_follows_a_dark_system_theme() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_sources(dir.path(), "");
+    let background = |browser: &Browser| {
+        let client = browser.client.clone();
+        let url = format!("{}/signin", server.url);
+        async move {
+            client.goto(&url).await.unwrap();
+            let color = client
+                .execute("return getComputedStyle(document.body).backgroundColor", vec![])
+                .await
+                .unwrap();
+            color.as_str().unwrap().to_owned()
+        }
+    };
+    let light = Browser::start().await;
+    assert_eq!(background(&light).await, "rgb(255, 255, 255)");
+    light.stop().await;
+    let dark = Browser::start_with(&["--force-dark-mode"]).await;
+    assert_eq!(
+        background(&dark).await,
+        "rgb(13, 17, 23)",
+        "the dark palette of style.css"
+    );
+    dark.screenshot("signin-dark").await;
+    dark.stop().await;
+    server.stop();
+}

@@ -388,6 +388,36 @@ async fn read_only_public_shows_runs_to_anyone_and_acting_needs_a_session_and_it
         .unwrap();
     assert_eq!(ok.status(), 303);
     wait_for(&server, &id, "cancelled", |r| r["state"] == "cancelled").await;
+    // A delivery with a wrong signature and an ignored one are listed with why.
+    let (body, headers) = fixture("github", "push");
+    let mut forged = with_delivery(&headers, "forged-1");
+    forged.insert("X-Hub-Signature-256".into(), format!("sha256={}", "0".repeat(64)));
+    let (status, _) = post(&format!("{}/webhooks/github", server.url), &body, &forged).await;
+    assert_eq!(status, 401);
+    let (status, answer) = post(
+        &format!("{}/webhooks/github", server.url),
+        &body,
+        &with_delivery(&headers, "push-1"),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    let page = anyone
+        .get(format!("{}/deliveries", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("refused") && page.contains("signature"), "{page}");
+    assert!(page.contains("ignored") || page.contains("accepted"), "{page}");
+    if let Some(reason) = answer["reason"].as_str() {
+        assert!(
+            page.contains(&maud::html! { (reason) }.into_string()),
+            "the reason it was ignored: {page}"
+        );
+    }
+
     // The security headers on every page.
     let page = anyone.get(format!("{}/runs", server.url)).send().await.unwrap();
     let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();

@@ -4,6 +4,7 @@
 //! would stall waiting for it).
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,8 +34,11 @@ impl Browser {
     /// [`Browser::start`] with more Chromium flags.
     pub async fn start_with(flags: &[&str]) -> Browser {
         let port = free_port();
+        // Its own process group, which the Chromium it starts joins: a failed test kills the
+        // whole group, so no browser outlives the test.
         let mut driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -103,17 +107,16 @@ impl Browser {
         path
     }
 
-    /// Ends the session and chromedriver.
-    pub async fn stop(mut self) {
+    /// Ends the session, then chromedriver and anything left of its group (on drop).
+    pub async fn stop(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let group = nix::unistd::Pid::from_raw(self.driver.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.driver.wait();
     }
 }

@@ -2,20 +2,24 @@
 # Installs what building and testing Powernode needs besides Rust itself: the wasm32-wasip2
 # target (plugins are built for it) and bubblewrap (commands steps run are confined with it);
 # with --test also componentize-py (the tests build a Python step), PostgreSQL's server
-# programs (the PostgreSQL backend is tested against a throwaway cluster) and GitHub's
-# OpenAPI description (the GitHub client's requests are checked against it).
+# programs (the PostgreSQL backend is tested against a throwaway cluster), GitHub's OpenAPI
+# description (the GitHub client's requests are checked against it) and Debian's chromium and
+# chromium-driver (the dashboard is tested in headless Chromium over WebDriver).
 set -euo pipefail
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
 apt_install() {
-  $sudo apt-get install -y -q "$@" >/dev/null 2>&1 \
-    || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "$@" >/dev/null; }
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "$@" >/dev/null 2>&1 \
+    || { $sudo apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "$@" >/dev/null; }
 }
 if ! command -v bwrap >/dev/null 2>&1; then
   apt_install bubblewrap
 fi
 if [ "${1:-}" = "--test" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   apt_install postgresql
+fi
+if [ "${1:-}" = "--test" ] && ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
+  apt_install chromium chromium-driver
 fi
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2

@@ -21,8 +21,15 @@ pub struct Config {
     pub listen: String,
     /// How the server is reached from outside (links in commit statuses).
     pub public_url: String,
-    /// Bearer token for everything under `/api`; the API is closed without one.
+    /// Bearer token for everything under `/api`; the API is closed without one. It also
+    /// signs in to the dashboard.
     pub api_token: Option<Secret>,
+    /// Who may look at the dashboard: `private` (default: only who signed in) or
+    /// `read-only-public` (anyone may look; only who signed in may act).
+    pub dashboard: DashboardMode,
+    /// A dashboard sign-in token other than `api_token`, for people who should not hold the
+    /// API's token.
+    pub dashboard_token: Option<Secret>,
     /// Pipeline files (`*.yml`, `*.yaml`) the server loads.
     pub pipelines_dir: PathBuf,
     /// Largest webhook body accepted, in MB (GitHub's own cap is 25 MB).
@@ -60,6 +67,8 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
             .field("api_token", &self.api_token)
+            .field("dashboard", &self.dashboard)
+            .field("dashboard_token", &self.dashboard_token)
             .field("pipelines_dir", &self.pipelines_dir)
             .field("max_body_mb", &self.max_body_mb)
             .field("data_dir", &self.data_dir)
@@ -76,6 +85,18 @@ impl std::fmt::Debug for Config {
             .field("sandbox", &self.sandbox)
             .finish()
     }
+}
+
+/// Who may look at the dashboard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DashboardMode {
+    /// Signed out, nothing is shown but the sign-in page.
+    #[default]
+    Private,
+    /// Anyone may see runs, logs, pipelines, plugins and deliveries; cancelling, rerunning
+    /// and starting runs still need a sign-in.
+    ReadOnlyPublic,
 }
 
 /// How the server writes its own log to stderr.
@@ -292,6 +313,8 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             public_url: "http://127.0.0.1:8080".into(),
             api_token: None,
+            dashboard: DashboardMode::default(),
+            dashboard_token: None,
             pipelines_dir: "pipelines".into(),
             max_body_mb: 25,
             data_dir: "powernode-data".into(),
@@ -381,6 +404,16 @@ impl Config {
         if config.api_token.as_ref().is_some_and(|t| t.expose().trim().is_empty()) {
             return Err(parse_err(
                 "`api_token` is empty: set it to a long random string, or remove it to keep the API closed".into(),
+            ));
+        }
+        if config
+            .dashboard_token
+            .as_ref()
+            .is_some_and(|t| t.expose().trim().is_empty())
+        {
+            return Err(parse_err(
+                "`dashboard_token` is empty: set it to a long random string, or remove it (api_token then signs in)"
+                    .into(),
             ));
         }
         config.grants()?;

@@ -22,6 +22,8 @@ pub mod scheduler;
 pub mod secret;
 pub mod server;
 pub mod services;
+pub mod setup;
+pub mod show;
 pub mod store;
 pub mod webhook;
 pub mod workspace;

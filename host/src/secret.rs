@@ -24,3 +24,14 @@ impl std::fmt::Debug for Secret {
         f.write_str("Secret(***)")
     }
 }
+
+impl Secret {
+    /// A fresh random secret: 32 bytes from the kernel's generator, as 64 hex digits (for
+    /// generated API tokens, webhook secrets and session ids).
+    pub fn generate() -> std::io::Result<Secret> {
+        use std::io::Read;
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+        Ok(Secret(hex::encode(bytes)))
+    }
+}

@@ -127,6 +127,7 @@ fn main() {
         api_token: None,
         scheduler,
         store,
+        dashboard: Arc::default(),
     };
     let powernode = rt.block_on(serve(app(state, LIMIT)));
 

@@ -1,5 +1,7 @@
 //! The command line: argument parsing and the glue between commands and the library.
 
+mod client;
+mod init;
 mod inspect;
 mod run;
 mod serve;
@@ -29,11 +31,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Set up a folder to run a server in: config, pipelines, generated secrets.
+    Init(init::InitArgs),
     /// Run the server: webhooks in, runs recorded durably.
     Serve {
-        /// Config file (TOML); sensible defaults without one.
+        /// Config file (TOML); without one, ./powernode.toml if it is there, else defaults
+        /// (and a getting-started page at /).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Listen on this address instead of the config's `listen` (`127.0.0.1:0`: any free port).
+        #[arg(long)]
+        listen: Option<String>,
     },
     /// Run a pipeline on this machine in a temporary workspace.
     Run(run::RunArgs),
@@ -49,6 +57,29 @@ enum Command {
     /// Look at plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// List a server's runs, newest first.
+    Runs(client::RunsArgs),
+    /// Print a run's log; with --follow, stream it and exit with the run's result.
+    Logs(client::LogsArgs),
+    /// Start a run of a pipeline on a server.
+    Trigger(client::TriggerArgs),
+    /// Cancel a run on a server.
+    Cancel {
+        /// The run's id.
+        run: String,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Run a run's pipeline again for the same trigger.
+    Rerun {
+        /// The run's id.
+        run: String,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Pipelines on a server.
+    #[command(subcommand)]
+    Pipelines(client::PipelinesCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,21 +140,31 @@ pub fn main() -> ExitCode {
 /// cannot be read (the command then reports why).
 fn log_format(command: &Command) -> LogFormat {
     let path = match command {
-        Command::Serve { config } => config.as_deref(),
-        Command::Run(args) => args.config(),
+        Command::Serve { config, .. } => serve::config_path(config.as_deref()),
+        Command::Run(args) => args.config().map(PathBuf::from),
         _ => None,
     };
-    path.and_then(|p| Config::load(Some(p)).ok())
+    path.as_deref()
+        .and_then(|p| Config::load(Some(p)).ok())
         .map_or(LogFormat::Text, |c| c.log_format)
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve { config } => serve::serve(config.as_deref()).await,
+        Command::Init(args) => init::init(args),
+        Command::Serve { config, listen } => {
+            serve::serve(serve::config_path(config.as_deref()).as_deref(), listen).await
+        }
         Command::Run(args) => run::run(args).await,
         Command::Validate { files, config } => validate(&files, config.as_deref()).await,
         Command::Plugin(PluginCommand::Inspect(args)) => inspect::inspect(args).await,
         Command::Plugin(PluginCommand::List { config }) => list(config.as_deref()).await,
+        Command::Runs(args) => Ok(client::finish(client::runs::list(args).await)),
+        Command::Logs(args) => Ok(client::finish(client::logs::logs(args).await)),
+        Command::Trigger(args) => Ok(client::finish(client::runs::trigger(args).await)),
+        Command::Cancel { run, server } => Ok(client::finish(client::runs::cancel(run, server).await)),
+        Command::Rerun { run, server } => Ok(client::finish(client::runs::rerun(run, server).await)),
+        Command::Pipelines(command) => Ok(client::finish(client::pipelines::pipelines(command).await)),
     }
 }
 
@@ -149,7 +190,12 @@ impl Host {
     }
 
     fn open_with(config_path: Option<&std::path::Path>, runs: bool) -> anyhow::Result<Host> {
-        let config = Config::load(config_path)?;
+        let mut config = Config::load(config_path)?;
+        // Relative folders are the starting folder's; made absolute once, here, because run
+        // workspaces under `data_dir` are mounted into the sandbox at their own path.
+        for dir in [&mut config.data_dir, &mut config.plugins_dir] {
+            *dir = std::path::absolute(&*dir).with_context(|| format!("resolving `{}`", dir.display()))?;
+        }
         let store = SledStore::open(&config.data_dir)
             .with_context(|| format!("opening the store under `{}`", config.data_dir.display()))?;
         let store = Arc::new(store);

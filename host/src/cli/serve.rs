@@ -13,14 +13,26 @@ use crate::intake::Intake;
 use crate::provider::connect;
 use crate::registry::Registry;
 use crate::scheduler::{self, Retention, Scheduler, SchedulerConfig};
-use crate::server::{self, AppState};
+use crate::server::{self, AppState, Dashboard, DashboardSettings};
 use crate::store::deliveries::EmbeddedDeliveries;
 use crate::store::inbox::Inbox;
 
 use super::Host;
 
-pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+/// The config `serve` reads: the one given, else `./powernode.toml` when it is there (what
+/// `powernode init` writes), else none.
+pub(super) fn config_path(given: Option<&Path>) -> Option<std::path::PathBuf> {
+    given.map(Path::to_path_buf).or_else(|| {
+        let here = Path::new("powernode.toml");
+        here.is_file().then(|| here.to_path_buf())
+    })
+}
+
+pub(super) async fn serve(config_path: Option<&Path>, listen: Option<String>) -> anyhow::Result<ExitCode> {
     let mut host = Host::open_for_runs(config_path)?;
+    if let Some(listen) = listen {
+        host.config.listen = listen;
+    }
     // A GitHub App's private key that cannot sign would fail every run: refuse to start.
     for source in &host.config.sources {
         connect::check(source)?;
@@ -96,6 +108,17 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
         api_token: config.api_token.clone(),
         scheduler,
         store: host.store.clone(),
+        dashboard: Arc::new(Dashboard::new(DashboardSettings {
+            first_start: config_path.is_none(),
+            mode: config.dashboard,
+            tokens: config
+                .api_token
+                .iter()
+                .chain(&config.dashboard_token)
+                .cloned()
+                .collect(),
+            public_url: config.public_url.clone(),
+        })),
     };
     // Before "listening" is printed: a signal that arrives right after it must stop the server
     // gracefully, not kill it with the default action.
@@ -103,11 +126,19 @@ pub(super) async fn serve(config_path: Option<&Path>) -> anyhow::Result<ExitCode
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on `{}`", config.listen))?;
+    let address = listener.local_addr()?;
     println!(
-        "powernode listening on http://{} (data in {})",
-        listener.local_addr()?,
+        "powernode listening on http://{address} (data in {})",
         config.data_dir.display()
     );
+    match config_path {
+        Some(path) => println!("config: {}; dashboard: http://{address}/", path.display()),
+        // The first start: say what to do, here and on the page.
+        None => println!(
+            "no config file: no forge sources, no pipelines, API and dashboard closed.\n\
+             Open http://{address}/ for how to set up, or stop this server and run `powernode init my-ci`."
+        ),
+    }
     server::run(listener, state, config.max_body_mb << 20, async {
         shutdown.await;
         println!("shutting down: finishing requests in flight");

@@ -87,6 +87,18 @@ pub enum Put {
     Replaced,
 }
 
+/// A pipeline that was skipped: the file (or `api:{name}`), its text when it could be
+/// read, and the problems, positioned as `powernode validate` gives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The file's path, or `api:{name}`.
+    pub label: String,
+    /// The YAML, when it could be read.
+    pub text: Option<String>,
+    /// Why it was skipped.
+    pub error: String,
+}
+
 /// Pipeline files and API pipelines by name, with the snapshot the intake reads.
 pub struct Registry {
     /// The pipeline files' folder.
@@ -97,6 +109,8 @@ pub struct Registry {
     store: Arc<dyn Store>,
     /// Readers take a snapshot and never wait for a store write.
     entries: RwLock<Arc<BTreeMap<String, Entry>>>,
+    /// The files (and stored API pipelines) skipped as invalid at the last read, with why.
+    rejected: RwLock<Arc<Vec<Rejected>>>,
     /// Held by a change from its check to its publication, store write included.
     writer: Mutex<()>,
     active: Active,
@@ -118,10 +132,11 @@ impl Registry {
             secrets,
             store,
             entries: RwLock::default(),
+            rejected: RwLock::default(),
             writer: Mutex::new(()),
             active: Active::default(),
         };
-        let mut entries = registry.read_files();
+        let (mut entries, mut rejected) = registry.read_files();
         for (name, text) in registry.store.pipelines()? {
             match registry.check(&api_label(&name), &text) {
                 Ok(pipeline) => add(
@@ -132,43 +147,81 @@ impl Registry {
                         text,
                     },
                 ),
-                Err(e) => eprintln!("skipping invalid pipeline added through the API:\n{e}"),
+                Err(e) => {
+                    eprintln!("skipping invalid pipeline added through the API:\n{e}");
+                    rejected.push(Rejected {
+                        label: api_label(&name),
+                        text: Some(text),
+                        error: e,
+                    });
+                }
             }
         }
+        registry.set_rejected(rejected);
         registry.publish(entries);
         Ok(registry)
     }
 
-    /// The valid pipeline files of the folder, by name (the first file of a name wins).
-    fn read_files(&self) -> BTreeMap<String, Entry> {
+    /// The valid pipeline files of the folder, by name (the first file of a name wins), and
+    /// the invalid ones.
+    fn read_files(&self) -> (BTreeMap<String, Entry>, Vec<Rejected>) {
         let mut entries = BTreeMap::new();
+        let mut rejected = Vec::new();
         if !self.dir.is_dir() {
             tracing::warn!(dir = %self.dir.display(), "no pipelines directory: only pipelines added through the API run");
         }
         for path in pipeline_files(&self.dir) {
-            let loaded = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
-                .and_then(|text| {
-                    let pipeline = self.check(&path.display().to_string(), &text)?;
-                    Ok((pipeline, text))
-                });
-            match loaded {
-                Ok((pipeline, text)) => {
+            let label = path.display().to_string();
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) => {
+                    let error = format!("cannot read `{label}`: {e}");
+                    eprintln!("skipping invalid pipeline:\n{error}");
+                    rejected.push(Rejected {
+                        label,
+                        text: None,
+                        error,
+                    });
+                    continue;
+                }
+            };
+            match self.check(&label, &text) {
+                Ok(pipeline) => {
                     tracing::info!(file = %path.display(), pipeline = %pipeline.name, "pipeline loaded");
                     let origin = Origin::File { path };
                     add(&mut entries, Entry { pipeline, origin, text });
                 }
-                Err(e) => eprintln!("skipping invalid pipeline:\n{e}"),
+                Err(error) => {
+                    eprintln!("skipping invalid pipeline:\n{error}");
+                    rejected.push(Rejected {
+                        label,
+                        text: Some(text),
+                        error,
+                    });
+                }
             }
         }
-        entries
+        (entries, rejected)
+    }
+
+    /// The pipelines skipped as invalid at the last read of the files (and, at start, of
+    /// the store), with why: the dashboard shows them.
+    pub fn rejected(&self) -> Arc<Vec<Rejected>> {
+        self.rejected.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn set_rejected(&self, rejected: Vec<Rejected>) {
+        *self.rejected.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rejected);
     }
 
     /// Reads the pipeline files again and publishes them with the API's pipelines, for a
     /// change in the folder; the next delivery and run see the new set.
     pub fn reload_files(&self) {
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut entries = self.read_files();
+        let (mut entries, mut rejected) = self.read_files();
+        // Stored API pipelines skipped at start stay listed: they are not read again.
+        rejected.extend(self.rejected().iter().filter(|r| r.label.starts_with("api:")).cloned());
+        self.set_rejected(rejected);
         for entry in self.snapshot().values().filter(|e| e.origin == Origin::Api) {
             add(&mut entries, entry.clone());
         }

@@ -35,6 +35,11 @@ impl AppError {
         )
     }
 
+    /// What the answer says.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// The answer's HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status

@@ -3,6 +3,7 @@
 
 mod api;
 mod catalog;
+mod dashboard;
 mod error;
 mod events;
 mod page;
@@ -19,6 +20,7 @@ use axum::routing::get;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use dashboard::{Dashboard, DashboardSettings};
 pub use error::AppError;
 
 use crate::intake::Intake;
@@ -42,6 +44,8 @@ pub struct AppState {
     pub scheduler: Arc<Scheduler>,
     /// Templates and artifacts.
     pub store: Arc<dyn Store>,
+    /// The dashboard's settings, sessions and recent deliveries.
+    pub dashboard: Arc<Dashboard>,
 }
 
 /// The OpenAPI document's frame: title, version, the bearer scheme.
@@ -68,7 +72,7 @@ impl utoipa::Modify for BearerAuth {
 /// The document served at `/api/openapi.json`, built from the routes themselves.
 static OPENAPI: OnceLock<String> = OnceLock::new();
 
-/// The router: health probes, `POST /webhooks/{source}` and the API under `/api`. Every
+/// The router: health probes, `POST /webhooks/{source}`, the API under `/api` and the dashboard. Every
 /// API route is registered through `routes!`, which puts it in the OpenAPI document too, so
 /// the document cannot leave a route out.
 pub fn app(state: AppState, max_body_bytes: usize) -> Router {
@@ -81,6 +85,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .collect();
     OPENAPI.get_or_init(|| openapi.to_pretty_json().expect("the OpenAPI document serializes"));
     router
+        .merge(dashboard::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -24,7 +24,7 @@ use crate::store::runs::{Approved, Cancelled, NewRun, RunFilter, RunRecord, RunS
 
 const MAX_LIMIT: u64 = 100;
 
-fn store_error(e: StoreError) -> AppError {
+pub(super) fn store_error(e: StoreError) -> AppError {
     AppError::internal("the run store", e)
 }
 
@@ -41,6 +41,7 @@ pub(super) async fn trigger(
     Query(query): Query<BTreeMap<String, String>>,
     body: Bytes,
 ) -> Result<Response, AppError> {
+    // An unknown pipeline is a 404 whatever the body holds.
     if state.registry.get(&name).is_none() {
         return Err(AppError::new(StatusCode::NOT_FOUND, format!("no pipeline `{name}`")));
     }
@@ -50,28 +51,7 @@ pub(super) async fn trigger(
         serde_json::from_slice(&body)
             .map_err(|e| AppError::new(StatusCode::BAD_REQUEST, format!("the event is not valid: {e}")))?
     };
-    let source = query.get("source").cloned();
-    if let Some(id) = &source
-        && !state.scheduler.has_source(id)
-    {
-        return Err(AppError::new(
-            StatusCode::BAD_REQUEST,
-            format!("no [[sources]] entry `{id}`"),
-        ));
-    }
-    let id = uuid::Uuid::now_v7().to_string();
-    let run = NewRun {
-        id: id.clone(),
-        pipeline: name.clone(),
-        source,
-        trigger,
-        queued_at_ms: now_ms(),
-        // Set by the scheduler from the pipeline's `concurrency:`.
-        group: None,
-        // Someone holding the API token started it: nothing to approve.
-        needs_approval: false,
-    };
-    state.scheduler.enqueue(run).await.map_err(store_error)?;
+    let id = enqueue(&state, &name, query.get("source").cloned(), trigger).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": id, "pipeline": name, "state": "queued" })),
@@ -158,13 +138,55 @@ pub(super) async fn approve(State(state): State<AppState>, Path(id): Path<String
 /// `POST /api/runs/{id}/rerun`: a new run of the same pipeline for the same trigger.
 #[utoipa::path(post, path = "/runs/{id}/rerun", tag = "runs", params(("id" = String, Path, description = "The run to run again")), responses((status = 201, description = "The new run: `id`, `pipeline`, `state`, `rerun_of`", body = serde_json::Value), (status = 404, description = "No such run", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn rerun(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    let (new_id, pipeline) = rerun_of(&state, &id).await?;
+    let body = json!({ "id": new_id, "pipeline": pipeline, "state": "queued", "rerun_of": id });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Queues a run of pipeline `name` for `trigger` on `source`, for the API and the
+/// dashboard's Run button; returns its id. 404 for an unknown pipeline, 400 for an unknown source.
+pub(super) async fn enqueue(
+    state: &AppState,
+    name: &str,
+    source: Option<String>,
+    trigger: TriggerContext,
+) -> Result<String, AppError> {
+    if state.registry.get(name).is_none() {
+        return Err(AppError::new(StatusCode::NOT_FOUND, format!("no pipeline `{name}`")));
+    }
+    if let Some(id) = &source
+        && !state.scheduler.has_source(id)
+    {
+        return Err(AppError::new(
+            StatusCode::BAD_REQUEST,
+            format!("no [[sources]] entry `{id}`"),
+        ));
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let run = NewRun {
+        id: id.clone(),
+        pipeline: name.to_owned(),
+        source,
+        trigger,
+        queued_at_ms: now_ms(),
+        // Set by the scheduler from the pipeline's `concurrency:`.
+        group: None,
+        // Someone holding the API token started it: nothing to approve.
+        needs_approval: false,
+    };
+    state.scheduler.enqueue(run).await.map_err(store_error)?;
+    Ok(id)
+}
+
+/// Queues a new run of run `id`'s pipeline for the same trigger; returns its id and pipeline.
+pub(super) async fn rerun_of(state: &AppState, id: &str) -> Result<(String, String), AppError> {
     let old = state
         .scheduler
         .runs()
-        .get(&id)
+        .get(id)
         .await
         .map_err(store_error)?
-        .ok_or_else(|| not_found(&id))?;
+        .ok_or_else(|| not_found(id))?;
     let new_id = uuid::Uuid::now_v7().to_string();
     let run = NewRun {
         id: new_id.clone(),
@@ -178,8 +200,7 @@ pub(super) async fn rerun(State(state): State<AppState>, Path(id): Path<String>)
         needs_approval: false,
     };
     state.scheduler.enqueue(run).await.map_err(store_error)?;
-    let body = json!({ "id": new_id, "pipeline": old.pipeline, "state": "queued", "rerun_of": id });
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((new_id, old.pipeline))
 }
 
 /// `GET /api/runs/{id}/logs`: the run's log as plain text, one line per log line; with
@@ -270,7 +291,7 @@ fn follow(
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
-fn run_json(run: &RunRecord) -> Value {
+pub(super) fn run_json(run: &RunRecord) -> Value {
     let mut value = serde_json::to_value(run).expect("a run serializes");
     if let Value::Object(map) = &mut value {
         map.remove("lease");

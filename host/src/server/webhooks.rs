@@ -29,6 +29,20 @@ pub(super) async fn receive(
         Err(e) => e.status().as_u16().to_string(),
     };
     crate::metrics::get().delivery(label, &outcome);
+    let event = ["x-github-event", "x-gitea-event", "x-forgejo-event", "x-gitlab-event"]
+        .iter()
+        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .unwrap_or("-");
+    match &answer {
+        Ok((status, body)) => state
+            .dashboard
+            .deliveries
+            .record(&source, event, status.as_u16(), Ok(body)),
+        Err(e) => state
+            .dashboard
+            .deliveries
+            .record(&source, event, e.status().as_u16(), Err(e.message())),
+    }
     answer.map(|(status, body)| (status, Json(body)).into_response())
 }
 

@@ -189,6 +189,69 @@ async fn a_waiting_run_can_be_cancelled_and_is_then_never_run() {
     assert_eq!((status, answer["state"].as_str()), (200, Some("cancelled")), "{answer}");
     let (status, answer) = approve(&server, &id, API_TOKEN).await;
     assert_eq!(status, 409, "{answer}");
+
+    // The dashboard's run page has an Approve button for a held run; it needs the session's
+    // CSRF token.
+    let (body, headers) = opened(3, false, "own-pr-3");
+    let (_, answer) = post(&format!("{}/webhooks/forge", server.url), &body, &headers).await;
+    let held = answer["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["pipeline"] == "gated")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_for(&server, &held, "held", |r| r["state"] == "waiting_approval").await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signin = browser
+        .post(format!("{}/signin", server.url))
+        .form(&[("token", API_TOKEN), ("next", "/runs")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signin.status(), 303);
+    let cookie = signin.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = browser
+        .get(format!("{}/runs/{held}", server.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"approve\""), "{page}");
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let approve_url = format!("{}/runs/{held}/approve", server.url);
+    for (token, status) in [("guessed", 403), (csrf.as_str(), 303)] {
+        let answer = browser
+            .post(&approve_url)
+            .header("cookie", &cookie)
+            .form(&[("csrf", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status, "csrf {token}");
+    }
+    let done = wait_for(&server, &held, "ended", ended).await;
+    assert_eq!(done["state"], "success", "{done}");
+
     // A run started through the API is never held: its starter holds the token.
     let event = r#"{"event": "pull_request", "head_sha": "0123abc"}"#;
     let (status, answer) = api(&server, Method::POST, "/pipelines/gated/runs", Some(event)).await;

@@ -5,12 +5,19 @@
 //! `runs`: runs executing, with statuses on a fake forge, cancel, SIGKILL recovery, secrets.
 //! `approval`: fork pull requests held until approved through the API.
 //! `app`: a GitHub App source: check runs, token refresh during a run, the Re-run buttons.
+//! `client`: the CLI client commands against the server: tables, JSON, exit codes.
+//! `first_start`: `serve` without a config (the getting-started page) and `powernode init`.
+//! `dashboard`: the dashboard in headless Chromium (`browser`: chromedriver and the session).
 
 mod api;
 mod app;
 mod approval;
+mod browser;
+mod client;
 #[path = "../common/mod.rs"]
 mod common;
+mod dashboard;
+mod first_start;
 // The end-to-end tests' fake forges and git server, shared with `tests/it`.
 #[allow(dead_code)]
 #[path = "../../../tests/it/fakes/mod.rs"]

@@ -3,6 +3,7 @@
 mod inspect;
 mod run;
 mod serve;
+mod step;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -49,6 +50,9 @@ enum Command {
     /// Look at plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Work on one step alone.
+    #[command(subcommand)]
+    Step(step::StepCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +115,7 @@ fn log_format(command: &Command) -> LogFormat {
     let path = match command {
         Command::Serve { config } => config.as_deref(),
         Command::Run(args) => args.config(),
+        Command::Step(step::StepCommand::Run(args)) => args.host_config(),
         _ => None,
     };
     path.and_then(|p| Config::load(Some(p)).ok())
@@ -124,6 +129,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Validate { files, config } => validate(&files, config.as_deref()).await,
         Command::Plugin(PluginCommand::Inspect(args)) => inspect::inspect(args).await,
         Command::Plugin(PluginCommand::List { config }) => list(config.as_deref()).await,
+        Command::Step(step::StepCommand::Run(args)) => step::run(args).await,
     }
 }
 
@@ -149,7 +155,15 @@ impl Host {
     }
 
     fn open_with(config_path: Option<&std::path::Path>, runs: bool) -> anyhow::Result<Host> {
-        let config = Config::load(config_path)?;
+        Host::from_config(Config::load(config_path)?, config_path, runs)
+    }
+
+    /// [`Host::open_for_runs`] with a config already loaded (and perhaps changed) from `config_path`.
+    pub(crate) fn from_config(
+        config: Config,
+        config_path: Option<&std::path::Path>,
+        runs: bool,
+    ) -> anyhow::Result<Host> {
         let store = SledStore::open(&config.data_dir)
             .with_context(|| format!("opening the store under `{}`", config.data_dir.display()))?;
         let store = Arc::new(store);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::files::{read, read_signature};
 use super::{Catalog, CatalogError, is_builtin};
-use crate::policy::{Candidate, Grant, PolicyError, check_imports};
+use crate::policy::{Candidate, Grant, PolicyError, check_manifest};
 use crate::runtime::{LoadError, Plugin};
 
 /// What `powernode plugin inspect` shows about a component file.
@@ -43,7 +43,7 @@ impl Catalog {
             })))
         } else {
             self.inspect_trust(name, path, &origin, &wasm).and_then(|()| {
-                check_imports(name, &plugin.imports, &granted)
+                check_manifest(name, &plugin.imports, &plugin.exports, &granted)
                     .map_err(|e: PolicyError| CatalogError::Load(Arc::new(e.into())))
             })
         };

@@ -1,6 +1,8 @@
 //! The `powernode` binary as users run it: exit codes and what it prints.
 
 mod common;
+#[path = "cli/inspect.rs"]
+mod inspect;
 #[path = "cli/step_run.rs"]
 mod step_run;
 

@@ -4,13 +4,17 @@
 
 use wasmparser::{Encoding, Parser, Payload};
 
-/// What a component imports and exports, by full name (`powernode:step/log@0.1.2`).
+/// What a component imports and exports, by full name (`powernode:step/log@0.1.2`), and the
+/// linear memory its core modules define at start.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
     /// Its top-level imports: what it asks the host for.
     pub imports: Vec<String>,
     /// Its top-level exports.
     pub exports: Vec<String>,
+    /// Bytes of the minimum sizes of the memories its modules define (imported ones are
+    /// someone else's): below this memory cap it cannot even be instantiated.
+    pub initial_memory: u64,
 }
 
 /// Reads the manifest of the component `wasm`; `Err` says why it is not one.
@@ -36,6 +40,15 @@ pub fn read(wasm: &[u8]) -> Result<Manifest, String> {
                     manifest
                         .imports
                         .push(import.map_err(|e| e.to_string())?.name.name.to_string());
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for memory in reader {
+                    let memory = memory.map_err(|e| e.to_string())?;
+                    let page = 1u64 << memory.page_size_log2.unwrap_or(16);
+                    manifest.initial_memory = manifest
+                        .initial_memory
+                        .saturating_add(memory.initial.saturating_mul(page));
                 }
             }
             Payload::ComponentExportSection(reader) if depth == 0 => {

@@ -61,6 +61,18 @@ pub enum LoadError {
         /// wasmtime's message.
         reason: String,
     },
+    /// Its memories' minimum sizes alone are over the memory cap.
+    #[error(
+        "memory limit: `{origin}` needs {wanted} bytes of memory to start; the limit is {limit} bytes (raise `[limits] memory_mb`)"
+    )]
+    MemoryLimit {
+        /// File or built-in name.
+        origin: String,
+        /// The sum of its memories' minimum sizes.
+        wanted: u64,
+        /// The cap.
+        limit: u64,
+    },
     /// Its imports ask for more than it was granted.
     #[error(transparent)]
     Policy(#[from] PolicyError),
@@ -138,9 +150,19 @@ impl Runtime {
             origin: origin.into(),
             reason,
         };
-        let Manifest { imports, exports } = {
+        let Manifest { imports, exports, .. } = {
             let manifest = manifest::read(wasm).map_err(not_loadable)?;
             check(&manifest, &grant)?;
+            // Said here, in the cap's own words: past this point the pooling allocator would
+            // refuse it in its own ("memory has a minimum byte size of ...").
+            let limit = self.config.memory_limit as u64;
+            if manifest.initial_memory > limit {
+                return Err(LoadError::MemoryLimit {
+                    origin: origin.into(),
+                    wanted: manifest.initial_memory,
+                    limit,
+                });
+            }
             manifest
         };
         let sha256 = hex::encode(Sha256::digest(wasm));

@@ -2,12 +2,12 @@
 //! and an event given on the command line; exit code by outcome; nothing left behind.
 
 use std::path::Path;
-use std::process::Command;
 
+use super::common::python_step;
 use super::{powernode, text};
 
 /// What the current directory holds after a command: `step run` must leave it empty.
-fn entries(dir: &Path) -> Vec<String> {
+pub(super) fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -115,24 +115,6 @@ fn step_run_takes_the_event_from_a_file() {
     assert!(said.contains("PR #42 into main: Add feature"), "{said}");
 }
 
-/// A Python step built from `tests/guests/python` with componentize-py (installed by
-/// `scripts/setup.sh --test`), as `name.wasm` in `dir`.
-fn python_step(dir: &Path, name: &str) -> std::path::PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = dir.join(format!("{name}.wasm"));
-    let status = Command::new("componentize-py")
-        .arg("-d")
-        .arg(root.join("wit"))
-        .args(["-w", "powernode:step/log-only", "componentize", "app", "-p"])
-        .arg(root.join("tests/guests/python"))
-        .arg("-o")
-        .arg(&out)
-        .status()
-        .expect("componentize-py is needed for this test: scripts/setup.sh --test installs it");
-    assert!(status.success(), "componentize-py failed");
-    out
-}
-
 #[test]
 fn step_run_runs_a_component_file_checked_as_if_installed() {
     let build = tempfile::tempdir().unwrap();
@@ -161,4 +143,24 @@ fn step_run_runs_a_component_file_checked_as_if_installed() {
         "{mismatch}"
     );
     assert_eq!(entries(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn the_first_compile_of_a_plugin_is_logged_at_info_with_its_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = super::output(
+        std::process::Command::new(env!("CARGO_BIN_EXE_powernode"))
+            .args(["step", "run", "run_command", "--config", r#"{"command": "true"}"#])
+            .current_dir(dir.path())
+            .env("POWERNODE_LOG", "info"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let starts = stderr
+        .find("compiling plugin built-in run_command (first use; may take ~30 s, cached after)")
+        .unwrap_or_else(|| panic!("no start line in:\n{stderr}"));
+    let ends = stderr
+        .find("compiled plugin built-in run_command in ")
+        .unwrap_or_else(|| panic!("no end line in:\n{stderr}"));
+    assert!(starts < ends, "{stderr}");
 }

@@ -16,6 +16,7 @@ mod git_server;
 mod grants;
 mod harness;
 mod hostile;
+mod js;
 mod python;
 mod runner;
 mod sandbox;

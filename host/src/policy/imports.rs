@@ -11,12 +11,21 @@ use super::{Capability, Grant, PolicyError};
 /// allowed: the runtime links them with nothing granted (no env, no sockets, workspace only).
 /// Every import not granted is named in one error.
 pub fn check_imports(plugin: &str, imports: &[String], grant: &Grant) -> Result<(), PolicyError> {
-    check_manifest(plugin, imports, &[], grant)
+    check_manifest(plugin, imports, &Built::default(), grant)
 }
 
-/// [`check_imports`], knowing the component's exports too: a refusal then also says when the
-/// imports come from a toolchain's default features rather than from the step's code.
-pub fn check_manifest(plugin: &str, imports: &[String], exports: &[String], grant: &Grant) -> Result<(), PolicyError> {
+/// What a component says about how it was built: a refusal uses it to say when the imports
+/// come from a toolchain's default features rather than from the step's code.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Built<'a> {
+    /// Its top-level exports.
+    pub exports: &'a [String],
+    /// The tools of its producers section (`processed-by`).
+    pub processed_by: &'a [String],
+}
+
+/// [`check_imports`], knowing how the component was built (see [`Built`]).
+pub fn check_manifest(plugin: &str, imports: &[String], built: &Built, grant: &Grant) -> Result<(), PolicyError> {
     check_version(plugin, imports)?;
     let mut missing = BTreeSet::new();
     let mut refused = Vec::new();
@@ -33,7 +42,7 @@ pub fn check_manifest(plugin: &str, imports: &[String], exports: &[String], gran
         plugin: plugin.into(),
         table: table(plugin, grant, &missing),
         replace: grant.capabilities().any(|c| c != Capability::Log),
-        note: build_flag_note(&missing, exports),
+        note: build_flag_note(&missing, built),
         imports: refused,
     })
 }
@@ -85,18 +94,24 @@ fn table(plugin: &str, grant: &Grant, missing: &BTreeSet<Capability>) -> String 
     table
 }
 
-/// What to say when the HTTP imports likely come from a JavaScript build's default features:
-/// componentize-js adds `wasi:http` for `fetch` and exports `wasi:http/incoming-handler` for
-/// its fetch-event handler unless both are disabled.
-fn build_flag_note(missing: &BTreeSet<Capability>, exports: &[String]) -> String {
-    let fetch_event = exports.iter().any(|e| e.starts_with("wasi:http/incoming-handler"));
-    if !(missing.contains(&Capability::Http) && fetch_event) {
+/// What to say when the HTTP imports come from a JavaScript build's default features:
+/// componentize-js imports `wasi:http` (for `fetch`, and exports `wasi:http/incoming-handler`
+/// for its fetch-event handler) unless both features are disabled.
+fn build_flag_note(missing: &BTreeSet<Capability>, built: &Built) -> String {
+    let fetch_event = built
+        .exports
+        .iter()
+        .any(|e| e.starts_with("wasi:http/incoming-handler"));
+    let componentize_js = built
+        .processed_by
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case("ComponentizeJS"));
+    if !(missing.contains(&Capability::Http) && (fetch_event || componentize_js)) {
         return String::new();
     }
-    "\nThis component also exports `wasi:http/incoming-handler`: it looks like a componentize-js \
-     (jco) build with its default features, which import `wasi:http` whether the step uses it \
-     or not. If the step makes no HTTP requests, rebuild it with those features disabled \
-     instead of granting `http`: `jco componentize ... --disable http fetch-event` \
+    "\nThis is a componentize-js (jco) build, whose default features import `wasi:http` \
+     whether the step uses it or not. If the step makes no HTTP requests, rebuild it with \
+     them disabled instead of granting `http`: `jco componentize ... --disable http fetch-event` \
      (`-d http fetch-event`).\n"
         .into()
 }
@@ -193,17 +208,35 @@ mod tests {
     }
 
     #[test]
-    fn http_imports_of_a_fetch_event_build_name_the_jco_flag() {
+    fn http_imports_of_a_componentize_js_build_name_the_jco_flag() {
         let http = imports(&["wasi:http/types@0.2.3", "wasi:http/outgoing-handler@0.2.3"]);
         let js_exports = imports(&["powernode:step/handler@0.1.2", "wasi:http/incoming-handler@0.2.3"]);
-        let err = check_manifest("js_step", &http, &js_exports, &Grant::default()).unwrap_err();
+        let fetch_event = Built {
+            exports: &js_exports,
+            processed_by: &[],
+        };
+        let err = check_manifest("js_step", &http, &fetch_event, &Grant::default()).unwrap_err();
         assert!(
             err.to_string()
                 .contains("`jco componentize ... --disable http fetch-event`"),
             "{err}"
         );
-        let rust_exports = imports(&["powernode:step/handler@0.1.2"]);
-        let err = check_manifest("rust_step", &http, &rust_exports, &Grant::default()).unwrap_err();
+        let tools = imports(&["wit-component", "ComponentizeJS"]);
+        let by_componentize_js = Built {
+            exports: &[],
+            processed_by: &tools,
+        };
+        let err = check_manifest("js_step", &http, &by_componentize_js, &Grant::default()).unwrap_err();
+        assert!(err.to_string().contains("-d http fetch-event"), "{err}");
+        let (exports, tools) = (
+            imports(&["powernode:step/handler@0.1.2"]),
+            imports(&["rustc", "wit-component"]),
+        );
+        let rust = Built {
+            exports: &exports,
+            processed_by: &tools,
+        };
+        let err = check_manifest("rust_step", &http, &rust, &Grant::default()).unwrap_err();
         assert!(!err.to_string().contains("jco"), "{err}");
     }
 

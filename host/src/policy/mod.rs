@@ -12,7 +12,7 @@ mod trust;
 
 pub use allow::{AllowList, Denied};
 pub use grants::{Capability, Grant, GrantConfig, Grants, Network};
-pub use imports::{check_imports, check_manifest, check_version};
+pub use imports::{Built, check_imports, check_manifest, check_version};
 pub use trust::{Candidate, MAX_SIGNATURE_BYTES, PluginTrust, SIGNATURE_SUFFIX, TrustError, Vetted};
 
 /// A grant or allow-list that cannot be used, or a plugin that asks for more than it was given.

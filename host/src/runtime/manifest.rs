@@ -2,7 +2,7 @@
 //! grant check runs before Cranelift spends seconds (tens for Python or JavaScript) compiling
 //! a plugin that would be refused anyway.
 
-use wasmparser::{Encoding, Parser, Payload};
+use wasmparser::{Encoding, KnownCustom, Parser, Payload};
 
 /// What a component imports and exports, by full name (`powernode:step/log@0.1.2`), and the
 /// linear memory its core modules define at start.
@@ -15,6 +15,8 @@ pub struct Manifest {
     /// Bytes of the minimum sizes of the memories its modules define (imported ones are
     /// someone else's): below this memory cap it cannot even be instantiated.
     pub initial_memory: u64,
+    /// The tools its producers section says made it (`processed-by`), e.g. `ComponentizeJS`.
+    pub processed_by: Vec<String>,
 }
 
 /// Reads the manifest of the component `wasm`; `Err` says why it is not one.
@@ -49,6 +51,16 @@ pub fn read(wasm: &[u8]) -> Result<Manifest, String> {
                     manifest.initial_memory = manifest
                         .initial_memory
                         .saturating_add(memory.initial.saturating_mul(page));
+                }
+            }
+            Payload::CustomSection(section) if depth == 0 => {
+                // Only a hint for messages: a producers section that does not parse is ignored.
+                if let KnownCustom::Producers(fields) = section.as_known() {
+                    for field in fields.into_iter().flatten().filter(|f| f.name == "processed-by") {
+                        manifest
+                            .processed_by
+                            .extend(field.values.into_iter().flatten().map(|v| v.name.to_string()));
+                    }
                 }
             }
             Payload::ComponentExportSection(reader) if depth == 0 => {

@@ -9,7 +9,7 @@ use super::bindings::FullPre;
 use super::manifest::{self, Manifest};
 use super::run::Filesystem;
 use super::{Runtime, StepState};
-use crate::policy::{Grant, PolicyError, check_manifest, check_version};
+use crate::policy::{Built, Grant, PolicyError, check_manifest, check_version};
 
 /// What a plugin says about itself (`describe()`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -32,6 +32,8 @@ pub struct Plugin {
     pub imports: Vec<String>,
     /// Its component exports.
     pub exports: Vec<String>,
+    /// The tools its producers section names (`processed-by`).
+    pub processed_by: Vec<String>,
     /// What it may use.
     pub grant: Grant,
     /// Hex SHA-256 of the component bytes.
@@ -117,7 +119,11 @@ impl Runtime {
     pub async fn load(&self, name: &str, origin: &str, wasm: &[u8], grant: Grant) -> Result<Plugin, LoadError> {
         let plugin = self
             .load_checked(origin, wasm, grant, |m, grant| {
-                check_manifest(name, &m.imports, &m.exports, grant)
+                let built = Built {
+                    exports: &m.exports,
+                    processed_by: &m.processed_by,
+                };
+                check_manifest(name, &m.imports, &built, grant)
             })
             .await?;
         if plugin.info.name != name {
@@ -150,7 +156,12 @@ impl Runtime {
             origin: origin.into(),
             reason,
         };
-        let Manifest { imports, exports, .. } = {
+        let Manifest {
+            imports,
+            exports,
+            processed_by,
+            ..
+        } = {
             let manifest = manifest::read(wasm).map_err(not_loadable)?;
             check(&manifest, &grant)?;
             // Said here, in the cap's own words: past this point the pooling allocator would
@@ -184,6 +195,7 @@ impl Runtime {
             info,
             imports,
             exports,
+            processed_by,
             grant,
             sha256,
             from_cache,

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing Powernode needs besides Rust itself: the wasm32-wasip2
 # target (plugins are built for it) and bubblewrap (commands steps run are confined with it);
-# with --test also componentize-py (the tests build a Python step), PostgreSQL's server
-# programs (the PostgreSQL backend is tested against a throwaway cluster), GitHub's OpenAPI
-# description (the GitHub client's requests are checked against it) and Debian's chromium and
-# chromium-driver (the dashboard is tested in headless Chromium over WebDriver).
+# with --test also componentize-py (the tests build a Python step), jco with componentize-js
+# (they build a JavaScript step), PostgreSQL's server programs (the PostgreSQL backend is
+# tested against a throwaway cluster), GitHub's OpenAPI description (the GitHub client's
+# requests are checked against it) and Debian's chromium and chromium-driver (the dashboard
+# is tested in headless Chromium over WebDriver).
 set -euo pipefail
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -29,4 +30,5 @@ if [ "${1:-}" = "--test" ] && ! componentize-py --version 2>/dev/null | grep -q 
 fi
 if [ "${1:-}" = "--test" ]; then
   "$(dirname "$0")/setup-github-openapi.sh"
+  "$(dirname "$0")/setup-js-tools.sh"
 fi

@@ -15,12 +15,17 @@ for manifest in "${wasm_workspaces[@]}"; do
   cargo fmt --manifest-path "$manifest" --all -- --check
 done
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The SDK's test kit is behind a feature the workspace build does not turn on.
+cargo clippy -p powernode-sdk --features testing --all-targets --locked -- -D warnings
 for manifest in "${wasm_workspaces[@]}"; do
   cargo clippy --manifest-path "$manifest" --workspace --all-targets --locked -- -D warnings
 done
 for manifest in "${wasm_workspaces[@]}"; do
   cargo test --manifest-path "$manifest" --workspace --locked
 done
+cargo test -p powernode-sdk --features testing --locked
+# The SDK builds and verifies as a package on its own, outside the workspace.
+cargo package -p powernode-sdk --locked --allow-dirty
 requests="$(mktemp -d)"
 trap 'rm -rf "$requests"' EXIT
 POWERNODE_GITHUB_REQUEST_LOG="$requests" cargo test --workspace --locked

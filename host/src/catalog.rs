@@ -149,6 +149,20 @@ impl Catalog {
         Ok(types)
     }
 
+    /// What the plugins directory holds now — each file's step type, size and time — to
+    /// notice a change cheaply; a directory that cannot be read holds nothing.
+    pub fn dir_fingerprint(&self) -> Vec<(String, u64, Option<std::time::SystemTime>)> {
+        let files = custom_files(self.dir.as_deref()).unwrap_or_default();
+        files
+            .into_iter()
+            .map(|(name, path)| {
+                let meta = std::fs::metadata(&path).ok();
+                let len = meta.as_ref().map_or(0, |m| m.len());
+                (name, len, meta.and_then(|m| m.modified().ok()))
+            })
+            .collect()
+    }
+
     /// The step types of the built-ins and of the files in `dir`, loading nothing.
     pub fn available_types(dir: Option<&Path>) -> Result<Vec<String>, CatalogError> {
         let mut types: Vec<String> = Self::builtin_types().map(String::from).collect();

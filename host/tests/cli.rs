@@ -1,6 +1,10 @@
 //! The `powernode` binary as users run it: exit codes and what it prints.
 
 mod common;
+#[path = "cli/inspect.rs"]
+mod inspect;
+#[path = "cli/step_run.rs"]
+mod step_run;
 
 use std::io::Read;
 use std::path::Path;

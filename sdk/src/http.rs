@@ -1,6 +1,9 @@
 //! Outgoing HTTP over `wasi:http` (the operator must allow the step's hosts in
 //! `[grants.<step>] http`), as one blocking call: send a request, get the whole response.
 
+// Natively (a step's `cargo test`) `send` goes to the fake host, and the wasi:http code is unused.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
 use std::time::Duration;
 
 use crate::wit::wasi::http::outgoing_handler;
@@ -128,6 +131,37 @@ impl std::error::Error for HttpError {}
 
 /// Sends `req` and reads the whole response (the body up to [`MAX_BODY`]).
 pub fn send(req: &Request) -> Result<Response, HttpError> {
+    #[cfg(target_arch = "wasm32")]
+    return send_wasi(req);
+    #[cfg(all(not(target_arch = "wasm32"), feature = "testing"))]
+    return crate::testing::answer(
+        "http::send",
+        "on_http_send",
+        vec![format!("{} {}", req.method, req.url)],
+        |f: &mut Box<SendScript>| f(req),
+    );
+    #[cfg(all(not(target_arch = "wasm32"), not(feature = "testing")))]
+    {
+        let _ = req;
+        crate::outside_host("http::send")
+    }
+}
+
+/// What a test scripts to answer [`send`].
+#[cfg(feature = "testing")]
+type SendScript = dyn FnMut(&Request) -> Result<Response, HttpError>;
+
+#[cfg(feature = "testing")]
+impl crate::testing::FakeHost {
+    /// Scripts the answer of [`send`]: `f` gets each request. Recorded as `http::send` with
+    /// one argument, `METHOD URL`.
+    pub fn on_http_send(&mut self, f: impl FnMut(&Request) -> Result<Response, HttpError> + 'static) -> &mut Self {
+        let f: Box<SendScript> = Box::new(f);
+        self.script("http::send", Box::new(f))
+    }
+}
+
+fn send_wasi(req: &Request) -> Result<Response, HttpError> {
     let (scheme, authority, path) = split_url(&req.url)?;
     let headers = Fields::new();
     for (name, value) in &req.headers {

@@ -26,8 +26,11 @@ pub mod wit {
     });
 }
 
+mod defaults;
 mod host;
 pub mod http;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub use host::{artifacts, git, kv, log, process, provider, templates};
 /// Derive `JsonSchema` on a step's `Config` (`#[derive(Deserialize, JsonSchema)]`).
 pub use schemars::{self, JsonSchema};
@@ -96,8 +99,9 @@ impl Info {
     }
 }
 
-/// Everything a step gets when it runs, with its config already typed.
-#[derive(Debug, Clone)]
+/// Everything a step gets when it runs, with its config already typed. `Default` and
+/// [`Context::new`] give a manual run, for a step's own unit tests.
+#[derive(Debug, Clone, Default)]
 pub struct Context<C> {
     /// The run's id.
     pub run_id: String,
@@ -190,8 +194,7 @@ impl<S: Step> export::Guest for __Adapter<S> {
     }
 
     fn run(ctx: wt::StepContext) -> Result<wt::StepOutput, wt::StepError> {
-        let config: S::Config = serde_json::from_str(&ctx.config)
-            .map_err(|e| wt::StepError::InvalidConfig(format!("step `{}`: {e}", ctx.step)))?;
+        let config: S::Config = parse_config(&ctx.step, &ctx.config).map_err(wt::StepError::InvalidConfig)?;
         let ctx = Context {
             run_id: ctx.run_id,
             pipeline: ctx.pipeline,
@@ -212,6 +215,23 @@ impl<S: Step> export::Guest for __Adapter<S> {
     }
 }
 
+/// The step's rendered JSON config as its `Config` type; the error names the step.
+fn parse_config<C: DeserializeOwned>(step: &str, json: &str) -> Result<C, String> {
+    serde_json::from_str(json).map_err(|e| format!("step `{step}`: {e}"))
+}
+
+/// A host function called natively without the fake host: a clear panic instead of the
+/// generated import's abort ("panic in a function that cannot unwind").
+#[cfg(all(not(target_arch = "wasm32"), not(feature = "testing")))]
+#[track_caller]
+fn outside_host(function: &str) -> ! {
+    panic!(
+        "powernode_sdk: `{function}` needs the Powernode host, and this is a native build. To test a step \
+         with `cargo test`, add `powernode-sdk = {{ ..., features = [\"testing\"] }}` to \
+         [dev-dependencies] and run it with `powernode_sdk::testing::FakeHost`."
+    )
+}
+
 /// Exports a [`Step`] implementation as the component's `handler`.
 ///
 /// ```ignore
@@ -223,4 +243,15 @@ macro_rules! step {
         type __PowernodeStep = $crate::__Adapter<$step>;
         $crate::wit::__export_step!(__PowernodeStep with_types_in $crate::wit);
     };
+}
+
+#[cfg(all(test, not(target_arch = "wasm32"), not(feature = "testing")))]
+mod tests {
+    /// Regression: natively, a host call went to the generated import and aborted the whole
+    /// test process ("panic in a function that cannot unwind").
+    #[test]
+    #[should_panic(expected = "add `powernode-sdk = { ..., features = [\"testing\"] }`")]
+    fn a_host_call_in_a_native_test_without_the_kit_panics_saying_what_to_do() {
+        crate::log::info("hello");
+    }
 }

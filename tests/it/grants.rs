@@ -129,3 +129,32 @@ async fn inspect_says_a_file_under_another_name_would_not_load() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_plugin_missing_three_grants_gets_one_message_listing_all_three_before_any_compile() {
+    let cache = tempfile::tempdir().unwrap();
+    let h = Harness::with_config(powernode::runtime::RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
+    });
+    let compiled = || std::fs::read_dir(cache.path()).unwrap().count();
+    let err = h
+        .load(powernode_tests::HOSTILE, "hostile", GrantConfig::default())
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    for import in ["powernode:step/artifacts@", "powernode:step/kv@", "wasi:http/types@"] {
+        assert!(message.contains(import), "`{import}` not named in:\n{message}");
+    }
+    let table = message.split_once("\n\n").map(|(_, t)| t).unwrap_or_default();
+    assert_eq!(
+        table,
+        "[plugins.grants.hostile]\ninterfaces = [\"artifacts\", \"kv\"]\nhttp = [\"api.example.com\"]  # the hosts it may reach\n"
+    );
+    assert_eq!(compiled(), 0, "the refused plugin was compiled");
+    // The table, pasted as given, is a grant under which it loads (and is then compiled).
+    let config: toml::Table = table.parse().unwrap();
+    let grant: GrantConfig = config["plugins"]["grants"]["hostile"].clone().try_into().unwrap();
+    h.load_ok(powernode_tests::HOSTILE, "hostile", grant).await;
+    assert_eq!(compiled(), 1);
+}

@@ -17,6 +17,7 @@ mod git_server;
 mod grants;
 mod harness;
 mod hostile;
+mod js;
 mod python;
 mod runner;
 mod sandbox;

@@ -6,17 +6,22 @@ use std::process::Command;
 use std::time::Duration;
 
 use powernode::policy::GrantConfig;
+use powernode::runtime::StepFailure;
 use serde_json::json;
 
 use crate::harness::Harness;
 
-fn build_python_step(out: &Path) {
+/// Builds the Python step in `tests/guests/{guest}` for `world`, with the SDK's Python
+/// helper (`sdk/python`) on the path, into `out`.
+fn build_python_step(guest: &str, world: &str, out: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = Command::new("componentize-py")
         .arg("-d")
         .arg(root.join("../wit"))
-        .args(["-w", "powernode:step/log-only", "componentize", "app", "-p"])
-        .arg(root.join("guests/python"))
+        .args(["-w", world, "componentize", "app", "-p"])
+        .arg(root.join("guests").join(guest))
+        .arg("-p")
+        .arg(root.join("../sdk/python"))
         .arg("-o")
         .arg(out)
         .status()
@@ -28,7 +33,7 @@ fn build_python_step(out: &Path) {
 async fn python_step_runs_and_imports_only_its_world() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = dir.path().join("hello_python.wasm");
-    build_python_step(&wasm);
+    build_python_step("python", "powernode:step/log-only", &wasm);
     let h = Harness::new();
     let p = h
         .load_ok(wasm.to_str().unwrap(), "hello_python", GrantConfig::default())
@@ -50,5 +55,44 @@ async fn python_step_runs_and_imports_only_its_world() {
     let out = report.outcome.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.raw_output, "hello from python, Grace");
     assert!(!report.log.is_empty(), "the step logged through the log interface");
+    h.assert_still_works().await;
+}
+
+#[tokio::test]
+async fn the_python_helper_converts_outputs_and_turns_exceptions_into_failed_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("python_kit.wasm");
+    build_python_step("python-kit", "powernode:step/log-only", &wasm);
+    let h = Harness::new();
+    let p = h
+        .load_ok(wasm.to_str().unwrap(), "python_kit", GrantConfig::default())
+        .await;
+    let limit = Duration::from_secs(60);
+    let report = h.run(&p, json!({"mode": "ok"}), limit).await;
+    let out = report.outcome.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.raw_output, "done");
+    let outputs: Vec<(&str, &str)> = out.outputs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        outputs,
+        [("count", "3"), ("items", r#"["a", "b"]"#), ("none", ""), ("ok", "true")]
+    );
+    assert!(
+        report.log.iter().any(|l| l.message == "mode ok on a manual event"),
+        "{:?}",
+        report.log
+    );
+    let raised = h.run(&p, json!({"mode": "raise"}), limit).await;
+    assert_eq!(
+        raised.outcome,
+        Err(StepFailure::Failed("ValueError: the answer was not 42".into()))
+    );
+    let bad = h.run(&p, json!({"mode": "bad_output"}), limit).await;
+    assert_eq!(
+        bad.outcome,
+        Err(StepFailure::Failed(
+            "output `when` is a object, which is not a step output: give a str, a number, a bool, a list or a dict"
+                .into()
+        ))
+    );
     h.assert_still_works().await;
 }

@@ -42,6 +42,29 @@ async fn memory_bomb_hits_the_memory_cap() {
     h.assert_still_works().await;
 }
 
+/// Regression: below a plugin's own minimum memory the pooling allocator refused it in its
+/// own words ("memory has a minimum byte size of ..."); now every cap says `memory limit`.
+#[tokio::test]
+async fn a_cap_below_the_plugins_starting_memory_is_the_memory_limit_error() {
+    for cap in [64 << 10, 1 << 20] {
+        let h = Harness::with_config(RuntimeConfig {
+            memory_limit: cap,
+            ..RuntimeConfig::default()
+        });
+        let err = h
+            .load(powernode_tests::HELLO, "hello", GrantConfig::default())
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with("memory limit: `"), "cap {cap}: {message}");
+        assert!(
+            message.contains(&format!("the limit is {cap} bytes (raise `[limits] memory_mb`)")),
+            "{message}"
+        );
+        assert!(!message.contains("minimum byte size"), "{message}");
+    }
+}
+
 #[tokio::test]
 async fn deep_recursion_overflows_the_wasm_stack() {
     let h = Harness::new();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::files::{read, read_signature};
 use super::{Catalog, CatalogError, is_builtin};
-use crate::policy::{Candidate, Grant, PolicyError, check_imports};
+use crate::policy::{Built, Candidate, Grant, PolicyError, check_manifest};
 use crate::runtime::{LoadError, Plugin};
 
 /// What `powernode plugin inspect` shows about a component file.
@@ -43,8 +43,16 @@ impl Catalog {
             })))
         } else {
             self.inspect_trust(name, path, &origin, &wasm).and_then(|()| {
-                check_imports(name, &plugin.imports, &granted)
-                    .map_err(|e: PolicyError| CatalogError::Load(Arc::new(e.into())))
+                check_manifest(
+                    name,
+                    &plugin.imports,
+                    &Built {
+                        exports: &plugin.exports,
+                        processed_by: &plugin.processed_by,
+                    },
+                    &granted,
+                )
+                .map_err(|e: PolicyError| CatalogError::Load(Arc::new(e.into())))
             })
         };
         Ok(Inspection {

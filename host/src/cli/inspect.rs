@@ -16,7 +16,12 @@ pub struct InspectArgs {
 }
 
 pub(super) async fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let host = Host::open(args.config.as_deref())?;
+    // Inspecting writes nothing: the store (and so the compile cache) is a temporary one,
+    // not the config's data directory (which, without a config, was ./powernode-data).
+    let mut config = crate::config::Config::load(args.config.as_deref())?;
+    let temp = tempfile::Builder::new().prefix("powernode-inspect-").tempdir()?;
+    config.data_dir = temp.path().to_path_buf();
+    let host = Host::from_config(config, args.config.as_deref(), false)?;
     let inspection = host.catalog.inspect(&args.file).await?;
     let plugin = &inspection.plugin;
     let info = &plugin.info;

@@ -5,6 +5,7 @@ mod init;
 mod inspect;
 mod run;
 mod serve;
+mod step;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -80,6 +81,9 @@ enum Command {
     /// Pipelines on a server.
     #[command(subcommand)]
     Pipelines(client::PipelinesCommand),
+    /// Work on one step alone.
+    #[command(subcommand)]
+    Step(step::StepCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +146,7 @@ fn log_format(command: &Command) -> LogFormat {
     let path = match command {
         Command::Serve { config, .. } => serve::config_path(config.as_deref()),
         Command::Run(args) => args.config().map(PathBuf::from),
+        Command::Step(step::StepCommand::Run(args)) => args.host_config().map(PathBuf::from),
         _ => None,
     };
     path.as_deref()
@@ -165,6 +170,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Cancel { run, server } => Ok(client::finish(client::runs::cancel(run, server).await)),
         Command::Rerun { run, server } => Ok(client::finish(client::runs::rerun(run, server).await)),
         Command::Pipelines(command) => Ok(client::finish(client::pipelines::pipelines(command).await)),
+        Command::Step(step::StepCommand::Run(args)) => step::run(args).await,
     }
 }
 
@@ -190,7 +196,15 @@ impl Host {
     }
 
     fn open_with(config_path: Option<&std::path::Path>, runs: bool) -> anyhow::Result<Host> {
-        let mut config = Config::load(config_path)?;
+        Host::from_config(Config::load(config_path)?, config_path, runs)
+    }
+
+    /// [`Host::open_for_runs`] with a config already loaded (and perhaps changed) from `config_path`.
+    pub(crate) fn from_config(
+        mut config: Config,
+        config_path: Option<&std::path::Path>,
+        runs: bool,
+    ) -> anyhow::Result<Host> {
         // Relative folders are the starting folder's; made absolute once, here, because run
         // workspaces under `data_dir` are mounted into the sandbox at their own path.
         for dir in [&mut config.data_dir, &mut config.plugins_dir] {

@@ -8,8 +8,9 @@ use anyhow::Context;
 
 use crate::model::TriggerContext;
 use crate::printable::printable;
+use crate::provider::RepoBinding;
 use crate::provider::connect::bind;
-use crate::runner::{RunEvent, RunRequest, run_pipeline};
+use crate::runner::{RunEvent, RunRequest, StepResult, run_pipeline};
 use crate::runtime::{Level, mask_secrets};
 
 use super::{Host, load_pipeline};
@@ -49,13 +50,6 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(&host.config.secrets),
         &host.catalog.describe_types().await?,
     )?;
-    let mut trigger: TriggerContext = match &args.event {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("`{}` is not a valid event", path.display()))?
-        }
-        None => TriggerContext::default(),
-    };
     let temp;
     let workspace = match &args.workspace {
         Some(dir) => dir.clone(),
@@ -67,23 +61,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     host.check_workspace(&workspace)?;
     std::fs::create_dir_all(&workspace)?;
     let mut secrets: Vec<String> = host.config.secrets.values().cloned().collect();
-    let forge = match &args.source {
-        Some(id) => {
-            let source = host.config.source(id)?;
-            let repo = trigger.repository.full_name.clone();
-            if repo.is_empty() {
-                anyhow::bail!(
-                    "--source {id} acts on the event's repository: give it in the --event file as \
-                     \"repository\": {{\"full_name\": \"owner/name\"}}"
-                );
-            }
-            let binding = bind(source, &repo)?;
-            secrets.extend(binding.fixed_token().map(|t| t.expose().to_string()));
-            trigger.repository.provider = binding.kind().as_str().into();
-            Some(Arc::new(binding))
-        }
-        None => None,
-    };
+    let (trigger, forge) = trigger_and_forge(&host, args.event.as_deref(), args.source.as_deref(), &mut secrets)?;
     let run_id = uuid::Uuid::now_v7().to_string();
     // Plugin text reaches the terminal: escapes out first, then secrets masked.
     let mask = |s: &str| mask_secrets(&printable(s), &secrets);
@@ -102,35 +80,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         RunEvent::Finished(step, result) if result.skipped => {
             println!("↷ {} skipped: its `if:` is false", step.name);
         }
-        RunEvent::Finished(step, result) => {
-            for line in &result.log {
-                let tag = match line.level {
-                    Level::Warn => "warn ",
-                    Level::Error => "error",
-                    _ => "",
-                };
-                let sep = if tag.is_empty() { "" } else { " " };
-                for text in line.message.lines() {
-                    println!("  │ {tag}{sep}{text}");
-                }
-            }
-            let ms = result.elapsed.as_secs_f64() * 1000.0;
-            match &result.outcome {
-                Ok(out) => {
-                    println!("✔ {} succeeded in {ms:.1} ms", step.name);
-                    for line in out.raw_output.lines() {
-                        println!("  = {}", mask(line));
-                    }
-                    for (name, value) in &out.outputs {
-                        let value = mask(value);
-                        let first = value.lines().next().unwrap_or("");
-                        let more = if value.lines().count() > 1 { " …" } else { "" };
-                        println!("  → {}.{name} = {first}{more}", step.name);
-                    }
-                }
-                Err(e) => println!("✘ {} failed after {ms:.1} ms: {}", step.name, mask(&e.to_string())),
-            }
-        }
+        RunEvent::Finished(step, result) => print_finished(&step.name, result, &mask),
     })
     .await;
     let ok = summary.succeeded(&pipeline);
@@ -154,4 +104,71 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Prints how a step ended: its log, then success with its outputs or the failure.
+/// `mask` makes plugin text safe to show.
+pub(super) fn print_finished(name: &str, result: &StepResult, mask: &dyn Fn(&str) -> String) {
+    for line in &result.log {
+        let tag = match line.level {
+            Level::Warn => "warn ",
+            Level::Error => "error",
+            _ => "",
+        };
+        let sep = if tag.is_empty() { "" } else { " " };
+        for text in line.message.lines() {
+            println!("  │ {tag}{sep}{text}");
+        }
+    }
+    let ms = result.elapsed.as_secs_f64() * 1000.0;
+    match &result.outcome {
+        Ok(out) => {
+            println!("✔ {name} succeeded in {ms:.1} ms");
+            for line in out.raw_output.lines() {
+                println!("  = {}", mask(line));
+            }
+            for (output, value) in &out.outputs {
+                let value = mask(value);
+                let first = value.lines().next().unwrap_or("");
+                let more = if value.lines().count() > 1 { " …" } else { "" };
+                println!("  → {name}.{output} = {first}{more}");
+            }
+        }
+        Err(e) => println!("✘ {name} failed after {ms:.1} ms: {}", mask(&e.to_string())),
+    }
+}
+
+/// The trigger from an `--event` file (a manual run without one) and, with `--source`, the
+/// forge binding for the event's repository; the binding's token joins `secrets`.
+pub(super) fn trigger_and_forge(
+    host: &Host,
+    event: Option<&std::path::Path>,
+    source: Option<&str>,
+    secrets: &mut Vec<String>,
+) -> anyhow::Result<(TriggerContext, Option<Arc<RepoBinding>>)> {
+    let mut trigger: TriggerContext = match event {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("`{}` is not a valid event", path.display()))?
+        }
+        None => TriggerContext::default(),
+    };
+    let forge = match source {
+        Some(id) => {
+            let source = host.config.source(id)?;
+            let repo = trigger.repository.full_name.clone();
+            if repo.is_empty() {
+                anyhow::bail!(
+                    "--source {id} acts on the event's repository: give it in the --event file as \
+                     \"repository\": {{\"full_name\": \"owner/name\"}}"
+                );
+            }
+            let binding = bind(source, &repo)?;
+            secrets.extend(binding.fixed_token().map(|t| t.expose().to_string()));
+            trigger.repository.provider = binding.kind().as_str().into();
+            Some(Arc::new(binding))
+        }
+        None => None,
+    };
+    Ok((trigger, forge))
 }

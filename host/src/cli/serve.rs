@@ -40,6 +40,7 @@ pub(super) async fn serve(config_path: Option<&Path>, listen: Option<String>) ->
     learn_bot_logins(&mut host.config.sources).await;
     let config = &host.config;
     let secrets = config.secrets.keys().cloned().collect();
+    let plugins_seen = host.catalog.dir_fingerprint();
     let registry = Registry::load(
         &config.pipelines_dir,
         host.catalog.describe_types().await?,
@@ -49,6 +50,12 @@ pub(super) async fn serve(config_path: Option<&Path>, listen: Option<String>) ->
     .context("loading the pipelines added through the API")?;
     let registry = Arc::new(registry);
     tokio::spawn(registry.clone().watch(Duration::from_secs(2)));
+    tokio::spawn(watch_plugins(
+        host.catalog.clone(),
+        registry.clone(),
+        plugins_seen,
+        Duration::from_secs(2),
+    ));
     let inbox = Inbox::open(&config.data_dir.join("inbox"))
         .with_context(|| format!("opening the webhook inbox under `{}`", config.data_dir.display()))?;
     let recovery = inbox.recovery();
@@ -202,4 +209,33 @@ fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
             _ = term.recv() => {}
         }
     })
+}
+
+/// Keeps the step types pipelines are checked against current with the plugins directory,
+/// checking every `every`, so a plugin added there can be used at once by a pipeline put
+/// through the API (the catalog itself already loads a changed file at its next use).
+async fn watch_plugins(
+    catalog: Arc<crate::catalog::Catalog>,
+    registry: Arc<Registry>,
+    mut seen: Vec<(String, u64, Option<std::time::SystemTime>)>,
+    every: Duration,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        let now = catalog.dir_fingerprint();
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match catalog.describe_types().await {
+            Ok(types) => {
+                let registry = registry.clone();
+                match tokio::task::spawn_blocking(move || registry.set_step_types(types)).await {
+                    Ok(()) => tracing::info!("plugins directory changed: step types refreshed"),
+                    Err(e) => tracing::error!(error = %e, "refreshing the step types failed"),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "plugins directory changed but cannot be read"),
+        }
+    }
 }

@@ -1,5 +1,4 @@
-//! Interface grants per step type, and the load-time check of a plugin's import list
-//! (the component's imports are its manifest).
+//! Interface grants per step type (the import-list check is `imports.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -59,7 +58,8 @@ impl Capability {
         }
     }
 
-    fn from_interface(name: &str) -> Option<Capability> {
+    /// The capability of `powernode:step/<name>`; `http` is `wasi:http`, not a step interface.
+    pub(super) fn from_interface(name: &str) -> Option<Capability> {
         Capability::ALL
             .into_iter()
             .find(|c| c.name() == name && *c != Capability::Http)
@@ -218,95 +218,9 @@ impl Default for Grants {
     }
 }
 
-/// Checks a component's import list against its grant. WASI 0.2 interfaces are always
-/// allowed: the runtime links them with nothing granted (no env, no sockets, workspace only).
-pub fn check_imports(plugin: &str, imports: &[String], grant: &Grant) -> Result<(), PolicyError> {
-    check_version(plugin, imports)?;
-    for import in imports {
-        let (path, _) = import.split_once('@').unwrap_or((import, ""));
-        let needed = if let Some(iface) = path.strip_prefix("powernode:step/") {
-            match iface {
-                "types" => None,
-                other => Some(Capability::from_interface(other).ok_or_else(|| unknown(plugin, import))?),
-            }
-        } else if path.starts_with("wasi:http/") {
-            Some(Capability::Http)
-        } else if path.starts_with("wasi:") {
-            None
-        } else {
-            return Err(unknown(plugin, import));
-        };
-        if let Some(cap) = needed.filter(|c| !grant.allows(*c)) {
-            let hint = match cap {
-                Capability::Http => "http = [\"api.example.com\"]".to_string(),
-                c => format!("interfaces = [\"{}\"]", c.name()),
-            };
-            return Err(PolicyError::NotGranted {
-                plugin: plugin.into(),
-                import: import.clone(),
-                hint,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Refuses a plugin built against a `powernode:step` version this host does not serve, before
-/// the linker would report it as a missing import.
-pub fn check_version(plugin: &str, imports: &[String]) -> Result<(), PolicyError> {
-    let wanted = imports
-        .iter()
-        .filter_map(|i| i.strip_prefix("powernode:step/")?.split_once('@'))
-        .map(|(_, version)| version)
-        .find(|version| !same_minor(version, WIT_VERSION));
-    match wanted {
-        Some(version) => Err(PolicyError::VersionMismatch {
-            plugin: plugin.into(),
-            wanted: version.into(),
-            served: WIT_VERSION.into(),
-        }),
-        None => Ok(()),
-    }
-}
-
-fn unknown(plugin: &str, import: &str) -> PolicyError {
-    PolicyError::UnknownImport {
-        plugin: plugin.into(),
-        import: import.into(),
-    }
-}
-
-/// Semver compatibility as wasmtime's linker applies it: same major, and for 0.x same minor.
-fn same_minor(a: &str, b: &str) -> bool {
-    let parts = |v: &str| v.split('.').take(2).map(str::to_owned).collect::<Vec<_>>();
-    let (a, b) = (parts(a), parts(b));
-    a.first() == b.first() && (a.first().map(String::as_str) != Some("0") || a.get(1) == b.get(1))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn imports(names: &[&str]) -> Vec<String> {
-        names.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn ungranted_interface_is_refused_naming_it_and_the_config() {
-        let grants = Grants::default();
-        let err = check_imports(
-            "my_step",
-            &imports(&["powernode:step/log@0.1.2", "powernode:step/process@0.1.2"]),
-            &grants.for_custom("my_step"),
-        )
-        .unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("`powernode:step/process@0.1.2`"), "{msg}");
-        assert!(
-            msg.contains("[plugins.grants.my_step]\ninterfaces = [\"process\"]"),
-            "{msg}"
-        );
-    }
 
     #[test]
     fn builtin_defaults_and_operator_override() {
@@ -345,55 +259,5 @@ mod tests {
     #[test]
     fn nothing_is_granted_by_none() {
         assert_eq!(Grant::none().capabilities().count(), 0);
-    }
-
-    #[test]
-    fn wasi_base_always_allowed_http_needs_allow_list() {
-        let wasi = imports(&[
-            "wasi:cli/environment@0.2.6",
-            "wasi:filesystem/types@0.2.6",
-            "wasi:io/streams@0.2.6",
-        ]);
-        assert_eq!(check_imports("p", &wasi, &Grant::default()), Ok(()));
-        let http = imports(&["wasi:http/outgoing-handler@0.2.6"]);
-        let err = check_imports("p", &http, &Grants::default().for_custom("p")).unwrap_err();
-        assert!(err.to_string().contains("http = [\"api.example.com\"]"), "{err}");
-        let cfg = GrantConfig {
-            interfaces: vec![],
-            http: vec!["api.example.com".into()],
-            ..Default::default()
-        };
-        assert_eq!(
-            check_imports("p", &http, &Grant::from_config("p", &cfg).unwrap()),
-            Ok(())
-        );
-    }
-
-    #[test]
-    fn other_wit_version_is_reported_as_such() {
-        let err = check_imports(
-            "p",
-            &imports(&["powernode:step/log@0.2.0"]),
-            &Grants::default().for_custom("p"),
-        )
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "plugin `p` was built for powernode:step@0.2.0, this host serves powernode:step@0.1.2; rebuild the plugin against 0.1.2"
-        );
-        assert_eq!(
-            check_imports(
-                "p",
-                &imports(&["powernode:step/log@0.1.3"]),
-                &Grants::default().for_custom("p")
-            ),
-            Ok(())
-        );
-    }
-
-    #[test]
-    fn foreign_package_is_unknown() {
-        let err = check_imports("p", &imports(&["acme:evil/backdoor@1.0.0"]), &Grant::default()).unwrap_err();
-        assert!(matches!(err, PolicyError::UnknownImport { .. }));
     }
 }

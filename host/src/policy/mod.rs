@@ -7,26 +7,31 @@
 
 mod allow;
 mod grants;
+mod imports;
 mod trust;
 
 pub use allow::{AllowList, Denied};
-pub use grants::{Capability, Grant, GrantConfig, Grants, Network, check_imports, check_version};
+pub use grants::{Capability, Grant, GrantConfig, Grants, Network};
+pub use imports::{Built, check_imports, check_manifest, check_version};
 pub use trust::{Candidate, MAX_SIGNATURE_BYTES, PluginTrust, SIGNATURE_SUFFIX, TrustError, Vetted};
 
 /// A grant or allow-list that cannot be used, or a plugin that asks for more than it was given.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PolicyError {
-    /// The plugin imports an interface the operator did not grant it.
-    #[error(
-        "plugin `{plugin}` imports `{import}`, which is not granted to it; to grant it add to the config:\n\n[plugins.grants.{plugin}]\n{hint}\n"
-    )]
+    /// The plugin imports interfaces the operator did not grant it: all of them, with the
+    /// grant table that would let it load.
+    #[error("{}", not_granted(plugin, imports, table, *replace, note))]
     NotGranted {
         /// Step type of the plugin.
         plugin: String,
-        /// The full import name, e.g. `powernode:step/process@0.1.2`.
-        import: String,
-        /// The config line that would grant it.
-        hint: String,
+        /// Every import refused, full names, e.g. `powernode:step/process@0.1.2`.
+        imports: Vec<String>,
+        /// The `[plugins.grants.<plugin>]` table granting what it has and what it lacks.
+        table: String,
+        /// It already has a grant beyond `log`: the table replaces it rather than adds to it.
+        replace: bool,
+        /// Advice besides the grant (a build flag that would remove the imports), or empty.
+        note: String,
     },
     /// The plugin was built against a version of the WIT package this host does not serve.
     #[error(
@@ -86,4 +91,20 @@ pub enum PolicyError {
         /// What is wrong with it.
         reason: String,
     },
+}
+
+/// The message of [`PolicyError::NotGranted`].
+fn not_granted(plugin: &str, imports: &[String], table: &str, replace: bool, note: &str) -> String {
+    let names: Vec<String> = imports.iter().map(|i| format!("`{i}`")).collect();
+    let (list, which) = match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => (format!("{} and {last}", rest.join(", ")), "which are"),
+        _ => (names.concat(), "which is"),
+    };
+    let them = if imports.len() == 1 { "it" } else { "them" };
+    let how = if replace {
+        "replace its grant in the config with"
+    } else {
+        "add to the config"
+    };
+    format!("plugin `{plugin}` imports {list}, {which} not granted to it; to grant {them} {how}:\n\n{table}{note}")
 }

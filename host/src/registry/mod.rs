@@ -103,7 +103,8 @@ pub struct Rejected {
 pub struct Registry {
     /// The pipeline files' folder.
     dir: PathBuf,
-    step_types: StepTypes,
+    /// Swapped when the plugins directory changes ([`Registry::set_step_types`]).
+    step_types: RwLock<StepTypes>,
     /// Names of the configured secrets; `None` accepts any name.
     secrets: Option<BTreeSet<String>>,
     store: Arc<dyn Store>,
@@ -128,7 +129,7 @@ impl Registry {
     ) -> Result<Registry, StoreError> {
         let registry = Registry {
             dir: dir.to_path_buf(),
-            step_types,
+            step_types: RwLock::new(step_types),
             secrets,
             store,
             entries: RwLock::default(),
@@ -226,6 +227,15 @@ impl Registry {
             add(&mut entries, entry.clone());
         }
         self.publish(entries);
+    }
+
+    /// The step types pipelines are checked against from now on — after a plugin was added,
+    /// replaced or removed — and the pipeline files read again against them (one naming the
+    /// new type loads now). Pipelines already accepted stay; a run of one whose plugin is gone
+    /// fails at that step saying so.
+    pub fn set_step_types(&self, step_types: StepTypes) {
+        *self.step_types.write().unwrap_or_else(PoisonError::into_inner) = step_types;
+        self.reload_files();
     }
 
     /// Reloads the pipeline files whenever the folder's listing, sizes or times change,
@@ -334,7 +344,8 @@ impl Registry {
     fn check(&self, label: &str, text: &str) -> Result<Pipeline, String> {
         let is_secret = |name: &str| self.secrets.as_ref().is_some_and(|s| s.contains(name));
         let is_secret: Option<&dyn Fn(&str) -> bool> = self.secrets.is_some().then_some(&is_secret);
-        pipeline::check(label, text, &self.step_types, is_secret).map_err(|d| d.to_string())
+        let step_types = self.step_types.read().unwrap_or_else(PoisonError::into_inner).clone();
+        pipeline::check(label, text, &step_types, is_secret).map_err(|d| d.to_string())
     }
 }
 

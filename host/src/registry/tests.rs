@@ -139,3 +139,39 @@ fn a_stored_pipeline_that_no_longer_validates_is_skipped() {
     assert_eq!(setup.store.pipelines().unwrap().len(), 1);
     assert!(matches!(registry.delete("old"), Err(RegistryError::NotFound(_))));
 }
+
+#[test]
+fn a_step_type_added_later_is_accepted_once_the_registry_is_told() {
+    let setup = Setup::new();
+    let uses_hello = "name: greet\nsteps:\n  - name: s\n    type: hello\n    config:\n      name: Ada\n";
+    setup.file("greet.yml", uses_hello);
+    let registry = setup.registry();
+    assert!(registry.get("greet").is_none(), "unknown type: the file is skipped");
+    let refused = registry
+        .put("greet2", &uses_hello.replace("greet", "greet2"))
+        .unwrap_err();
+    assert!(refused.to_string().contains("unknown step type `hello`"), "{refused}");
+    let mut types = crate::pipeline::StepTypes::new(["run_command"]);
+    types
+        .add(
+            "hello",
+            r#"{"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}"#,
+        )
+        .unwrap();
+    registry.set_step_types(types);
+    assert!(
+        registry.get("greet").is_some(),
+        "the file is read again against the new types"
+    );
+    assert_eq!(
+        registry.put("greet2", &uses_hello.replace("greet", "greet2")).unwrap(),
+        Put::Created
+    );
+    let bad = registry
+        .put(
+            "greet3",
+            "name: greet3\nsteps:\n  - name: s\n    type: hello\n    config: {}\n",
+        )
+        .unwrap_err();
+    assert!(bad.to_string().contains("name"), "the new type's schema is used: {bad}");
+}

@@ -15,13 +15,15 @@ use wasmtime::component::Component;
 use super::Runtime;
 
 impl Runtime {
-    /// Compiles `wasm` (whose hex SHA-256 is `sha256`), or loads it from the cache when this
-    /// engine compiled it before. Returns the component and whether the cache served it.
-    pub(super) async fn compile(&self, wasm: &[u8], sha256: &str) -> wasmtime::Result<(Component, bool)> {
+    /// Compiles `wasm` (whose hex SHA-256 is `sha256`; `origin` names it in the log), or
+    /// loads it from the cache when this engine compiled it before. Returns the component and
+    /// whether the cache served it.
+    pub(super) async fn compile(&self, origin: &str, wasm: &[u8], sha256: &str) -> wasmtime::Result<(Component, bool)> {
         let engine = self.engine.clone();
         let wasm = wasm.to_vec();
+        let origin = origin.to_string();
         let Some(dir) = self.config.cache_dir.clone() else {
-            return spawn(move || Ok((Component::new(&engine, &wasm)?, false))).await;
+            return spawn(move || Ok((compiling(&origin, || Component::new(&engine, &wasm))?, false))).await;
         };
         let path = entry_path(&engine, &dir, sha256);
         let key = path
@@ -35,7 +37,7 @@ impl Runtime {
             if let Some(component) = recorded.and_then(|digest| load_verified(&engine, &path, &digest)) {
                 return Ok((component, None));
             }
-            let bytes = engine.precompile_component(&wasm)?;
+            let bytes = compiling(&origin, || engine.precompile_component(&wasm))?;
             std::fs::create_dir_all(&dir)?;
             let tmp = tempfile::NamedTempFile::new_in(&dir)?;
             std::fs::write(tmp.path(), &bytes)?;
@@ -52,6 +54,20 @@ impl Runtime {
             None => Ok((component, true)),
         }
     }
+}
+
+/// Runs `compile`, saying at info level that it starts and how long it took: a first
+/// compile takes seconds (tens for Python or JavaScript) and would otherwise look like a hang.
+fn compiling<T>(origin: &str, compile: impl FnOnce() -> wasmtime::Result<T>) -> wasmtime::Result<T> {
+    tracing::info!(
+        plugin = origin,
+        "compiling plugin {origin} (first use; may take ~30 s, cached after)"
+    );
+    let started = std::time::Instant::now();
+    let compiled = compile()?;
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(plugin = origin, seconds, "compiled plugin {origin} in {seconds:.1} s");
+    Ok(compiled)
 }
 
 async fn spawn<T: Send + 'static>(f: impl FnOnce() -> wasmtime::Result<T> + Send + 'static) -> wasmtime::Result<T> {

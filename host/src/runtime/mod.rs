@@ -10,6 +10,7 @@ mod bindings;
 mod cache;
 mod host;
 mod log;
+mod manifest;
 mod plugin;
 mod run;
 mod state;

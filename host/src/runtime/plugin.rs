@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use super::bindings::FullPre;
+use super::manifest::{self, Manifest};
 use super::run::Filesystem;
 use super::{Runtime, StepState};
-use crate::policy::{Grant, PolicyError, check_imports, check_version};
+use crate::policy::{Built, Grant, PolicyError, check_manifest, check_version};
 
 /// What a plugin says about itself (`describe()`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -29,6 +30,10 @@ pub struct Plugin {
     pub info: PluginInfo,
     /// Its component imports: its manifest.
     pub imports: Vec<String>,
+    /// Its component exports.
+    pub exports: Vec<String>,
+    /// The tools its producers section names (`processed-by`).
+    pub processed_by: Vec<String>,
     /// What it may use.
     pub grant: Grant,
     /// Hex SHA-256 of the component bytes.
@@ -57,6 +62,18 @@ pub enum LoadError {
         origin: String,
         /// wasmtime's message.
         reason: String,
+    },
+    /// Its memories' minimum sizes alone are over the memory cap.
+    #[error(
+        "memory limit: `{origin}` needs {wanted} bytes of memory to start; the limit is {limit} bytes (raise `[limits] memory_mb`)"
+    )]
+    MemoryLimit {
+        /// File or built-in name.
+        origin: String,
+        /// The sum of its memories' minimum sizes.
+        wanted: u64,
+        /// The cap.
+        limit: u64,
     },
     /// Its imports ask for more than it was granted.
     #[error(transparent)]
@@ -101,8 +118,12 @@ impl Runtime {
     /// type. `origin` names it in errors.
     pub async fn load(&self, name: &str, origin: &str, wasm: &[u8], grant: Grant) -> Result<Plugin, LoadError> {
         let plugin = self
-            .load_checked(origin, wasm, grant, |imports, grant| {
-                check_imports(name, imports, grant)
+            .load_checked(origin, wasm, grant, |m, grant| {
+                let built = Built {
+                    exports: &m.exports,
+                    processed_by: &m.processed_by,
+                };
+                check_manifest(name, &m.imports, &built, grant)
             })
             .await?;
         if plugin.info.name != name {
@@ -118,30 +139,48 @@ impl Runtime {
     /// Loads a file for `powernode plugin inspect`: its imports are not checked against a
     /// grant (the caller reports them) and it is granted nothing.
     pub async fn load_for_inspection(&self, origin: &str, wasm: &[u8]) -> Result<Plugin, LoadError> {
-        self.load_checked(origin, wasm, Grant::none(), |imports, _| check_version(origin, imports))
+        self.load_checked(origin, wasm, Grant::none(), |m, _| check_version(origin, &m.imports))
             .await
     }
 
-    /// Compiles, runs `check` on the import list before anything is linked or run, then
-    /// pre-instantiates and describes.
+    /// Reads the import list and runs `check` on it before compiling (a refusal costs no
+    /// compile), then compiles, pre-instantiates and describes.
     async fn load_checked(
         &self,
         origin: &str,
         wasm: &[u8],
         grant: Grant,
-        check: impl FnOnce(&[String], &Grant) -> Result<(), PolicyError>,
+        check: impl FnOnce(&Manifest, &Grant) -> Result<(), PolicyError>,
     ) -> Result<Plugin, LoadError> {
-        let sha256 = hex::encode(Sha256::digest(wasm));
-        let (component, from_cache) = self.compile(wasm, &sha256).await.map_err(|e| LoadError::Compile {
+        let not_loadable = |reason: String| LoadError::Compile {
             origin: origin.into(),
-            reason: format!("{e:#}"),
-        })?;
-        let imports = component
-            .component_type()
-            .imports(&self.engine)
-            .map(|(name, _)| name.to_string())
-            .collect::<Vec<_>>();
-        check(&imports, &grant)?;
+            reason,
+        };
+        let Manifest {
+            imports,
+            exports,
+            processed_by,
+            ..
+        } = {
+            let manifest = manifest::read(wasm).map_err(not_loadable)?;
+            check(&manifest, &grant)?;
+            // Said here, in the cap's own words: past this point the pooling allocator would
+            // refuse it in its own ("memory has a minimum byte size of ...").
+            let limit = self.config.memory_limit as u64;
+            if manifest.initial_memory > limit {
+                return Err(LoadError::MemoryLimit {
+                    origin: origin.into(),
+                    wanted: manifest.initial_memory,
+                    limit,
+                });
+            }
+            manifest
+        };
+        let sha256 = hex::encode(Sha256::digest(wasm));
+        let (component, from_cache) = self
+            .compile(origin, wasm, &sha256)
+            .await
+            .map_err(|e| not_loadable(format!("{e:#}")))?;
         let not_a_step = |e: wasmtime::Error| LoadError::NotAStep {
             origin: origin.into(),
             reason: format!("{e:#}"),
@@ -155,6 +194,8 @@ impl Runtime {
         Ok(Plugin {
             info,
             imports,
+            exports,
+            processed_by,
             grant,
             sha256,
             from_cache,

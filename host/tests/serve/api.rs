@@ -183,3 +183,36 @@ async fn bad_pipelines_are_refused_with_the_reason() {
     assert_eq!(before, after, "nothing refused was kept");
     server.stop();
 }
+
+/// Regression: the step types were a snapshot taken at start, so a plugin added later was an
+/// `unknown step type` to the API until a restart.
+#[tokio::test]
+async fn a_plugin_added_while_serving_can_be_used_by_an_api_pipeline_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let greet = "name: greet\nsteps:\n  - name: hello\n    type: hello_python\n    config:\n      name: Ada\n";
+    let (status, err) = authed(&server, Method::PUT, "/pipelines/greet", Some(greet)).await;
+    assert_eq!(status, 400, "{err}");
+    assert!(err.to_string().contains("unknown step type `hello_python`"), "{err}");
+    let build = tempfile::tempdir().unwrap();
+    let wasm = common::python_step(build.path(), "hello_python");
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    std::fs::copy(&wasm, dir.path().join("plugins/hello_python.wasm")).unwrap();
+    // Noticed within two seconds, then described (a first compile of a Python component).
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let (status, answer) = authed(&server, Method::PUT, "/pipelines/greet", Some(greet)).await;
+        if status == 201 {
+            break;
+        }
+        assert_eq!(status, 400, "{answer}");
+        assert!(std::time::Instant::now() < deadline, "still refused: {answer}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Its schema is in force too: a config without `name` is refused, naming it.
+    let nameless = greet.replace("      name: Ada\n", "      greeting: hi\n");
+    let (status, err) = authed(&server, Method::PUT, "/pipelines/greet", Some(&nameless)).await;
+    assert_eq!(status, 400, "{err}");
+    assert!(err.to_string().contains("name"), "{err}");
+    server.stop();
+}

@@ -265,22 +265,7 @@ mod tests {
     fn trigger() -> Trigger {
         Trigger {
             event: "push".into(),
-            action: None,
-            git_ref: None,
-            before: None,
-            after: None,
-            head_sha: None,
-            head_branch: None,
-            base_sha: None,
-            base_branch: None,
-            number: None,
-            title: None,
-            body: None,
-            comment_body: None,
-            comment_id: None,
-            sender: None,
-            is_pull_request: false,
-            is_fork: false,
+            ..Trigger::default()
         }
     }
 

@@ -113,4 +113,60 @@ mod tests {
         let err = serde_json::from_str::<Config>(r#"{"body": "x", "bodyy": "y"}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `bodyy`"), "{err}");
     }
+
+    /// The step against the SDK's fake host: the calls it makes and what it outputs.
+    mod with_fake_host {
+        use powernode_sdk::provider::Comment;
+        use powernode_sdk::testing::FakeHost;
+        use powernode_sdk::{ProviderError, Trigger};
+        use serde_json::json;
+
+        use super::super::PostComment;
+
+        fn comment(id: u64, body: &str) -> Comment {
+            Comment {
+                id,
+                body: body.into(),
+                author: "powernode-bot".into(),
+                url: format!("https://forge.test/octo/hello/pull/7#comment-{id}"),
+            }
+        }
+
+        #[test]
+        fn a_marker_edits_the_earlier_comment_on_the_triggers_pull_request() {
+            let mut host = FakeHost::new();
+            host.trigger(Trigger::pull_request(7, "feature", "main"))
+                .on_upsert_comment(|_, _, body| Ok(comment(42, body)));
+            let run =
+                host.run::<PostComment>(json!({"body": "Looks good.", "header": "## Review", "marker": "review"}));
+            assert_eq!(
+                run.output().raw_output,
+                "https://forge.test/octo/hello/pull/7#comment-42"
+            );
+            assert_eq!((run.named("id"), run.named("number")), (Some("42"), Some("7")));
+            let calls: Vec<String> = run.calls.iter().map(ToString::to_string).collect();
+            assert_eq!(
+                calls,
+                [r###"provider::upsert_comment(7, "review", "## Review\n\nLooks good.")"###]
+            );
+        }
+
+        #[test]
+        fn a_forge_refusal_is_the_steps_provider_error() {
+            let mut host = FakeHost::new();
+            host.trigger(Trigger::pull_request(7, "feature", "main"))
+                .on_post_comment(|_, _| Err(ProviderError::Forbidden("resource not accessible".into())));
+            let run = host.run::<PostComment>(json!({"body": "hi"}));
+            assert!(
+                matches!(run.error(), powernode_sdk::Error::Provider(ProviderError::Forbidden(m)) if m == "resource not accessible")
+            );
+        }
+
+        #[test]
+        fn no_number_anywhere_is_a_config_error_before_any_call() {
+            let run = FakeHost::new().run::<PostComment>(json!({"body": "hi"}));
+            assert!(matches!(run.error(), powernode_sdk::Error::InvalidConfig(m) if m.contains("set `number`")));
+            assert!(run.calls.is_empty(), "{:?}", run.calls);
+        }
+    }
 }

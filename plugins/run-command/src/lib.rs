@@ -221,4 +221,77 @@ mod tests {
         let v = serde_json::to_value(schemars::schema_for!(Config)).unwrap();
         assert_eq!(v["required"][0], "command");
     }
+
+    /// The step against the SDK's fake host, with scripted process answers.
+    mod with_fake_host {
+        use powernode_sdk::log::Level;
+        use powernode_sdk::process::Output;
+        use powernode_sdk::testing::FakeHost;
+        use serde_json::json;
+
+        use super::super::RunCommand;
+
+        fn exited(code: i32, stdout: &str, stderr: &str) -> Output {
+            Output {
+                exit_code: Some(code),
+                stdout: stdout.into(),
+                stderr: stderr.into(),
+                timed_out: false,
+            }
+        }
+
+        #[test]
+        fn stdout_is_logged_and_output_and_the_command_is_sh_c() {
+            let mut host = FakeHost::new();
+            host.on_process_run(|cmd| {
+                assert_eq!(
+                    (cmd.program.as_str(), cmd.args.as_slice()),
+                    ("sh", &["-c".to_string(), "make".to_string()][..])
+                );
+                Ok(exited(0, "built\n", ""))
+            });
+            let run = host.run::<RunCommand>(json!({"command": "make"}));
+            assert_eq!(run.output().raw_output, "built\n");
+            assert_eq!(run.named("exit_code"), Some("0"));
+            assert!(
+                run.logs.iter().any(|l| l.level == Level::Info && l.message == "built"),
+                "{}",
+                run.log_text()
+            );
+            assert_eq!(run.calls_to("process::run").len(), 1);
+        }
+
+        #[test]
+        fn a_nonzero_exit_fails_with_the_stderr_tail() {
+            let mut host = FakeHost::new();
+            host.on_process_run(|_| Ok(exited(2, "", "no rule to make target\n")));
+            let run = host.run::<RunCommand>(json!({"command": "make"}));
+            let powernode_sdk::Error::Failed(message) = run.error() else {
+                panic!("{:?}", run.result)
+            };
+            assert!(message.starts_with("command exited with code 2"), "{message}");
+            assert!(message.contains("no rule to make target"), "{message}");
+            assert!(
+                run.logs
+                    .iter()
+                    .any(|l| l.level == Level::Warn && l.message.contains("no rule"))
+            );
+        }
+
+        #[test]
+        fn a_command_the_host_cannot_start_is_a_failed_step() {
+            let mut host = FakeHost::new();
+            host.on_process_run(|_| Err("the process sandbox is unavailable".into()));
+            let run = host.run::<RunCommand>(json!({"command": "make"}));
+            assert!(
+                matches!(run.error(), powernode_sdk::Error::Failed(m) if m == "could not run command: the process sandbox is unavailable")
+            );
+        }
+
+        #[test]
+        #[should_panic(expected = "call `FakeHost::on_process_run` before `run`")]
+        fn an_unscripted_call_names_the_method_to_script_it() {
+            FakeHost::new().run::<RunCommand>(json!({"command": "make"}));
+        }
+    }
 }

@@ -27,3 +27,32 @@ impl Step for Hello {
 }
 
 powernode_sdk::step!(Hello);
+
+#[cfg(test)]
+mod tests {
+    use powernode_sdk::testing::FakeHost;
+    use serde_json::json;
+
+    use super::Hello;
+
+    #[test]
+    fn greets_by_name_and_logs_it() {
+        let run = FakeHost::new().run::<Hello>(json!({"name": "Ada"}));
+        assert_eq!(run.output().raw_output, "Hello, Ada!");
+        assert_eq!(run.named("length"), Some("3"));
+        assert!(run.logged("greeting Ada"), "log: {}", run.log_text());
+    }
+
+    #[test]
+    fn an_empty_name_is_a_config_error() {
+        let run = FakeHost::new().run::<Hello>(json!({"name": ""}));
+        assert!(matches!(run.error(), powernode_sdk::Error::InvalidConfig(m) if m.contains("`name`")));
+        assert!(run.logs.is_empty());
+    }
+
+    #[test]
+    fn a_missing_name_is_refused_as_the_host_would() {
+        let run = FakeHost::new().run::<Hello>(json!({}));
+        assert!(matches!(run.error(), powernode_sdk::Error::InvalidConfig(m) if m.contains("missing field `name`")));
+    }
+}

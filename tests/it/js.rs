@@ -1,0 +1,124 @@
+//! A third-party step written in JavaScript with sdk/js's helper, built here with jco
+//! (componentize-js; installed by `scripts/setup.sh --test`): with `-d http fetch-event` it
+//! imports only its world and runs, a thrown `Error` ending it as `failed`; with jco's
+//! default features it is refused before any compile, the message naming that flag.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use powernode::policy::GrantConfig;
+use powernode::runtime::StepFailure;
+use serde_json::json;
+
+use crate::harness::Harness;
+
+/// jco from `scripts/setup-js-tools.sh`'s folder.
+fn jco() -> PathBuf {
+    let dir = std::env::var_os("POWERNODE_JS_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/powernode-js-tools"));
+    let jco = dir.join("node_modules/.bin/jco");
+    assert!(
+        jco.is_file(),
+        "{} is missing: run scripts/setup.sh --test (it installs jco and componentize-js)",
+        jco.display()
+    );
+    jco
+}
+
+/// Builds `tests/guests/js/step.js` for the `log-only` world into `out`, with `flags`.
+fn build_js_step(out: &Path, flags: &[&str]) {
+    // jco reads the WIT through a WASI view of the current directory: paths stay relative.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new(jco())
+        .current_dir(&root)
+        .args([
+            "componentize",
+            "tests/guests/js/step.js",
+            "--bundle",
+            "-w",
+            "wit",
+            "-n",
+            "log-only",
+        ])
+        .args(flags)
+        .arg("-o")
+        .arg(out)
+        .status()
+        .expect("run jco");
+    assert!(status.success(), "jco componentize failed");
+}
+
+#[tokio::test]
+async fn a_js_step_runs_imports_only_its_world_and_a_thrown_error_is_a_failed_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("js_step.wasm");
+    build_js_step(&wasm, &["-d", "http", "fetch-event"]);
+    let h = Harness::new();
+    let p = h
+        .load_ok(wasm.to_str().unwrap(), "js_step", GrantConfig::default())
+        .await;
+    let mut ours: Vec<&str> = p
+        .imports
+        .iter()
+        .filter(|i| !i.starts_with("wasi:") || i.starts_with("wasi:http/"))
+        .map(String::as_str)
+        .collect();
+    ours.sort();
+    assert_eq!(
+        ours,
+        ["powernode:step/log@0.1.2", "powernode:step/types@0.1.2"],
+        "{:?}",
+        p.imports
+    );
+    let limit = Duration::from_secs(60);
+    let report = h.run(&p, json!({"mode": "ok"}), limit).await;
+    let out = report.outcome.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.raw_output, "done");
+    let outputs: Vec<(&str, &str)> = out.outputs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(outputs, [("count", "3"), ("items", r#"["a","b"]"#), ("ok", "true")]);
+    assert!(
+        report.log.iter().any(|l| l.message == "mode ok on a manual event"),
+        "{:?}",
+        report.log
+    );
+    let thrown = h.run(&p, json!({"mode": "throw"}), limit).await;
+    assert_eq!(
+        thrown.outcome,
+        Err(StepFailure::Failed("Error: the answer was not 42".into()))
+    );
+    let bad = h.run(&p, json!({"mode": "bad_output"}), limit).await;
+    assert_eq!(
+        bad.outcome,
+        Err(StepFailure::Failed(
+            "output `when` is a function, which is not a step output".into()
+        ))
+    );
+    h.assert_still_works().await;
+}
+
+#[tokio::test]
+async fn a_js_step_built_with_default_features_is_refused_naming_the_build_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("js_step.wasm");
+    build_js_step(&wasm, &[]);
+    let h = Harness::new();
+    let started = std::time::Instant::now();
+    let err = h
+        .load(wasm.to_str().unwrap(), "js_step", GrantConfig::default())
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("wasi:http/outgoing-handler@"), "{message}");
+    assert!(
+        message.contains("`jco componentize ... --disable http fetch-event`"),
+        "{message}"
+    );
+    // Refused from its import list: no compile of its 12 MB (tens of seconds) first.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}

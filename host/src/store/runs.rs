@@ -212,6 +212,108 @@ impl RunRecord {
             approved_at_ms: None,
         }
     }
+
+    // The transitions every backend applies under its own lock or row lock, so the rules
+    // are written once.
+
+    /// Claimed by `node` at `now_ms`, with a lease until `lease_until_ms`.
+    pub(crate) fn claim(&mut self, node: &str, now_ms: u64, lease_until_ms: u64) {
+        self.state = RunState::Running;
+        self.started_at_ms = Some(now_ms);
+        self.lease = Some(Lease {
+            node: node.into(),
+            until_ms: lease_until_ms,
+        });
+    }
+
+    /// `node`'s lease extended; false when `node` no longer holds it.
+    pub(crate) fn renew(&mut self, node: &str, lease_until_ms: u64) -> bool {
+        match &mut self.lease {
+            Some(lease) if lease.node == node && self.state == RunState::Running => {
+                lease.until_ms = lease_until_ms;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Step `index` recorded: appended when new, replaced otherwise.
+    pub(crate) fn put_step(&mut self, index: usize, step: StepRecord) {
+        if index < self.steps.len() {
+            self.steps[index] = step;
+        } else {
+            self.steps.push(step);
+        }
+    }
+
+    /// Ended in `state`, when `node` still runs it.
+    pub(crate) fn finish(&mut self, node: &str, state: RunState, error: Option<String>, now_ms: u64) {
+        if self.state == RunState::Running && self.lease.as_ref().is_some_and(|l| l.node == node) {
+            self.state = state;
+            self.error = error;
+            self.finished_at_ms = Some(now_ms);
+            self.lease = None;
+        }
+    }
+
+    /// Queued, if it waited for approval.
+    pub(crate) fn approve(&mut self, now_ms: u64) -> Approved {
+        if self.state != RunState::WaitingApproval {
+            return Approved::NotWaiting(self.state);
+        }
+        self.state = RunState::Queued;
+        self.approved_at_ms = Some(now_ms);
+        Approved::Queued
+    }
+
+    /// Cancelled if it had not started; marked for its worker to stop if running.
+    pub(crate) fn cancel(&mut self, now_ms: u64) -> Cancelled {
+        match self.state {
+            RunState::Queued | RunState::WaitingApproval => {
+                self.state = RunState::Cancelled;
+                self.finished_at_ms = Some(now_ms);
+                self.error = Some("cancelled before it started".into());
+                Cancelled::WasQueued
+            }
+            RunState::Running => {
+                self.cancel_requested = true;
+                Cancelled::Requested
+            }
+            done => Cancelled::AlreadyFinal(done),
+        }
+    }
+
+    /// Its attempt ended by its server's death at `now_ms`: queued again as a new attempt
+    /// (true), or, interrupted again or cancelled meanwhile, ended (false).
+    pub(crate) fn interrupt(&mut self, now_ms: u64) -> bool {
+        self.lease = None;
+        for step in self.steps.iter_mut().filter(|s| !s.state.is_final()) {
+            step.state = RunState::Failure;
+            step.error = Some(INTERRUPTED.into());
+            step.finished_at_ms = Some(now_ms);
+        }
+        if self.attempt == 1 && !self.cancel_requested {
+            self.previous_attempts.push(PastAttempt {
+                attempt: self.attempt,
+                started_at_ms: self.started_at_ms.take(),
+                ended_at_ms: now_ms,
+                error: INTERRUPTED.into(),
+                steps: std::mem::take(&mut self.steps),
+            });
+            self.attempt += 1;
+            self.state = RunState::Queued;
+            true
+        } else {
+            self.state = if self.cancel_requested {
+                RunState::Cancelled
+            } else {
+                RunState::Failure
+            };
+            self.error = Some(INTERRUPTED.into());
+            self.finished_at_ms = Some(now_ms);
+            false
+        }
+    }
 }
 
 /// Which runs to list.

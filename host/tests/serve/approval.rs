@@ -46,6 +46,20 @@ fn gated(seen: &Mutex<Vec<Value>>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Sends [`opened`] to the server and returns the id of the `gated` run it started.
+async fn gated_run(server: &Server, number: u64, fork: bool, delivery: &str) -> String {
+    let (body, headers) = opened(number, fork, delivery);
+    let (status, answer) = post(&format!("{}/webhooks/forge", server.url), &body, &headers).await;
+    assert_eq!(status, 202, "{answer}");
+    answer["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["pipeline"] == "gated")
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .expect("the pull request started a `gated` run")
+}
+
 async fn approve(server: &Server, id: &str, token: &str) -> (u16, Value) {
     let resp = client()
         .post(format!("{}/api/runs/{id}/approve", server.url))
@@ -63,25 +77,8 @@ async fn a_fork_pull_request_waits_for_approval_and_runs_after_it() {
     std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
     std::fs::write(dir.path().join("pipelines/gated.yml"), GATED).unwrap();
     let server = super::runs::start(dir.path(), &url, "'true'");
-    let hook = format!("{}/webhooks/forge", server.url);
-    let run_of = |answer: &Value| {
-        answer["runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["pipeline"] == "gated")
-            .map(|r| r["id"].as_str().unwrap().to_owned())
-            .expect("the pull request started a `gated` run")
-    };
-
-    let (body, headers) = opened(2, true, "fork-pr-1");
-    let (status, answer) = post(&hook, &body, &headers).await;
-    assert_eq!(status, 202, "{answer}");
-    let fork = run_of(&answer);
-    let (body, headers) = opened(3, false, "own-pr-1");
-    let (status, answer) = post(&hook, &body, &headers).await;
-    assert_eq!(status, 202, "{answer}");
-    let own = run_of(&answer);
+    let fork = gated_run(&server, 2, true, "fork-pr-1").await;
+    let own = gated_run(&server, 3, false, "own-pr-1").await;
 
     // The repository's own pull request runs at once; the fork's still waits after it ended.
     let own_run = wait_for(&server, &own, "ended", ended).await;
@@ -172,18 +169,7 @@ async fn a_waiting_run_can_be_cancelled_and_is_then_never_run() {
     std::fs::write(dir.path().join("pipelines/gated.yml"), GATED.replace("forks", "always")).unwrap();
     let server = super::runs::start(dir.path(), &url, "'true'");
     // `always` holds even the repository's own pull request.
-    let (body, headers) = opened(3, false, "own-pr-2");
-    let (status, answer) = post(&format!("{}/webhooks/forge", server.url), &body, &headers).await;
-    assert_eq!(status, 202, "{answer}");
-    let id = answer["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["pipeline"] == "gated")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = gated_run(&server, 3, false, "own-pr-2").await;
     wait_for(&server, &id, "held", |r| r["state"] == "waiting_approval").await;
     let (status, answer) = api(&server, Method::POST, &format!("/runs/{id}/cancel"), None).await;
     assert_eq!((status, answer["state"].as_str()), (200, Some("cancelled")), "{answer}");
@@ -192,36 +178,10 @@ async fn a_waiting_run_can_be_cancelled_and_is_then_never_run() {
 
     // The dashboard's run page has an Approve button for a held run; it needs the session's
     // CSRF token.
-    let (body, headers) = opened(3, false, "own-pr-3");
-    let (_, answer) = post(&format!("{}/webhooks/forge", server.url), &body, &headers).await;
-    let held = answer["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["pipeline"] == "gated")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let held = gated_run(&server, 3, false, "own-pr-3").await;
     wait_for(&server, &held, "held", |r| r["state"] == "waiting_approval").await;
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let signin = browser
-        .post(format!("{}/signin", server.url))
-        .form(&[("token", API_TOKEN), ("next", "/runs")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signin.status(), 303);
-    let cookie = signin.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let browser = no_redirects();
+    let (cookie, _) = sign_in(&browser, &server, API_TOKEN).await;
     let page = browser
         .get(format!("{}/runs/{held}", server.url))
         .header("cookie", &cookie)
@@ -232,12 +192,7 @@ async fn a_waiting_run_can_be_cancelled_and_is_then_never_run() {
         .await
         .unwrap();
     assert!(page.contains("id=\"approve\""), "{page}");
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned();
+    let csrf = csrf_of(&page);
     let approve_url = format!("{}/runs/{held}/approve", server.url);
     for (token, status) in [("guessed", 403), (csrf.as_str(), 303)] {
         let answer = browser

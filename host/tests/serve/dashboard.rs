@@ -318,10 +318,7 @@ async fn read_only_public_shows_runs_to_anyone_and_acting_needs_a_session_and_it
     let (_, started) = api(&server, Method::POST, "/pipelines/slow/runs", None).await;
     let id = started["id"].as_str().unwrap().to_owned();
     wait_for(&server, &id, "running", |r| r["state"] == "running").await;
-    let anyone = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let anyone = no_redirects();
     // Anyone may look: the run, its log; no Cancel button without a sign-in.
     let page = anyone.get(format!("{}/runs/{id}", server.url)).send().await.unwrap();
     assert_eq!(page.status(), 200);
@@ -332,19 +329,8 @@ async fn read_only_public_shows_runs_to_anyone_and_acting_needs_a_session_and_it
     assert_eq!(refused.status(), 403, "acting needs a sign-in");
     // Signed in with dashboard_token: a POST without the session's CSRF token, or from
     // another origin, is refused; with both it cancels.
-    let signin = anyone
-        .post(format!("{}/signin", server.url))
-        .form(&[("token", "dash-token-0123456789"), ("next", "/runs")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signin.status(), 303);
-    let cookie = signin.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
-        "{cookie}"
-    );
-    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let (cookie, line) = sign_in(&anyone, &server, "dash-token-0123456789").await;
+    assert!(line.contains("HttpOnly") && line.contains("SameSite=Strict"), "{line}");
     let page = anyone
         .get(format!("{}/runs/{id}", server.url))
         .header("cookie", &cookie)
@@ -354,12 +340,7 @@ async fn read_only_public_shows_runs_to_anyone_and_acting_needs_a_session_and_it
         .text()
         .await
         .unwrap();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("a CSRF field in the signed-in page")
-        .to_owned();
+    let csrf = csrf_of(&page);
     let forged = anyone
         .post(&cancel)
         .header("cookie", &cookie)

@@ -296,3 +296,35 @@ fn with_delivery(headers: &BTreeMap<String, String>, id: &str) -> BTreeMap<Strin
     h.insert("X-GitHub-Delivery".into(), id.into());
     h
 }
+
+/// A client that does not follow redirects, as a browser's form posts are checked.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(REQUEST)
+        .build()
+        .unwrap()
+}
+
+/// Signs in to the dashboard with `token` through `client`: the session cookie (`name=value`)
+/// and the whole `Set-Cookie` line, for its attributes.
+async fn sign_in(client: &reqwest::Client, server: &Server, token: &str) -> (String, String) {
+    let signin = client
+        .post(format!("{}/signin", server.url))
+        .form(&[("token", token), ("next", "/runs")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signin.status(), 303, "signing in with {token}");
+    let line = signin.headers()["set-cookie"].to_str().unwrap().to_owned();
+    (line.split(';').next().unwrap().to_owned(), line)
+}
+
+/// The CSRF token of the forms in a signed-in dashboard page.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF field in the signed-in page")
+        .to_owned()
+}

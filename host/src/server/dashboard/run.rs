@@ -17,7 +17,8 @@ use serde_json::json;
 use super::layout::{Nav, badge, csrf_field, page};
 use super::{AppState, html, internal, look, problem};
 use crate::show::{duration, time, trigger_summary};
-use crate::store::runs::{Approved, Cancelled, RunRecord, RunState, RunStore};
+use crate::store::StoreError;
+use crate::store::runs::{Approved, RunRecord, RunState, RunStore};
 
 /// Log lines per block of the page: the browser lays out only the blocks on screen.
 const CHUNK: usize = 1000;
@@ -173,21 +174,29 @@ pub(super) async fn cancel(
     if !state.dashboard.may_act(&headers, &form.csrf) {
         return refused(&state, &headers);
     }
-    let viewer = state.dashboard.viewer(&headers);
-    match state.scheduler.cancel(&id).await {
-        Ok(Some(Cancelled::WasQueued | Cancelled::Requested | Cancelled::AlreadyFinal(_))) => {
-            Redirect::to(&format!("/runs/{id}")).into_response()
-        }
+    // Cancelling a run that already ended changes nothing: its page says how it ended.
+    let outcome = state.scheduler.cancel(&id).await.map(|o| o.map(|_| Ok(())));
+    acted(&state, &headers, &id, "cancelling", outcome)
+}
+
+/// The answer to an action on run `id`: its page again, or why it could not be done.
+fn acted(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    doing: &str,
+    outcome: Result<Option<Result<(), String>>, StoreError>,
+) -> Response {
+    let viewer = state.dashboard.viewer(headers);
+    match outcome {
+        Ok(Some(Ok(()))) => Redirect::to(&format!("/runs/{id}")).into_response(),
+        Ok(Some(Err(why))) => problem(StatusCode::CONFLICT, Some(&viewer), &why),
         Ok(None) => problem(
             StatusCode::NOT_FOUND,
             Some(&viewer),
             &format!("There is no run `{id}`."),
         ),
-        Err(e) => problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Some(&viewer),
-            &internal("cancelling", e),
-        ),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, Some(&viewer), &internal(doing, e)),
     }
 }
 
@@ -201,25 +210,16 @@ pub(super) async fn approve(
     if !state.dashboard.may_act(&headers, &form.csrf) {
         return refused(&state, &headers);
     }
-    let viewer = state.dashboard.viewer(&headers);
-    match state.scheduler.approve(&id).await {
-        Ok(Some(Approved::Queued)) => Redirect::to(&format!("/runs/{id}")).into_response(),
-        Ok(Some(Approved::NotWaiting(now))) => problem(
-            StatusCode::CONFLICT,
-            Some(&viewer),
-            &format!("Run `{id}` is not waiting for approval (it is {}).", now.as_str()),
-        ),
-        Ok(None) => problem(
-            StatusCode::NOT_FOUND,
-            Some(&viewer),
-            &format!("There is no run `{id}`."),
-        ),
-        Err(e) => problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Some(&viewer),
-            &internal("approving", e),
-        ),
-    }
+    let outcome = state.scheduler.approve(&id).await.map(|o| {
+        o.map(|approved| match approved {
+            Approved::Queued => Ok(()),
+            Approved::NotWaiting(now) => Err(format!(
+                "Run `{id}` is not waiting for approval (it is {}).",
+                now.as_str()
+            )),
+        })
+    });
+    acted(&state, &headers, &id, "approving", outcome)
 }
 
 /// `POST /runs/{id}/rerun`: then the new run's page.

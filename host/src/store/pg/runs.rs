@@ -8,8 +8,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 
 use crate::store::StoreError;
 use crate::store::runs::{
-    Approved, Cancelled, INTERRUPTED, Lease, NewRun, Page, PastAttempt, Recovered, RunFilter, RunRecord, RunState,
-    RunStore, StepRecord,
+    Approved, Cancelled, NewRun, Page, Recovered, RunFilter, RunRecord, RunState, RunStore, StepRecord,
 };
 
 /// Runs in a PostgreSQL database (schema: `migrations/0001_runs.sql`).
@@ -108,12 +107,7 @@ impl RunStore for PgRuns {
         .await?;
         let Some((json,)) = row else { return Ok(None) };
         let mut run = decode(&json)?;
-        run.state = RunState::Running;
-        run.started_at_ms = Some(now_ms);
-        run.lease = Some(Lease {
-            node: node.into(),
-            until_ms: lease_until_ms,
-        });
+        run.claim(node, now_ms, lease_until_ms);
         write(&mut tx, &run).await?;
         tx.commit().await?;
         Ok(Some(run))
@@ -121,26 +115,13 @@ impl RunStore for PgRuns {
 
     async fn heartbeat(&self, id: &str, node: &str, lease_until_ms: u64) -> Result<bool, StoreError> {
         Ok(self
-            .update(id, |run| match &mut run.lease {
-                Some(lease) if lease.node == node && run.state == RunState::Running => {
-                    lease.until_ms = lease_until_ms;
-                    true
-                }
-                _ => false,
-            })
+            .update(id, |run| run.renew(node, lease_until_ms))
             .await?
             .unwrap_or(false))
     }
 
     async fn put_step(&self, id: &str, index: usize, step: StepRecord) -> Result<(), StoreError> {
-        self.update(id, |run| {
-            if index < run.steps.len() {
-                run.steps[index] = step;
-            } else {
-                run.steps.push(step);
-            }
-        })
-        .await?;
+        self.update(id, |run| run.put_step(index, step)).await?;
         Ok(())
     }
 
@@ -152,45 +133,16 @@ impl RunStore for PgRuns {
         error: Option<String>,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        self.update(id, |run| {
-            if run.state == RunState::Running && run.lease.as_ref().is_some_and(|l| l.node == node) {
-                run.state = state;
-                run.error = error;
-                run.finished_at_ms = Some(now_ms);
-                run.lease = None;
-            }
-        })
-        .await?;
+        self.update(id, |run| run.finish(node, state, error, now_ms)).await?;
         Ok(())
     }
 
     async fn approve(&self, id: &str, now_ms: u64) -> Result<Option<Approved>, StoreError> {
-        self.update(id, |run| {
-            if run.state != RunState::WaitingApproval {
-                return Approved::NotWaiting(run.state);
-            }
-            run.state = RunState::Queued;
-            run.approved_at_ms = Some(now_ms);
-            Approved::Queued
-        })
-        .await
+        self.update(id, |run| run.approve(now_ms)).await
     }
 
     async fn cancel(&self, id: &str, now_ms: u64) -> Result<Option<Cancelled>, StoreError> {
-        self.update(id, |run| match run.state {
-            RunState::Queued | RunState::WaitingApproval => {
-                run.state = RunState::Cancelled;
-                run.finished_at_ms = Some(now_ms);
-                run.error = Some("cancelled before it started".into());
-                Cancelled::WasQueued
-            }
-            RunState::Running => {
-                run.cancel_requested = true;
-                Cancelled::Requested
-            }
-            done => Cancelled::AlreadyFinal(done),
-        })
-        .await
+        self.update(id, |run| run.cancel(now_ms)).await
     }
 
     async fn recover(&self, now_ms: u64) -> Result<Recovered, StoreError> {
@@ -205,32 +157,9 @@ impl RunStore for PgRuns {
         let mut recovered = Recovered::default();
         for (json,) in rows {
             let mut run = decode(&json)?;
-            run.lease = None;
-            for step in run.steps.iter_mut().filter(|s| !s.state.is_final()) {
-                step.state = RunState::Failure;
-                step.error = Some(INTERRUPTED.into());
-                step.finished_at_ms = Some(now_ms);
-            }
-            if run.attempt == 1 && !run.cancel_requested {
-                run.previous_attempts.push(PastAttempt {
-                    attempt: run.attempt,
-                    started_at_ms: run.started_at_ms.take(),
-                    ended_at_ms: now_ms,
-                    error: INTERRUPTED.into(),
-                    steps: std::mem::take(&mut run.steps),
-                });
-                run.attempt += 1;
-                run.state = RunState::Queued;
-                recovered.requeued.push(run.id.clone());
-            } else {
-                run.state = if run.cancel_requested {
-                    RunState::Cancelled
-                } else {
-                    RunState::Failure
-                };
-                run.error = Some(INTERRUPTED.into());
-                run.finished_at_ms = Some(now_ms);
-                recovered.failed.push(run.id.clone());
+            match run.interrupt(now_ms) {
+                true => recovered.requeued.push(run.id.clone()),
+                false => recovered.failed.push(run.id.clone()),
             }
             write(&mut tx, &run).await?;
         }

@@ -7,9 +7,7 @@ use std::sync::Mutex;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, TransactionalTree};
 
-use super::{
-    Approved, Cancelled, INTERRUPTED, NewRun, Page, Recovered, RunFilter, RunRecord, RunState, RunStore, StepRecord,
-};
+use super::{Approved, Cancelled, NewRun, Page, Recovered, RunFilter, RunRecord, RunState, RunStore, StepRecord};
 use crate::store::StoreError;
 
 /// Runs in a sled database.
@@ -151,36 +149,17 @@ impl RunStore for SledRuns {
             self.queue.remove(id.as_bytes())?;
             return Ok(None);
         };
-        run.state = RunState::Running;
-        run.started_at_ms = Some(now_ms);
-        run.lease = Some(super::Lease {
-            node: node.into(),
-            until_ms: lease_until_ms,
-        });
+        run.claim(node, now_ms, lease_until_ms);
         self.write_queued(&run, false)?;
         Ok(Some(run))
     }
 
     async fn heartbeat(&self, id: &str, node: &str, lease_until_ms: u64) -> Result<bool, StoreError> {
-        Ok(self
-            .update(id, |run| match &mut run.lease {
-                Some(lease) if lease.node == node && run.state == RunState::Running => {
-                    lease.until_ms = lease_until_ms;
-                    true
-                }
-                _ => false,
-            })?
-            .unwrap_or(false))
+        Ok(self.update(id, |run| run.renew(node, lease_until_ms))?.unwrap_or(false))
     }
 
     async fn put_step(&self, id: &str, index: usize, step: StepRecord) -> Result<(), StoreError> {
-        self.update(id, |run| {
-            if index < run.steps.len() {
-                run.steps[index] = step;
-            } else {
-                run.steps.push(step);
-            }
-        })?;
+        self.update(id, |run| run.put_step(index, step))?;
         Ok(())
     }
 
@@ -192,48 +171,30 @@ impl RunStore for SledRuns {
         error: Option<String>,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        self.update(id, |run| {
-            if run.state == RunState::Running && run.lease.as_ref().is_some_and(|l| l.node == node) {
-                run.state = state;
-                run.error = error;
-                run.finished_at_ms = Some(now_ms);
-                run.lease = None;
-            }
-        })?;
+        self.update(id, |run| run.finish(node, state, error, now_ms))?;
         self.flush()
     }
 
     async fn approve(&self, id: &str, now_ms: u64) -> Result<Option<Approved>, StoreError> {
         let _held = self.lock.lock().expect("run lock");
         let Some(mut run) = self.read(id)? else { return Ok(None) };
-        if run.state != RunState::WaitingApproval {
-            return Ok(Some(Approved::NotWaiting(run.state)));
+        let outcome = run.approve(now_ms);
+        if outcome == Approved::Queued {
+            self.write_queued(&run, true)?;
+            self.flush()?;
         }
-        run.state = RunState::Queued;
-        run.approved_at_ms = Some(now_ms);
-        self.write_queued(&run, true)?;
-        self.flush()?;
-        Ok(Some(Approved::Queued))
+        Ok(Some(outcome))
     }
 
     async fn cancel(&self, id: &str, now_ms: u64) -> Result<Option<Cancelled>, StoreError> {
         let _held = self.lock.lock().expect("run lock");
         let Some(mut run) = self.read(id)? else { return Ok(None) };
-        let outcome = match run.state {
-            RunState::Queued | RunState::WaitingApproval => {
-                run.state = RunState::Cancelled;
-                run.finished_at_ms = Some(now_ms);
-                run.error = Some("cancelled before it started".into());
-                self.write_queued(&run, false)?;
-                Cancelled::WasQueued
-            }
-            RunState::Running => {
-                run.cancel_requested = true;
-                self.write(&run)?;
-                Cancelled::Requested
-            }
-            done => Cancelled::AlreadyFinal(done),
-        };
+        let outcome = run.cancel(now_ms);
+        match outcome {
+            Cancelled::WasQueued => self.write_queued(&run, false)?,
+            Cancelled::Requested => self.write(&run)?,
+            Cancelled::AlreadyFinal(_) => {}
+        }
         self.flush()?;
         Ok(Some(outcome))
     }
@@ -248,32 +209,10 @@ impl RunStore for SledRuns {
             if run.state != RunState::Running || !expired {
                 continue;
             }
-            run.lease = None;
-            for step in run.steps.iter_mut().filter(|s| !s.state.is_final()) {
-                step.state = RunState::Failure;
-                step.error = Some(INTERRUPTED.into());
-                step.finished_at_ms = Some(now_ms);
-            }
-            if run.attempt == 1 && !run.cancel_requested {
-                run.previous_attempts.push(super::PastAttempt {
-                    attempt: run.attempt,
-                    started_at_ms: run.started_at_ms.take(),
-                    ended_at_ms: now_ms,
-                    error: INTERRUPTED.into(),
-                    steps: std::mem::take(&mut run.steps),
-                });
-                run.attempt += 1;
-                run.state = RunState::Queued;
+            if run.interrupt(now_ms) {
                 self.write_queued(&run, true)?;
                 recovered.requeued.push(run.id);
             } else {
-                run.state = if run.cancel_requested {
-                    RunState::Cancelled
-                } else {
-                    RunState::Failure
-                };
-                run.error = Some(INTERRUPTED.into());
-                run.finished_at_ms = Some(now_ms);
                 self.write(&run)?;
                 recovered.failed.push(run.id);
             }

@@ -326,10 +326,18 @@ impl Sandbox {
     }
 }
 
-/// `exe` hard-linked (or copied) into a fresh folder anyone may traverse.
+/// The start of the name of a relay folder: `powernode-relay-<pid>-`.
+const RELAY_PREFIX: &str = "powernode-relay-";
+
+/// `exe` hard-linked (or copied) into a fresh folder anyone may traverse, named after this
+/// process so that a later start can remove the folders of processes that died without
+/// removing their own (a SIGKILL, a crash): a copy is as large as the binary.
 fn readable_copy(exe: &Path) -> std::io::Result<(PathBuf, tempfile::TempDir)> {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::Builder::new().prefix("powernode-relay-").tempdir()?;
+    remove_stale_relays(&std::env::temp_dir());
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{RELAY_PREFIX}{}-", std::process::id()))
+        .tempdir()?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
     let path = dir.path().join("powernode");
     if std::fs::hard_link(exe, &path).is_err() {
@@ -337,6 +345,29 @@ fn readable_copy(exe: &Path) -> std::io::Result<(PathBuf, tempfile::TempDir)> {
     }
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
     Ok((path, dir))
+}
+
+/// Removes the relay folders in `tmp` that this user's processes left when they died.
+fn remove_stale_relays(tmp: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(tmp) else { return };
+    let me = nix::unistd::geteuid().as_raw();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(RELAY_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let ours = entry.metadata().is_ok_and(|m| m.uid() == me && m.is_dir());
+        if ours && !Path::new(&format!("/proc/{pid}")).exists() {
+            tracing::debug!(folder = %entry.path().display(), "removing a relay folder its process left");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Hands `workspace` and everything in it to `nobody`, so a command run as `nobody` can
@@ -356,4 +387,28 @@ fn give_to_nobody(workspace: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_relay_folders_of_dead_processes_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dead = tmp.path().join(format!("{RELAY_PREFIX}999999999-abc"));
+        let alive = tmp.path().join(format!("{RELAY_PREFIX}{}-xyz", std::process::id()));
+        let unrelated = [
+            tmp.path().join(format!("{RELAY_PREFIX}notapid")),
+            tmp.path().join("other"),
+        ];
+        for dir in [&dead, &alive].into_iter().chain(&unrelated) {
+            std::fs::create_dir(dir).unwrap();
+            std::fs::write(dir.join("powernode"), "binary").unwrap();
+        }
+        remove_stale_relays(tmp.path());
+        assert!(!dead.exists(), "a dead process's relay is removed");
+        assert!(alive.exists(), "a live process's relay stays");
+        assert!(unrelated.iter().all(|d| d.exists()));
+    }
 }

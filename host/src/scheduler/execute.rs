@@ -317,12 +317,17 @@ fn mask(scheduler: &Scheduler, text: &str) -> String {
     scheduler.masker.mask(text)
 }
 
-/// Renews the lease every third of it while the run goes on, and looks every second for a
-/// cancel recorded by another node (a cluster's cancel reaches the run within a second); a
-/// cancel or a lost lease stops the run here.
+/// Renews the lease every third of it while the run goes on and, on a shared store, looks
+/// every second for a cancel recorded by another node (a cluster's cancel reaches the run
+/// within a second); a cancel or a lost lease stops the run here.
 async fn heartbeat(scheduler: Arc<Scheduler>, id: String, cancel: watch::Sender<bool>) {
     let renew_every = (scheduler.config.lease / 3).max(Duration::from_millis(100));
-    let look_every = renew_every.min(Duration::from_secs(1));
+    // Alone on its store, this node hears of a cancel in-process; only a shared store needs
+    // the run read back each second.
+    let look_every = match scheduler.config.shared {
+        true => renew_every.min(Duration::from_secs(1)),
+        false => renew_every,
+    };
     let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(look_every).await;

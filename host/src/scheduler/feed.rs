@@ -41,7 +41,9 @@ pub async fn feed_deliveries(
             }
             fed.push(delivery.seq);
         }
-        if let Err(e) = deliveries.mark_fed(&fed).await {
+        if !fed.is_empty()
+            && let Err(e) = deliveries.mark_fed(&fed).await
+        {
             // Fed again later: queueing is idempotent.
             tracing::error!(error = %e, "cannot record which deliveries were queued");
         }

@@ -8,6 +8,8 @@ use crate::store::StoreError;
 use crate::store::deliveries::{Deliveries, FEED_HOLD_MS};
 use crate::store::inbox::{Accepted, Answer, EnqueuedRun, NewDelivery, StoredDelivery};
 
+use super::to_i64;
+
 /// Deliveries in a PostgreSQL database (schema: `migrations/0002_deliveries.sql`).
 #[derive(Clone)]
 pub struct PgDeliveries {
@@ -39,10 +41,6 @@ fn stored(row: Row) -> Result<StoredDelivery, StoreError> {
         answer: serde_json::from_str::<Answer>(&answer).map_err(corrupt)?,
         runs: serde_json::from_str::<Vec<EnqueuedRun>>(&runs).map_err(corrupt)?,
     })
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 #[async_trait::async_trait]

@@ -48,6 +48,12 @@ fn default_statement_timeout_ms() -> u64 {
     30_000
 }
 
+/// A time, position or count as PostgreSQL's `bigint`: below 2^63 for the next few hundred
+/// million years.
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
 /// Connects to the database and brings its schema up to this binary's version.
 pub async fn connect(config: &PgConfig) -> Result<PgPool, StoreError> {
     let options = PgConnectOptions::from_str(&config.url)

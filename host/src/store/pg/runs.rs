@@ -6,6 +6,7 @@
 use sqlx::postgres::PgPool;
 use sqlx::{PgConnection, Postgres, Transaction};
 
+use super::to_i64;
 use crate::store::StoreError;
 use crate::store::runs::{
     Approved, Cancelled, NewRun, Page, Recovered, RunFilter, RunRecord, RunState, RunStore, StepRecord,
@@ -72,11 +73,6 @@ fn encode(run: &RunRecord) -> String {
 
 fn decode(json: &str) -> Result<RunRecord, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Invalid(format!("corrupt run record: {e}")))
-}
-
-/// Times and positions are below 2^63 for the next few hundred million years.
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 #[async_trait::async_trait]

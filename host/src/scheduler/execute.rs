@@ -306,7 +306,10 @@ impl Recorder {
     /// which has ended by now.
     async fn close(self) {
         drop(self.tx);
-        if let Err(e) = self.writer.await {
+        // A cancelled writer means the runtime is shutting down: nothing to report.
+        if let Err(e) = self.writer.await
+            && !e.is_cancelled()
+        {
             tracing::error!(error = %e, "the run's writer failed");
         }
     }

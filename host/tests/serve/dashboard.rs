@@ -319,10 +319,18 @@ async fn read_only_public_shows_runs_to_anyone_and_acting_needs_a_session_and_it
     let id = started["id"].as_str().unwrap().to_owned();
     wait_for(&server, &id, "running", |r| r["state"] == "running").await;
     let anyone = no_redirects();
-    // Anyone may look: the run, its log; no Cancel button without a sign-in.
-    let page = anyone.get(format!("{}/runs/{id}", server.url)).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let page = page.text().await.unwrap();
+    // Anyone may look: the run, its log (once the step has printed it); no Cancel button
+    // without a sign-in.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let page = loop {
+        let page = anyone.get(format!("{}/runs/{id}", server.url)).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let page = page.text().await.unwrap();
+        if page.contains("napping") || Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(page.contains("napping") && !page.contains("id=\"cancel\""), "{page}");
     let cancel = format!("{}/runs/{id}/cancel", server.url);
     let refused = anyone.post(&cancel).form(&[("csrf", "x")]).send().await.unwrap();

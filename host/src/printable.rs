@@ -7,6 +7,34 @@ use std::borrow::Cow;
 /// `text` without escape sequences (CSI, OSC, DCS/SOS/PM/APC strings, two-byte escapes) and
 /// without control characters other than newline and tab.
 pub fn printable(text: &str) -> Cow<'_, str> {
+    clean(text, false)
+}
+
+/// Like [`printable`], but colour and style codes (SGR: `ESC [ digits ; … m`) are kept, so a
+/// log can show a compiler's colours. They only style text: they cannot move the cursor,
+/// clear lines or link anywhere.
+pub fn printable_coloured(text: &str) -> Cow<'_, str> {
+    clean(text, true)
+}
+
+/// Text for this process's stdout: colours kept when it is a terminal and `NO_COLOR` is
+/// unset, every escape removed otherwise (a file or pipe gets plain text).
+pub fn for_stdout(text: &str) -> Cow<'_, str> {
+    use std::io::IsTerminal;
+    static COLOUR: std::sync::LazyLock<bool> =
+        std::sync::LazyLock::new(|| std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none());
+    clean(text, *COLOUR)
+}
+
+/// The longest SGR parameter list kept; longer ones are dropped as garbage.
+const MAX_SGR: usize = 64;
+
+/// Whether `params` (what lies between `ESC [` and `m`) is a plain SGR parameter list.
+pub fn is_sgr(params: &str) -> bool {
+    params.len() <= MAX_SGR && params.bytes().all(|b| b.is_ascii_digit() || b == b';' || b == b':')
+}
+
+fn clean(text: &str, keep_sgr: bool) -> Cow<'_, str> {
     if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Cow::Borrowed(text);
     }
@@ -15,12 +43,12 @@ pub fn printable(text: &str) -> Cow<'_, str> {
     while let Some(c) = chars.next() {
         match c {
             '\u{1b}' => match chars.next() {
-                // CSI: parameters and intermediates up to a final byte in @..~.
                 Some('[') => {
-                    for c in chars.by_ref() {
-                        if ('@'..='~').contains(&c) {
-                            break;
-                        }
+                    let sequence = skip_csi(&mut chars);
+                    if keep_sgr && let Some(params) = sequence.strip_suffix('m').filter(|p| is_sgr(p)) {
+                        out.push_str("\u{1b}[");
+                        out.push_str(params);
+                        out.push('m');
                     }
                 }
                 // OSC, DCS, SOS, PM, APC: a string up to BEL or ST (ESC \).
@@ -28,11 +56,7 @@ pub fn printable(text: &str) -> Cow<'_, str> {
                 _ => {}
             },
             '\u{9b}' => {
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
+                skip_csi(&mut chars);
             }
             '\u{9d}' | '\u{90}' | '\u{98}' | '\u{9e}' | '\u{9f}' => skip_string(&mut chars),
             '\n' | '\t' => out.push(c),
@@ -41,6 +65,21 @@ pub fn printable(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// Consumes a CSI sequence's parameters and intermediates up to its final byte in `@..~`,
+/// returning them with the final byte (bounded, since only short ones are kept).
+fn skip_csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> String {
+    let mut sequence = String::new();
+    for c in chars.by_ref() {
+        if sequence.len() <= MAX_SGR {
+            sequence.push(c);
+        }
+        if ('@'..='~').contains(&c) {
+            break;
+        }
+    }
+    sequence
 }
 
 fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
@@ -82,11 +121,47 @@ mod tests {
         }
     }
 
+    #[test]
+    fn colour_codes_are_kept_and_nothing_else() {
+        let cases = [
+            ("\u{1b}[31mred\u{1b}[0m", "\u{1b}[31mred\u{1b}[0m"),
+            (
+                "\u{1b}[1;38;5;208mbold orange\u{1b}[m",
+                "\u{1b}[1;38;5;208mbold orange\u{1b}[m",
+            ),
+            ("\u{1b}[2J\u{1b}[Hcleared\u{1b}[K", "cleared"),
+            ("\u{1b}[?25lhidden cursor", "hidden cursor"),
+            ("\u{1b}]8;;https://evil.example/\u{7}link", "link"),
+            ("\u{9b}31mc1 csi is not kept", "c1 csi is not kept"),
+            ("over\rwrite", "overwrite"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(super::printable_coloured(input), expected, "{input:?}");
+        }
+        let long = format!("\u{1b}[{}mx", "1;".repeat(40));
+        assert_eq!(super::printable_coloured(&long), "x", "an overlong SGR is dropped");
+    }
+
     proptest::proptest! {
         #[test]
         fn output_has_no_controls_but_newline_and_tab(s in ".*") {
             let out = printable(&s);
             proptest::prop_assert!(out.chars().all(|c| !c.is_control() || c == '\n' || c == '\t'));
+        }
+
+        #[test]
+        fn coloured_output_has_no_escape_but_sgr(s in "(\\PC|\u{1b}|\\[|[0-9;m]){0,40}") {
+            let out = super::printable_coloured(&s);
+            let mut rest = out.as_ref();
+            while let Some(at) = rest.find('\u{1b}') {
+                let after = &rest[at + 1..];
+                proptest::prop_assert!(after.starts_with('['), "{out:?}");
+                let end = after.find('m').expect("an SGR ends with m");
+                proptest::prop_assert!(super::is_sgr(&after[1..end]), "{out:?}");
+                rest = &after[end + 1..];
+            }
+            let controls_ok = out.chars().all(|c| c == '\u{1b}' || !c.is_control() || c == '\n' || c == '\t');
+            proptest::prop_assert!(controls_ok, "{:?}", out);
         }
     }
 }

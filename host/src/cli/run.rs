@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::model::TriggerContext;
-use crate::printable::printable;
+use crate::printable::for_stdout;
 use crate::provider::RepoBinding;
 use crate::provider::connect::bind;
 use crate::runner::{RunEvent, RunRequest, StepResult, run_pipeline};
@@ -64,7 +64,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (trigger, forge) = trigger_and_forge(&host, args.event.as_deref(), args.source.as_deref(), &mut secrets)?;
     let run_id = uuid::Uuid::now_v7().to_string();
     // Plugin text reaches the terminal: escapes out first, then secrets masked.
-    let mask = |s: &str| mask_secrets(&printable(s), &secrets);
+    let mask = |s: &str| mask_secrets(&for_stdout(s), &secrets);
     println!("pipeline `{}`: run {run_id} in {}", pipeline.name, workspace.display());
     let req = RunRequest {
         run_id,

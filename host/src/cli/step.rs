@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::pipeline::StepTypes;
-use crate::printable::printable;
+use crate::printable::for_stdout;
 use crate::runner::{RunEvent, RunRequest, StepError, run_pipeline};
 use crate::runtime::{StepFailure, mask_secrets};
 
@@ -112,7 +112,7 @@ pub(super) async fn run(args: StepRunArgs) -> anyhow::Result<ExitCode> {
     };
     host.check_workspace(&workspace)?;
     std::fs::create_dir_all(&workspace)?;
-    let mask = |s: &str| mask_secrets(&printable(s), &secrets);
+    let mask = |s: &str| mask_secrets(&for_stdout(s), &secrets);
     println!(
         "step `{step_type}` {} ({}) in {}",
         plugin.info.version,

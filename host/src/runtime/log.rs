@@ -194,8 +194,9 @@ impl Inner {
             self.dropped_lines += 1;
             return Ok(());
         }
-        // Escapes go before masking, so one inside a secret cannot split it past the mask.
-        let message = self.mask(&crate::printable::printable(message));
+        // Escapes go before masking (colours stay: the masker sees through them), so one
+        // inside a secret cannot split it past the mask.
+        let message = self.mask(&crate::printable::printable_coloured(message));
         self.kept += message.len() + 1;
         let line = LogLine {
             at_ms: self.started.elapsed().as_millis() as u64,
@@ -248,16 +249,80 @@ impl Masker {
         Masker { forms }
     }
 
-    /// `text` with every form of every secret replaced by `***`.
+    /// `text` with every form of every secret replaced by `***`. Colour codes (SGR) are seen
+    /// through: a secret printed with a colour change in the middle is masked whole, and the
+    /// codes inside it move behind the `***`.
     pub fn mask(&self, text: &str) -> String {
-        let mut text = text.to_string();
-        for form in &self.forms {
-            if text.contains(form.as_str()) {
-                text = text.replace(form.as_str(), "***");
+        if self.forms.is_empty() {
+            return text.to_string();
+        }
+        let (visible, codes) = split_sgr(text);
+        let hidden = self.ranges(&visible);
+        if hidden.is_empty() {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut codes = codes.into_iter().peekable();
+        let mut at = 0;
+        // The last, empty range takes the text and codes after the last secret.
+        for range in hidden.into_iter().chain(std::iter::once(visible.len()..visible.len())) {
+            while let Some((pos, code)) = codes.next_if(|(pos, _)| *pos <= range.start) {
+                out.push_str(&visible[at..pos]);
+                out.push_str(&code);
+                at = pos;
+            }
+            out.push_str(&visible[at..range.start]);
+            if !range.is_empty() {
+                out.push_str("***");
+            }
+            at = range.end;
+            while let Some((_, code)) = codes.next_if(|(pos, _)| *pos < range.end) {
+                out.push_str(&code);
             }
         }
-        text
+        out
     }
+
+    /// The byte ranges of `text` that hold a form of a secret, merged where they overlap.
+    fn ranges(&self, text: &str) -> Vec<std::ops::Range<usize>> {
+        let mut found: Vec<std::ops::Range<usize>> = self
+            .forms
+            .iter()
+            .flat_map(|form| text.match_indices(form.as_str()).map(|(at, f)| at..at + f.len()))
+            .collect();
+        found.sort_by_key(|r| r.start);
+        let mut merged: Vec<std::ops::Range<usize>> = Vec::with_capacity(found.len());
+        for range in found {
+            match merged.last_mut() {
+                Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+                _ => merged.push(range),
+            }
+        }
+        merged
+    }
+}
+
+/// `text` without its SGR sequences (`ESC [ params m`), and each of them with the byte
+/// offset in the remaining text it stood before. Other escapes stay in the text.
+fn split_sgr(text: &str) -> (String, Vec<(usize, String)>) {
+    if !text.contains('\u{1b}') {
+        return (text.to_string(), Vec::new());
+    }
+    let (mut visible, mut codes) = (String::with_capacity(text.len()), Vec::new());
+    let mut rest = text;
+    while let Some(at) = rest.find("\u{1b}[") {
+        let after = &rest[at + 2..];
+        let Some(end) = after.find('m').filter(|end| crate::printable::is_sgr(&after[..*end])) else {
+            visible.push_str(&rest[..at + 2]);
+            rest = after;
+            continue;
+        };
+        visible.push_str(&rest[..at]);
+        codes.push((visible.len(), rest[at..at + 2 + end + 1].to_string()));
+        rest = &after[end + 1..];
+    }
+    visible.push_str(rest);
+    (visible, codes)
 }
 
 #[cfg(test)]
@@ -285,13 +350,47 @@ mod tests {
     }
 
     #[test]
-    fn escapes_are_stripped_and_cannot_split_a_secret() {
+    fn escapes_are_stripped_colours_kept_and_neither_can_split_a_secret() {
         let log = StepLog::new(LogLimits::default(), &["hunter22".into()]);
-        log.line(Level::Info, Stream::Log, "\u{1b}]0;title\u{7}hunt\u{1b}[0mer22\r")
+        log.line(Level::Info, Stream::Log, "\u{1b}]0;title\u{7}hunt\u{1b}[2Ker22\r")
+            .unwrap();
+        log.line(Level::Info, Stream::Log, "a \u{1b}[1mhunt\u{1b}[31mer\u{1b}[0m22 b")
             .unwrap();
         log.write(Stream::Stderr, b"\x1b[31mred\x1b[0m\r\n").unwrap();
         let lines: Vec<_> = log.finish().into_iter().map(|l| l.message).collect();
-        assert_eq!(lines, ["***", "red"]);
+        assert_eq!(
+            lines,
+            ["***", "a \u{1b}[1m***\u{1b}[31m\u{1b}[0m b", "\u{1b}[31mred\u{1b}[0m"]
+        );
+    }
+
+    #[test]
+    fn overlapping_secrets_are_masked_as_one_and_other_escapes_are_left_alone() {
+        let masker = Masker::new(&["abcd".into(), "cdef".into()]);
+        assert_eq!(masker.mask("xabcdefx abcd"), "x***x ***");
+        assert_eq!(masker.mask("\u{1b}[31mab\u{1b}[0mcd!"), "\u{1b}[31m***\u{1b}[0m!");
+        // Not an SGR (a cursor move): not seen through, and the text is kept as it was.
+        assert_eq!(masker.mask("ab\u{1b}[2Kcd"), "ab\u{1b}[2Kcd");
+    }
+
+    proptest::proptest! {
+        /// Whatever colour codes are put between its characters, a secret never comes out.
+        #[test]
+        fn colour_codes_never_split_a_secret_past_the_mask(
+            cuts in proptest::collection::vec((0usize..8, "[0-9;]{0,6}"), 0..6),
+            before in "[a-z ]{0,5}",
+            after in "[a-z ]{0,5}",
+        ) {
+            let secret = "Zq9sEcReT";
+            let mut text: Vec<String> = secret.chars().map(String::from).collect();
+            for (at, params) in cuts {
+                text[at % secret.len()].insert_str(0, &format!("\u{1b}[{params}m"));
+            }
+            let line = format!("{before}{}{after}", text.concat());
+            let masked = Masker::new(&[secret.into()]).mask(&line);
+            let (visible, _) = split_sgr(&masked);
+            proptest::prop_assert!(!visible.contains(secret) && visible.contains("***"), "{masked:?}");
+        }
     }
 
     #[test]

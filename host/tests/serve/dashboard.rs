@@ -12,7 +12,7 @@ use super::runs::{api, wait_for};
 use super::*;
 
 /// On a push to main: a line, a pause to watch the page during, a line, an artifact.
-const LIVE: &str = "name: live\ntriggers:\n  - type: push\n    branches: [main]\nsteps:\n  - name: first\n    type: run_command\n    config:\n      command: echo step one says hello\n  - name: wait\n    type: run_command\n    config:\n      command: sleep 4\n  - name: build\n    type: run_command\n    config:\n      command: echo artifact-body > report.txt; echo built the report\n  - name: keep\n    type: upload_artifact\n    config:\n      path: report.txt\n";
+const LIVE: &str = "name: live\ntriggers:\n  - type: push\n    branches: [main]\nsteps:\n  - name: first\n    type: run_command\n    config:\n      command: printf \"\\\\033[1;31mstep one\\\\033[0m says hello\\\\n\"\n  - name: wait\n    type: run_command\n    config:\n      command: sleep 4\n  - name: build\n    type: run_command\n    config:\n      command: echo artifact-body > report.txt; echo built the report\n  - name: keep\n    type: upload_artifact\n    config:\n      path: report.txt\n";
 /// Started by hand and cancelled.
 const SLOW: &str =
     "name: slow\nsteps:\n  - name: nap\n    type: run_command\n    config:\n      command: echo napping; sleep 120\n";
@@ -165,6 +165,16 @@ async fn a_person_watches_runs_live_and_acts_on_them() {
     assert_eq!(run["state"], "running", "the line came while the run went on: {run}");
     let log_now = text_of(&browser, "#log").await;
     assert!(!log_now.contains("built the report"), "not yet: {log_now}");
+    // Its colours, rendered from the line's SGR codes by the stylesheet's classes.
+    assert_eq!(text_of(&browser, "#log span.f1.sb").await, "step one");
+    let red = b
+        .execute(
+            "return getComputedStyle(document.querySelector('#log span.f1')).color",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(red, "rgb(255, 123, 114)", "the palette's red");
     browser.screenshot("run-running").await;
     wait_text(&browser, "#log", "built the report", Duration::from_secs(60)).await;
     // At the end the page reloads with the final state and the artifact.

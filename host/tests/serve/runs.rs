@@ -303,8 +303,10 @@ async fn no_secret_reaches_the_data_directory_the_log_or_the_api() {
     let (url, _seen) = status_api().await;
     let token = "tok-3f9a7c1e5b";
     let key = "-----BEGIN TEST KEY-----\nMIIEvQIBADANBgkqhkiG9w0\nAQEFAASCBKcwggSjAgEAAo\n-----END TEST KEY-----";
-    // Printed as is, line by line, and in base64: each form must come out masked.
-    let check = "echo \"$${TOKEN}\"; echo \"$${KEY}\"; printf %s \"$${TOKEN}\" | base64; echo ${TOKEN} >&2; exit 1";
+    // Printed as is, line by line, in base64, and split by colour codes: each form must come
+    // out masked.
+    let check = "echo \"$${TOKEN}\"; echo \"$${KEY}\"; printf %s \"$${TOKEN}\" | base64; echo ${TOKEN} >&2; \
+                 printf \"\\033[1m%.5s\\033[31m%s\\033[0m colour\\n\" \"$${TOKEN}\" \"$${TOKEN#?????}\"; exit 1";
     std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
     let pipeline = format!(
         "name: build\ntriggers:\n  - type: push\nsteps:\n  - name: leak\n    type: run_command\n    config:\n      command: '{check}'\n      env:\n        TOKEN: ${{TOKEN}}\n        KEY: ${{KEY}}\n"
@@ -319,6 +321,10 @@ async fn no_secret_reaches_the_data_directory_the_log_or_the_api() {
     assert_eq!(run["state"], "failure", "{run}");
     let log = logs(&server, &id).await;
     assert!(log.contains("***"), "the secrets were printed and masked: {log}");
+    assert!(
+        log.contains("\u{1b}[1m***\u{1b}[31m\u{1b}[0m colour"),
+        "the colours stay, the secret between them is masked: {log:?}"
+    );
     let (_, list) = api(&server, Method::GET, "/runs", None).await;
     server.stop();
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
@@ -327,6 +333,10 @@ async fn no_secret_reaches_the_data_directory_the_log_or_the_api() {
     let mut haystacks = vec![
         ("the run".to_string(), run.to_string()),
         ("the run list".to_string(), list.to_string()),
+        (
+            "the run log without its colours".to_string(),
+            log.replace("\u{1b}[1m", "").replace("\u{1b}[31m", ""),
+        ),
         ("the run log".to_string(), log),
         (
             "the server log".to_string(),

@@ -48,7 +48,7 @@ fn print_line(client: &Client, id: Option<u64>, line: &str) {
     if client.json() {
         println!("{}", json!({ "id": id, "line": line }));
     } else {
-        println!("{}", crate::printable::printable(line));
+        println!("{}", crate::printable::for_stdout(line));
     }
 }
 

@@ -6,6 +6,7 @@
 //! `dashboard = "read-only-public"` anyone may look, and acting still needs a sign-in.
 
 mod access;
+mod ansi;
 mod catalog;
 mod deliveries;
 mod layout;

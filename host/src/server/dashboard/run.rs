@@ -1,5 +1,6 @@
 //! `/runs/{id}`: a run's trigger, steps, outputs, artifacts and log, with Cancel and Rerun;
-//! `/runs/{id}/live` streams the log's new lines and the steps as they change.
+//! `/runs/{id}/live` streams the log's new lines (as HTML, colours rendered) and the steps as
+//! they change.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -101,7 +102,7 @@ async fn page_of(state: &AppState, headers: &HeaderMap, id: &str) -> Response {
             h2 { "Log" }
             div.log #log data-after=[after] hidden[log.is_empty()] {
                 @for chunk in log.chunks(CHUNK) {
-                    div.chunk { @for (_, line) in chunk { div.l { (line) } } }
+                    div.chunk { @for (_, line) in chunk { div.l { (super::ansi::line(line)) } } }
                 }
             }
             @if log.is_empty() && run.state.is_final() { p.muted { "This run wrote no log." } }
@@ -296,8 +297,12 @@ pub(super) async fn live(
             let run = live.runs.get(&live.id).await.ok().flatten()?;
             for (seq, line) in live.runs.log(&live.id, live.after).await.unwrap_or_default() {
                 live.after = Some(seq);
-                live.pending
-                    .push_back(Event::default().event("line").id(seq.to_string()).data(line));
+                live.pending.push_back(
+                    Event::default()
+                        .event("line")
+                        .id(seq.to_string())
+                        .data(super::ansi::line(&line).into_string()),
+                );
             }
             let now = fingerprint(&run);
             if live.seen.as_ref() != Some(&now) {

@@ -33,7 +33,8 @@ function liveRun(page) {
     }
     const line = document.createElement("div");
     line.className = "l";
-    line.textContent = event.data; // text, never HTML
+    // Rendered and escaped by the server (its colours as classed spans), as the page's own lines.
+    line.innerHTML = event.data;
     chunk.appendChild(line);
     count += 1;
     log.hidden = false;

@@ -84,18 +84,19 @@ fn main() {
     )
     .unwrap();
     let store = Arc::new(SledStore::open(&dir.path().join("data")).unwrap());
-    let registry = Registry::load(
-        &dir.path().join("pipelines"),
-        powernode::pipeline::StepTypes::new(["run_command"]),
-        None,
-        store.clone(),
-    )
-    .unwrap();
-    registry
+    let registry = rt
+        .block_on(Registry::load(
+            &dir.path().join("pipelines"),
+            powernode::pipeline::StepTypes::new(["run_command"]),
+            None,
+            store.clone(),
+        ))
+        .unwrap();
+    rt.block_on(registry
         .put(
             "review",
             "name: review\nreport_status: false\ntriggers:\n  - type: pull_request\n    events: [opened]\nsteps:\n  - name: s\n    type: run_command\n    config:\n      command: 'true'\n",
-        )
+        ))
         .unwrap();
     let inbox = Inbox::open(&dir.path().join("inbox")).unwrap();
     let runs = Arc::new(store.runs().unwrap());

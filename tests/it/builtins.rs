@@ -76,7 +76,7 @@ async fn upload_artifact_stores_globbed_files() {
         .outcome
         .unwrap();
     assert_eq!(out.outputs["count"], "2");
-    let stored = h.store.artifacts("run-1").unwrap();
+    let stored = h.store.artifacts("run-1").await.unwrap();
     let names: Vec<&str> = stored.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["dist/a.txt", "dist/b.txt"]);
     assert_eq!(std::fs::read_to_string(&stored[0].path).unwrap(), "alpha");
@@ -94,7 +94,7 @@ async fn upload_artifact_refuses_paths_outside_the_workspace() {
         "{:?}",
         report.outcome
     );
-    assert!(h.store.artifacts("run-1").unwrap().is_empty());
+    assert!(h.store.artifacts("run-1").await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -113,7 +113,7 @@ async fn kv_persists_across_runs_and_artifacts_are_recorded() {
         let out = h.run(&p, json!({}), Duration::from_secs(30)).await.outcome.unwrap();
         assert_eq!(out.outputs["count"], expected);
     }
-    let stored = h.store.artifacts("run-1").unwrap();
+    let stored = h.store.artifacts("run-1").await.unwrap();
     assert_eq!(std::fs::read_to_string(&stored[0].path).unwrap(), "count=3\n");
 }
 

@@ -78,6 +78,7 @@ async fn deliveries_sent_twice_to_three_nodes_run_exactly_once() {
             None,
             store,
         )
+        .await
         .unwrap();
         let deliveries: Arc<dyn Deliveries> = Arc::new(PgDeliveries::new(connect(&pg).await.unwrap()));
         let node_runs: Arc<dyn RunStore> = Arc::new(PgRuns::new(connect(&pg).await.unwrap()));

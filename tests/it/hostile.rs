@@ -228,7 +228,10 @@ async fn an_artifact_copy_stops_at_the_step_deadline() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(powernode::store::Store::artifacts(&*h.store, "run-1").unwrap(), vec![]);
+    assert_eq!(
+        powernode::store::Store::artifacts(&*h.store, "run-1").await.unwrap(),
+        vec![]
+    );
 }
 
 #[tokio::test]

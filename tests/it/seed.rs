@@ -178,6 +178,7 @@ async fn the_seeds_review_pipeline_reviews_comments_once_and_sets_its_status() {
             "pr-review",
             "Review pull request #{{ number }} ({{ pr_title }}):\n{{ get_diff.raw_output }}",
         )
+        .await
         .unwrap();
     let number = w.fake.add_pull(REPO, "feature", "main", true);
     let pipeline = w.pipeline(&review()).await;
@@ -348,7 +349,10 @@ async fn create_pr_with_nothing_changed_is_skipped_and_never_replaces_the_defaul
 #[tokio::test]
 async fn the_diff_variable_is_fetched_once_and_only_for_pull_requests() {
     let w = World::start().await;
-    w.h.store.put_template("with-diff", "Review this:\n{{ diff }}").unwrap();
+    w.h.store
+        .put_template("with-diff", "Review this:\n{{ diff }}")
+        .await
+        .unwrap();
     let number = w.fake.add_pull(REPO, "feature", "main", true);
     let text = "name: p\nsteps:\n  - type: run_command\n    config:\n      command: \"printf '%s' '{{ diff | length > 0 }}'\"\n  - type: claude_execute\n    config:\n      prompt_template_id: with-diff\n      cli_path: __CLAUDE__\n";
     let pipeline = w.pipeline(text).await;

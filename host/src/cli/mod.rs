@@ -232,6 +232,7 @@ impl Host {
         };
         let services = Arc::new(Services {
             store: store.clone(),
+            local: store.clone(),
             sandbox: Arc::new(sandbox),
         });
         let runtime = Arc::new(Runtime::new(config.runtime_config(), services)?);

@@ -47,6 +47,7 @@ pub(super) async fn serve(config_path: Option<&Path>, listen: Option<String>) ->
         Some(secrets),
         host.store.clone(),
     )
+    .await
     .context("loading the pipelines added through the API")?;
     let registry = Arc::new(registry);
     tokio::spawn(registry.clone().watch(Duration::from_secs(2)));
@@ -228,13 +229,10 @@ async fn watch_plugins(
         }
         seen = now;
         match catalog.describe_types().await {
-            Ok(types) => {
-                let registry = registry.clone();
-                match tokio::task::spawn_blocking(move || registry.set_step_types(types)).await {
-                    Ok(()) => tracing::info!("plugins directory changed: step types refreshed"),
-                    Err(e) => tracing::error!(error = %e, "refreshing the step types failed"),
-                }
-            }
+            Ok(types) => match registry.set_step_types(types).await {
+                Ok(()) => tracing::info!("plugins directory changed: step types refreshed"),
+                Err(e) => tracing::error!(error = %e, "refreshing the step types failed"),
+            },
             Err(e) => tracing::warn!(error = %e, "plugins directory changed but cannot be read"),
         }
     }

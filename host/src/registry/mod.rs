@@ -1,5 +1,6 @@
 //! The pipelines the server matches deliveries against: the files of `pipelines_dir`, read at
-//! start, and those added through the API, kept in the store so they survive a restart.
+//! start, and those added through the API, kept in the store so they survive a restart (and,
+//! on a shared store, reach every node: the watch reads them again when they change).
 //!
 //! Deliveries read an immutable snapshot ([`Active`]) and never wait for a change: adding or
 //! deleting a pipeline builds a new snapshot and swaps it in. A name belongs to one pipeline;
@@ -7,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use serde::Serialize;
 
@@ -113,7 +114,10 @@ pub struct Registry {
     /// The files (and stored API pipelines) skipped as invalid at the last read, with why.
     rejected: RwLock<Arc<Vec<Rejected>>>,
     /// Held by a change from its check to its publication, store write included.
-    writer: Mutex<()>,
+    writer: tokio::sync::Mutex<()>,
+    /// The store's API pipelines as the last reload read them: the watch reloads when the
+    /// store no longer says the same (another node, or this one's API, changed them).
+    stored: std::sync::Mutex<Vec<(String, String)>>,
     active: Active,
 }
 
@@ -121,7 +125,7 @@ impl Registry {
     /// Loads the pipeline files of `dir` and the pipelines stored through the API. An invalid
     /// one, or a second one of a name already taken, is reported on stderr and skipped, so
     /// one bad file does not keep the server from starting.
-    pub fn load(
+    pub async fn load(
         dir: &Path,
         step_types: StepTypes,
         secrets: Option<BTreeSet<String>>,
@@ -134,12 +138,23 @@ impl Registry {
             store,
             entries: RwLock::default(),
             rejected: RwLock::default(),
-            writer: Mutex::new(()),
+            writer: tokio::sync::Mutex::new(()),
+            stored: std::sync::Mutex::default(),
             active: Active::default(),
         };
-        let (mut entries, mut rejected) = registry.read_files();
-        for (name, text) in registry.store.pipelines()? {
-            match registry.check(&api_label(&name), &text) {
+        let stored = registry.store.pipelines().await?;
+        registry.reload(stored).await;
+        Ok(registry)
+    }
+
+    /// Publishes the pipeline files, read again, with `stored` (the API's pipelines as the
+    /// store has them now); the next delivery and run see the new set.
+    async fn reload(&self, stored: Vec<(String, String)>) {
+        let _writer = self.writer.lock().await;
+        let (mut entries, mut rejected) = self.read_files();
+        *self.stored.lock().unwrap_or_else(PoisonError::into_inner) = stored.clone();
+        for (name, text) in stored {
+            match self.check(&api_label(&name), &text) {
                 Ok(pipeline) => add(
                     &mut entries,
                     Entry {
@@ -158,9 +173,8 @@ impl Registry {
                 }
             }
         }
-        registry.set_rejected(rejected);
-        registry.publish(entries);
-        Ok(registry)
+        self.set_rejected(rejected);
+        self.publish(entries);
     }
 
     /// The valid pipeline files of the folder, by name (the first file of a name wins), and
@@ -205,8 +219,7 @@ impl Registry {
         (entries, rejected)
     }
 
-    /// The pipelines skipped as invalid at the last read of the files (and, at start, of
-    /// the store), with why: the dashboard shows them.
+    /// The pipelines skipped as invalid at the last read, with why: the dashboard shows them.
     pub fn rejected(&self) -> Arc<Vec<Rejected>> {
         self.rejected.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
@@ -215,43 +228,35 @@ impl Registry {
         *self.rejected.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rejected);
     }
 
-    /// Reads the pipeline files again and publishes them with the API's pipelines, for a
-    /// change in the folder; the next delivery and run see the new set.
-    pub fn reload_files(&self) {
-        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let (mut entries, mut rejected) = self.read_files();
-        // Stored API pipelines skipped at start stay listed: they are not read again.
-        rejected.extend(self.rejected().iter().filter(|r| r.label.starts_with("api:")).cloned());
-        self.set_rejected(rejected);
-        for entry in self.snapshot().values().filter(|e| e.origin == Origin::Api) {
-            add(&mut entries, entry.clone());
-        }
-        self.publish(entries);
-    }
-
     /// The step types pipelines are checked against from now on — after a plugin was added,
-    /// replaced or removed — and the pipeline files read again against them (one naming the
-    /// new type loads now). Pipelines already accepted stay; a run of one whose plugin is gone
-    /// fails at that step saying so.
-    pub fn set_step_types(&self, step_types: StepTypes) {
+    /// replaced or removed — and the pipelines checked again against them (one naming the
+    /// new type loads now). A pipeline whose plugin is gone is skipped as invalid, saying so.
+    pub async fn set_step_types(&self, step_types: StepTypes) -> Result<(), StoreError> {
         *self.step_types.write().unwrap_or_else(PoisonError::into_inner) = step_types;
-        self.reload_files();
+        self.reload(self.store.pipelines().await?).await;
+        Ok(())
     }
 
-    /// Reloads the pipeline files whenever the folder's listing, sizes or times change,
-    /// checking every `every`; runs until the task is dropped.
+    /// Reloads the pipelines whenever the folder's listing, sizes or times change, or the
+    /// store's API pipelines do (another node changed them), checking every `every`; runs
+    /// until the task is dropped.
     pub async fn watch(self: Arc<Self>, every: std::time::Duration) {
         let mut seen = fingerprint(&self.dir);
         loop {
             tokio::time::sleep(every).await;
-            let now = fingerprint(&self.dir);
-            if now != seen {
-                seen = now;
-                let registry = self.clone();
-                match tokio::task::spawn_blocking(move || registry.reload_files()).await {
-                    Ok(()) => tracing::info!(dir = %self.dir.display(), "pipeline files changed: reloaded"),
-                    Err(e) => tracing::error!(error = %e, "reloading the pipeline files failed"),
+            let stored = match self.store.pipelines().await {
+                Ok(stored) => stored,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the API's pipelines failed; trying again");
+                    continue;
                 }
+            };
+            let now = fingerprint(&self.dir);
+            let same_stored = *self.stored.lock().unwrap_or_else(PoisonError::into_inner) == stored;
+            if now != seen || !same_stored {
+                seen = now;
+                self.reload(stored).await;
+                tracing::info!(dir = %self.dir.display(), "pipelines changed: reloaded");
             }
         }
     }
@@ -272,7 +277,7 @@ impl Registry {
     }
 
     /// Validates `text` as the pipeline `name` and stores it, durably, before it takes effect.
-    pub fn put(&self, name: &str, text: &str) -> Result<Put, RegistryError> {
+    pub async fn put(&self, name: &str, text: &str) -> Result<Put, RegistryError> {
         if text.len() > MAX_PIPELINE_BYTES {
             return Err(RegistryError::Invalid(format!(
                 "the pipeline is {} bytes; at most {MAX_PIPELINE_BYTES} are accepted",
@@ -286,7 +291,7 @@ impl Registry {
                 pipeline.name
             )));
         }
-        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let _writer = self.writer.lock().await;
         let mut entries = BTreeMap::clone(&self.snapshot());
         let put = match entries.get(name).map(|e| &e.origin) {
             Some(Origin::File { path }) => {
@@ -298,7 +303,7 @@ impl Registry {
             Some(Origin::Api) => Put::Replaced,
             None => Put::Created,
         };
-        self.store.put_pipeline(name, text)?;
+        self.store.put_pipeline(name, text).await?;
         let entry = Entry {
             pipeline,
             origin: Origin::Api,
@@ -311,8 +316,8 @@ impl Registry {
 
     /// Deletes a pipeline added through the API, also one skipped at start because it no
     /// longer validates.
-    pub fn delete(&self, name: &str) -> Result<(), RegistryError> {
-        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+    pub async fn delete(&self, name: &str) -> Result<(), RegistryError> {
+        let _writer = self.writer.lock().await;
         let mut entries = BTreeMap::clone(&self.snapshot());
         if let Some(Entry {
             origin: Origin::File { path },
@@ -324,7 +329,7 @@ impl Registry {
                 path: path.clone(),
             });
         }
-        if !self.store.delete_pipeline(name)? {
+        if !self.store.delete_pipeline(name).await? {
             return Err(RegistryError::NotFound(name.into()));
         }
         entries.remove(name);

@@ -31,7 +31,7 @@ impl Runtime {
             .expect("entry has a name")
             .to_string_lossy()
             .into_owned();
-        let store = self.services.store.clone();
+        let store = self.services.local.clone();
         let recorded = store.compiled_digest(&key).map_err(wasmtime::Error::msg)?;
         let (component, written) = spawn(move || {
             if let Some(component) = recorded.and_then(|digest| load_verified(&engine, &path, &digest)) {

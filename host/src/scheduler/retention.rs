@@ -42,7 +42,7 @@ impl Retention<'_> {
         let mut pruned = Pruned::default();
         for id in self.runs.prune(cutoff).await? {
             pruned.runs += 1;
-            pruned.artifacts += self.store.delete_artifacts(&id)?;
+            pruned.artifacts += self.store.delete_artifacts(&id).await?;
         }
         pruned.workspaces = prune_workspaces(self.workspaces, cutoff)?;
         if let Some(deliveries) = self.deliveries {
@@ -126,12 +126,9 @@ mod tests {
             .unwrap();
         let src = dir.path().join("a.txt");
         std::fs::write(&src, "x").unwrap();
-        let budget = crate::store::CopyBudget {
-            max_bytes: 10,
-            deadline: std::time::Instant::now() + Duration::from_secs(60),
-        };
-        store.put_artifact("old", "a.txt", &src, &budget).unwrap();
-        store.put_artifact("new", "a.txt", &src, &budget).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        store.put_artifact("old", "a.txt", &src, 10, deadline).await.unwrap();
+        store.put_artifact("new", "a.txt", &src, 10, deadline).await.unwrap();
         let workspaces = dir.path().join("workspaces");
         for (name, age) in [("old", 40 * day), ("new", 0)] {
             std::fs::create_dir_all(workspaces.join(name)).unwrap();
@@ -151,7 +148,7 @@ mod tests {
         assert_eq!((pruned.runs, pruned.artifacts, pruned.workspaces), (1, 1, 1));
         assert_eq!(pruned.deliveries, 0, "nothing in the inbox is 30 days old");
         assert!(runs.get("old").await.unwrap().is_none() && runs.get("new").await.unwrap().is_some());
-        assert_eq!(store.artifacts("new").unwrap().len(), 1);
+        assert_eq!(store.artifacts("new").await.unwrap().len(), 1);
         assert!(workspaces.join("new").exists() && !workspaces.join("old").exists());
         // With no age to keep, the deliveries already fed go; the others stay.
         let pruned = retention.prune(Duration::ZERO).await.unwrap();

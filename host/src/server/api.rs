@@ -89,11 +89,7 @@ pub(super) async fn put(
     // YAML, or JSON (which is YAML): the content type is not checked.
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| AppError::new(StatusCode::BAD_REQUEST, "the pipeline must be UTF-8 text"))?;
-    let registry = state.registry.clone();
-    let key = name.clone();
-    let put = tokio::task::spawn_blocking(move || registry.put(&key, &text))
-        .await
-        .map_err(|e| AppError::internal("storing the pipeline", e))??;
+    let put = state.registry.put(&name, &text).await?;
     let (status, word) = match put {
         Put::Created => (StatusCode::CREATED, "created"),
         Put::Replaced => (StatusCode::OK, "replaced"),
@@ -103,10 +99,7 @@ pub(super) async fn put(
 
 #[utoipa::path(delete, path = "/pipelines/{name}", tag = "pipelines", params(("name" = String, Path, description = "The name of the pipeline")), responses((status = 204, description = "Deleted"), (status = 404, description = "No API pipeline of that name", body = serde_json::Value), (status = 409, description = "The pipeline comes from a file", body = serde_json::Value)), security(("bearer" = [])))]
 pub(super) async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, AppError> {
-    let registry = state.registry.clone();
-    tokio::task::spawn_blocking(move || registry.delete(&name))
-        .await
-        .map_err(|e| AppError::internal("deleting the pipeline", e))??;
+    state.registry.delete(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

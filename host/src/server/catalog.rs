@@ -62,7 +62,7 @@ pub(super) async fn templates(
     State(state): State<AppState>,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Result<Response, AppError> {
-    let ids = state.store.template_ids().map_err(store_error)?;
+    let ids = state.store.template_ids().await.map_err(store_error)?;
     let (headers, ids) = page(ids, String::as_str, &query, "/api/templates")?;
     let body = json!(ids.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>());
     Ok((headers, Json(body)).into_response())
@@ -74,6 +74,7 @@ pub(super) async fn template(State(state): State<AppState>, Path(id): Path<Strin
     let text = state
         .store
         .template(&id)
+        .await
         .map_err(store_error)?
         .ok_or_else(|| AppError::new(StatusCode::NOT_FOUND, format!("no template `{id}`")))?;
     Ok(Json(json!({ "id": id, "text": text })))
@@ -103,12 +104,7 @@ pub(super) async fn put_template(
     }
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| AppError::new(StatusCode::BAD_REQUEST, "the template must be UTF-8 text"))?;
-    let store = state.store.clone();
-    let key = id.clone();
-    let replaced = tokio::task::spawn_blocking(move || store.put_template(&key, &text))
-        .await
-        .map_err(|e| AppError::internal("storing the template", e))?
-        .map_err(store_error)?;
+    let replaced = state.store.put_template(&id, &text).await.map_err(store_error)?;
     let status = if replaced { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(json!({ "id": id }))).into_response())
 }
@@ -119,12 +115,7 @@ pub(super) async fn delete_template(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let store = state.store.clone();
-    let key = id.clone();
-    let existed = tokio::task::spawn_blocking(move || store.delete_template(&key))
-        .await
-        .map_err(|e| AppError::internal("deleting the template", e))?
-        .map_err(store_error)?;
+    let existed = state.store.delete_template(&id).await.map_err(store_error)?;
     if existed {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -142,7 +133,7 @@ pub(super) async fn artifacts(
     if state.scheduler.runs().get(&id).await.map_err(store_error)?.is_none() {
         return Err(AppError::new(StatusCode::NOT_FOUND, format!("no run `{id}`")));
     }
-    let list = state.store.artifacts(&id).map_err(store_error)?;
+    let list = state.store.artifacts(&id).await.map_err(store_error)?;
     let (headers, list) = page(list, |a| &a.name, &query, &format!("/api/runs/{id}/artifacts"))?;
     let body = json!(
         list.iter()
@@ -161,6 +152,7 @@ pub(super) async fn artifact(
     let record = state
         .store
         .artifacts(&id)
+        .await
         .map_err(store_error)?
         .into_iter()
         .find(|a| a.name == name)

@@ -1,13 +1,19 @@
-//! Durable state behind one trait: plugin key-value data, artifact records, prompt templates,
-//! pipelines added through the API.
-//! The embedded default is sled under the data directory; large blobs live as files beside it.
+//! Durable state behind traits: plugin key-value data, artifact records, prompt templates and
+//! pipelines added through the API ([`Store`]), runs and their queue ([`runs::RunStore`]),
+//! webhook deliveries ([`deliveries::Deliveries`]). The embedded default is sled (and the
+//! inbox log) under the data directory; several nodes share PostgreSQL ([`pg`]). Artifact
+//! contents are files ([`ArtifactFiles`]), in a folder the nodes share.
 
+mod artifact_files;
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod deliveries;
 pub mod inbox;
 pub mod pg;
 pub mod runs;
 mod sled_store;
 
+pub use artifact_files::ArtifactFiles;
 pub use sled_store::SledStore;
 
 /// A store operation that failed.
@@ -94,43 +100,73 @@ pub const MAX_KV_VALUE: usize = 1 << 20;
 /// Longest kv key.
 pub const MAX_KV_KEY: usize = 512;
 
-/// The storage every part of the host uses.
+/// The state every node of a deployment shares: plugin kv data, artifact records, prompt
+/// templates and the pipelines added through the API. Embedded ([`SledStore`]) or on
+/// PostgreSQL ([`pg::PgStore`]); both pass the suite in `store/conformance.rs`.
+#[async_trait::async_trait]
 pub trait Store: Send + Sync {
     /// A kv value, if set.
-    fn kv_get(&self, scope: &KvScope<'_>, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn kv_get(&self, scope: &KvScope<'_>, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Sets a kv value (bounded by [`MAX_KV_VALUE`] and the scope's `quota`).
-    fn kv_set(&self, scope: &KvScope<'_>, key: &str, value: &[u8], quota: &KvQuota) -> Result<(), StoreError>;
+    async fn kv_set(&self, scope: &KvScope<'_>, key: &str, value: &[u8], quota: &KvQuota) -> Result<(), StoreError>;
     /// Deletes a kv value; deleting a missing key is fine.
-    fn kv_delete(&self, scope: &KvScope<'_>, key: &str) -> Result<(), StoreError>;
-    /// Copies `source` into the artifact area as `name` of `run_id` and records it, within
-    /// `budget`; over it, or past its deadline, nothing is kept.
-    fn put_artifact(
+    async fn kv_delete(&self, scope: &KvScope<'_>, key: &str) -> Result<(), StoreError>;
+    /// Where artifact contents are kept.
+    fn artifact_files(&self) -> &ArtifactFiles;
+    /// Records an artifact whose content [`ArtifactFiles::write`] has stored, replacing one of
+    /// the same run and name.
+    async fn record_artifact(&self, record: &ArtifactRecord) -> Result<(), StoreError>;
+    /// The artifacts of a run, by name.
+    async fn artifacts(&self, run_id: &str) -> Result<Vec<ArtifactRecord>, StoreError>;
+    /// Forgets a run's artifact records; returns how many there were.
+    async fn forget_artifacts(&self, run_id: &str) -> Result<usize, StoreError>;
+    /// A prompt template's text.
+    async fn template(&self, id: &str) -> Result<Option<String>, StoreError>;
+    /// Stores a prompt template, durably before it returns; true if it replaced one.
+    async fn put_template(&self, id: &str, text: &str) -> Result<bool, StoreError>;
+    /// The ids of the stored prompt templates, sorted.
+    async fn template_ids(&self) -> Result<Vec<String>, StoreError>;
+    /// Deletes a prompt template, durably before it returns; false if there was none.
+    async fn delete_template(&self, id: &str) -> Result<bool, StoreError>;
+    /// Every pipeline added through the API: name and YAML text, by name.
+    async fn pipelines(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Adds or replaces a pipeline's YAML text, durably before it returns.
+    async fn put_pipeline(&self, name: &str, text: &str) -> Result<(), StoreError>;
+    /// Deletes a pipeline, durably before it returns; false if there was none.
+    async fn delete_pipeline(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Copies `source` into the artifacts as `name` of `run_id` and records it, within the
+    /// run's `max_bytes` in all and the `deadline`; over either, nothing is kept.
+    async fn put_artifact(
         &self,
         run_id: &str,
         name: &str,
         source: &std::path::Path,
-        budget: &CopyBudget,
-    ) -> Result<ArtifactRecord, StoreError>;
-    /// The artifacts of a run, by name.
-    fn artifacts(&self, run_id: &str) -> Result<Vec<ArtifactRecord>, StoreError>;
-    /// Deletes a run's artifacts, files and records; returns how many there were.
-    fn delete_artifacts(&self, run_id: &str) -> Result<usize, StoreError>;
-    /// A prompt template's text.
-    fn template(&self, id: &str) -> Result<Option<String>, StoreError>;
-    /// Stores a prompt template, durably before it returns; true if it replaced one.
-    fn put_template(&self, id: &str, text: &str) -> Result<bool, StoreError>;
-    /// The ids of the stored prompt templates, sorted.
-    fn template_ids(&self) -> Result<Vec<String>, StoreError>;
-    /// Deletes a prompt template, durably before it returns; false if there was none.
-    fn delete_template(&self, id: &str) -> Result<bool, StoreError>;
-    /// Every pipeline added through the API: name and YAML text, by name.
-    fn pipelines(&self) -> Result<Vec<(String, String)>, StoreError>;
-    /// Adds or replaces a pipeline's YAML text, durably before it returns.
-    fn put_pipeline(&self, name: &str, text: &str) -> Result<(), StoreError>;
-    /// Deletes a pipeline, durably before it returns; false if there was none.
-    fn delete_pipeline(&self, name: &str) -> Result<bool, StoreError>;
-    /// The SHA-256 recorded for a compile cache entry when this host wrote it.
-    fn compiled_digest(&self, entry: &str) -> Result<Option<String>, StoreError>;
-    /// Records the SHA-256 of a compile cache entry just written.
-    fn put_compiled_digest(&self, entry: &str, sha256: &str) -> Result<(), StoreError>;
+        max_bytes: u64,
+        deadline: std::time::Instant,
+    ) -> Result<ArtifactRecord, StoreError> {
+        let stored: u64 = self.artifacts(run_id).await?.iter().map(|a| a.size).sum();
+        let budget = CopyBudget {
+            max_bytes: max_bytes.saturating_sub(stored),
+            deadline,
+        };
+        let (files, run, name, source) = (
+            self.artifact_files().clone(),
+            run_id.to_string(),
+            name.to_string(),
+            source.to_path_buf(),
+        );
+        let record = tokio::task::spawn_blocking(move || files.write(&run, &name, &source, &budget))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        self.record_artifact(&record).await?;
+        Ok(record)
+    }
+
+    /// Deletes a run's artifacts, records and contents; returns how many there were.
+    async fn delete_artifacts(&self, run_id: &str) -> Result<usize, StoreError> {
+        let count = self.forget_artifacts(run_id).await?;
+        self.artifact_files().remove_run(run_id)?;
+        Ok(count)
+    }
 }

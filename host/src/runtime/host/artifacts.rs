@@ -4,7 +4,6 @@
 use crate::policy::Capability;
 use crate::runtime::bindings::powernode::step::artifacts::{Artifact, Host};
 use crate::runtime::state::StepState;
-use crate::store::CopyBudget;
 use crate::workspace;
 
 impl Host for StepState {
@@ -15,19 +14,17 @@ impl Host for StepState {
             Ok(_) => return Ok(Err(format!("`{path}` is not a regular file"))),
             Err(e) => return Ok(Err(e.to_string())),
         };
-        let store = self.services.store.clone();
-        let run_id = self.scope.run_id.clone();
-        let limit = self.limits.max_artifact_bytes;
-        let deadline = self.scope.deadline;
-        let record = tokio::task::spawn_blocking(move || {
-            let stored: u64 = store.artifacts(&run_id)?.iter().map(|a| a.size).sum();
-            let budget = CopyBudget {
-                max_bytes: limit.saturating_sub(stored),
-                deadline,
-            };
-            store.put_artifact(&run_id, &name, &source, &budget)
-        })
-        .await?;
+        let record = self
+            .services
+            .store
+            .put_artifact(
+                &self.scope.run_id,
+                &name,
+                &source,
+                self.limits.max_artifact_bytes,
+                self.scope.deadline,
+            )
+            .await;
         Ok(record
             .map(|r| Artifact {
                 name: r.name,

@@ -21,6 +21,7 @@ impl Host for StepState {
             .services
             .store
             .kv_get(&self.kv_scope(), &key)
+            .await
             .map_err(|e| e.to_string()))
     }
 
@@ -30,6 +31,7 @@ impl Host for StepState {
             .services
             .store
             .kv_set(&self.kv_scope(), &key, &value, &self.limits.kv)
+            .await
             .map_err(|e| e.to_string()))
     }
 
@@ -39,6 +41,7 @@ impl Host for StepState {
             .services
             .store
             .kv_delete(&self.kv_scope(), &key)
+            .await
             .map_err(|e| e.to_string()))
     }
 }

@@ -52,7 +52,7 @@ async fn page_of(state: &AppState, headers: &HeaderMap, id: &str) -> Response {
     };
     let log = runs.log(id, None).await.unwrap_or_default();
     let after = log.last().map(|(seq, _)| *seq);
-    let artifacts = state.store.artifacts(id).unwrap_or_default();
+    let artifacts = state.store.artifacts(id).await.unwrap_or_default();
     let value = crate::server::runs::run_json(&run);
     let t = &run.trigger;
     let body = html! {

@@ -100,6 +100,54 @@ pub const MAX_KV_VALUE: usize = 1 << 20;
 /// Longest kv key.
 pub const MAX_KV_KEY: usize = 512;
 
+/// Refuses a kv key or value out of bounds, before either store looks at it.
+fn check_kv(key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
+    if key.is_empty() || key.len() > MAX_KV_KEY || key.contains('\0') {
+        return Err(StoreError::Invalid(format!(
+            "kv key must be 1 to {MAX_KV_KEY} bytes long, without NUL"
+        )));
+    }
+    match value {
+        Some(value) if value.len() > MAX_KV_VALUE => Err(StoreError::Invalid(format!(
+            "kv value is {} bytes; the limit is {MAX_KV_VALUE}",
+            value.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A scope's usage (keys, bytes) after setting (`Some(value's length)`) or deleting `key`,
+/// given the usage before and the old value's length; a set past the quota is refused.
+fn kv_usage_after(
+    scope: &KvScope<'_>,
+    key: &str,
+    set: Option<u64>,
+    quota: &KvQuota,
+    (keys, bytes): (u64, u64),
+    old: Option<u64>,
+) -> Result<(u64, u64), StoreError> {
+    let key_len = key.len() as u64;
+    let (keys, bytes) = match (set, old) {
+        (Some(len), Some(old)) => (keys, bytes.saturating_sub(key_len + old) + key_len + len),
+        (Some(len), None) => (keys + 1, bytes + key_len + len),
+        (None, Some(old)) => return Ok((keys.saturating_sub(1), bytes.saturating_sub(key_len + old))),
+        (None, None) => return Ok((keys, bytes)),
+    };
+    if keys > quota.max_keys {
+        return Err(StoreError::Quota(format!(
+            "kv quota: plugin `{}` may keep {} keys for `{}`; delete some first",
+            scope.plugin, quota.max_keys, scope.repository
+        )));
+    }
+    if bytes > quota.max_bytes {
+        return Err(StoreError::Quota(format!(
+            "kv quota: plugin `{}` may keep {} bytes for `{}`, and this value would make it {bytes}; delete some first",
+            scope.plugin, quota.max_bytes, scope.repository
+        )));
+    }
+    Ok((keys, bytes))
+}
+
 /// The state every node of a deployment shares: plugin kv data, artifact records, prompt
 /// templates and the pipelines added through the API. Embedded ([`SledStore`]) or on
 /// PostgreSQL ([`pg::PgStore`]); both pass the suite in `store/conformance.rs`.

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{ArtifactFiles, ArtifactRecord, KvQuota, KvScope, MAX_KV_KEY, MAX_KV_VALUE, Store, StoreError};
+use super::{ArtifactFiles, ArtifactRecord, KvQuota, KvScope, Store, StoreError, check_kv, kv_usage_after};
 
 /// sled under a data directory.
 pub struct SledStore {
@@ -46,17 +46,12 @@ impl SledStore {
     }
 }
 
-/// The scope's prefix, and the full key. NUL cannot occur in step types or repository
-/// names, so scopes never collide.
-fn kv_key(scope: &KvScope<'_>, key: &str) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
-    if key.is_empty() || key.len() > MAX_KV_KEY {
-        return Err(StoreError::Invalid(format!(
-            "kv key must be 1 to {MAX_KV_KEY} bytes long"
-        )));
-    }
+/// The scope's prefix, and the full key. NUL cannot occur in step types, repository names
+/// or keys, so scopes never collide.
+fn kv_key(scope: &KvScope<'_>, key: &str) -> (Vec<u8>, Vec<u8>) {
     let prefix = [scope.plugin.as_bytes(), b"\0", scope.repository.as_bytes(), b"\0"].concat();
     let full = [prefix.as_slice(), key.as_bytes()].concat();
-    Ok((prefix, full))
+    (prefix, full)
 }
 
 /// (keys, bytes) of a scope, as kept in `kv_usage`.
@@ -75,46 +70,23 @@ fn encode_usage((keys, bytes): (u64, u64)) -> Vec<u8> {
 #[async_trait::async_trait]
 impl Store for SledStore {
     async fn kv_get(&self, scope: &KvScope<'_>, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.kv.get(kv_key(scope, key)?.1)?.map(|v| v.to_vec()))
+        check_kv(key, None)?;
+        Ok(self.kv.get(kv_key(scope, key).1)?.map(|v| v.to_vec()))
     }
 
     async fn kv_set(&self, scope: &KvScope<'_>, key: &str, value: &[u8], quota: &KvQuota) -> Result<(), StoreError> {
-        if value.len() > MAX_KV_VALUE {
-            return Err(StoreError::Invalid(format!(
-                "kv value is {} bytes; the limit is {MAX_KV_VALUE}",
-                value.len()
-            )));
-        }
-        let (prefix, full) = kv_key(scope, key)?;
-        let size = (key.len() + value.len()) as u64;
-        self.kv_update(&prefix, &full, Some(value), |(keys, bytes), old| {
-            let (keys, bytes) = match old {
-                Some(old) => (keys, bytes.saturating_sub(key.len() as u64 + old) + size),
-                None => (keys + 1, bytes + size),
-            };
-            if keys > quota.max_keys {
-                return Err(format!(
-                    "kv quota: plugin `{}` may keep {} keys for `{}`; delete some first",
-                    scope.plugin, quota.max_keys, scope.repository
-                ));
-            }
-            if bytes > quota.max_bytes {
-                return Err(format!(
-                    "kv quota: plugin `{}` may keep {} bytes for `{}`, and this value would make it {bytes}; delete some first",
-                    scope.plugin, quota.max_bytes, scope.repository
-                ));
-            }
-            Ok((keys, bytes))
+        check_kv(key, Some(value))?;
+        let (prefix, full) = kv_key(scope, key);
+        self.kv_update(&prefix, &full, Some(value), |used, old| {
+            kv_usage_after(scope, key, Some(value.len() as u64), quota, used, old)
         })
     }
 
     async fn kv_delete(&self, scope: &KvScope<'_>, key: &str) -> Result<(), StoreError> {
-        let (prefix, full) = kv_key(scope, key)?;
-        self.kv_update(&prefix, &full, None, |(keys, bytes), old| {
-            Ok(match old {
-                Some(old) => (keys.saturating_sub(1), bytes.saturating_sub(key.len() as u64 + old)),
-                None => (keys, bytes),
-            })
+        check_kv(key, None)?;
+        let (prefix, full) = kv_key(scope, key);
+        self.kv_update(&prefix, &full, None, |used, old| {
+            kv_usage_after(scope, key, None, &KvQuota::default(), used, old)
         })
     }
 
@@ -227,7 +199,7 @@ impl SledStore {
         prefix: &[u8],
         full: &[u8],
         value: Option<&[u8]>,
-        account: impl Fn((u64, u64), Option<u64>) -> Result<(u64, u64), String>,
+        account: impl Fn((u64, u64), Option<u64>) -> Result<(u64, u64), StoreError>,
     ) -> Result<(), StoreError> {
         use sled::Transactional;
         use sled::transaction::{ConflictableTransactionError as Abort, TransactionError};
@@ -244,7 +216,7 @@ impl SledStore {
         });
         match result {
             Ok(()) => Ok(()),
-            Err(TransactionError::Abort(message)) => Err(StoreError::Quota(message)),
+            Err(TransactionError::Abort(refused)) => Err(refused),
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }
     }

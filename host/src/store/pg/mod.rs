@@ -4,6 +4,7 @@
 
 mod deliveries;
 mod runs;
+mod store;
 pub mod throwaway;
 
 use std::str::FromStr;
@@ -14,6 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 pub use deliveries::PgDeliveries;
 pub use runs::PgRuns;
+pub use store::PgStore;
 
 use super::StoreError;
 
@@ -21,6 +23,7 @@ use super::StoreError;
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "runs", include_str!("migrations/0001_runs.sql")),
     (2, "deliveries", include_str!("migrations/0002_deliveries.sql")),
+    (3, "store", include_str!("migrations/0003_store.sql")),
 ];
 
 /// Any number, the same for every node: the lock migrations are applied under.
@@ -144,7 +147,7 @@ mod tests {
             .unwrap();
         let err = connect(&config).await.unwrap_err().to_string();
         assert!(
-            err.contains("schema is version 999, newer than this powernode knows (2)"),
+            err.contains("schema is version 999, newer than this powernode knows (3)"),
             "{err}"
         );
     }

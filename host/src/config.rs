@@ -11,7 +11,7 @@ use crate::provider::ForgeKind;
 use crate::runtime::{HostLimits, LogLimits, RuntimeConfig};
 use crate::sandbox::{SandboxConfig, SandboxMode};
 pub use crate::secret::Secret;
-use crate::store::KvQuota;
+use crate::store::{KvQuota, StoreConfig};
 
 /// The whole config file. Its `Debug` shows secret names, never values.
 #[derive(Clone, Deserialize)]
@@ -59,6 +59,8 @@ pub struct Config {
     pub process_sandbox: SandboxMode,
     /// `[sandbox]`: what confined commands may read and reach, and their limits.
     pub sandbox: SandboxConfig,
+    /// `[store]`: embedded (default) or PostgreSQL shared by several nodes.
+    pub store: StoreConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -83,6 +85,7 @@ impl std::fmt::Debug for Config {
             .field("sources", &self.sources)
             .field("process_sandbox", &self.process_sandbox)
             .field("sandbox", &self.sandbox)
+            .field("store", &self.store)
             .finish()
     }
 }
@@ -329,6 +332,7 @@ impl Default for Config {
             sources: Vec::new(),
             process_sandbox: SandboxMode::default(),
             sandbox: SandboxConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -416,6 +420,7 @@ impl Config {
                     .into(),
             ));
         }
+        config.store.check().map_err(parse_err)?;
         config.grants()?;
         config.plugin_trust()?;
         config.check_sources()?;
@@ -783,6 +788,38 @@ http = ["deploy.example.com"]
         .unwrap();
         let err = missing.sources[0].auth().unwrap_err().to_string();
         assert!(err.contains("cannot read config `/nonexistent/k.pem`"), "{err}");
+    }
+
+    #[test]
+    fn the_store_section_is_checked_and_its_url_never_printed() {
+        let env = |name: &str| (name == "DATABASE_URL").then(|| "postgres://pn:hunter22@db/pn".to_string());
+        let config = Config::parse(
+            Path::new("p.toml"),
+            "[store]\nkind = \"postgres\"\nurl = \"${DATABASE_URL}\"\npool_size = 4\n",
+            &env,
+        )
+        .unwrap();
+        let pg = config.store.postgres().unwrap();
+        assert_eq!((pg.url.as_str(), pg.pool_size), ("postgres://pn:hunter22@db/pn", 4));
+        let printed = format!("{config:?} {pg:?}");
+        assert!(!printed.contains("hunter22"), "{printed}");
+        assert!(Config::default().store.postgres().is_none(), "embedded by default");
+        for (text, expected) in [
+            ("[store]\nkind = \"postgres\"\n", "needs `url"),
+            (
+                "[store]\nkind = \"postgres\"\nurl = \"mysql://x\"\n",
+                "must start with postgres://",
+            ),
+            ("[store]\nurl = \"postgres://x\"\n", "only for kind = \"postgres\""),
+            ("[store]\nkind = \"mongo\"\n", "unknown variant `mongo`"),
+            (
+                "[store]\nkind = \"postgres\"\nurl = \"postgres://x\"\npool_size = 0\n",
+                "pool_size must be at least 1",
+            ),
+        ] {
+            let err = Config::parse(Path::new("p.toml"), text, &env).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::config::{Config, LogFormat};
 use crate::pipeline::{Diagnostics, Pipeline};
 use crate::runtime::Runtime;
 use crate::services::Services;
-use crate::store::SledStore;
+use crate::store::{SledStore, Store};
 
 /// Powernode: CI/CD pipelines whose steps are sandboxed WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -174,10 +174,26 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Makes the config's folders absolute. Relative ones are the starting folder's, and run
+/// workspaces under `data_dir` are mounted into the sandbox at their own path.
+pub(crate) fn absolute_dirs(config: &mut Config) -> anyhow::Result<()> {
+    let artifacts = config.store.artifacts_dir.as_mut();
+    for dir in [&mut config.data_dir, &mut config.plugins_dir]
+        .into_iter()
+        .chain(artifacts)
+    {
+        *dir = std::path::absolute(&*dir).with_context(|| format!("resolving `{}`", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// Config, store, runtime and catalog, as every command that runs plugins needs them.
 pub(crate) struct Host {
     pub config: Config,
+    /// This node's embedded store (and, embedded, everything's).
     pub store: Arc<SledStore>,
+    /// The store the nodes share: `store` itself, or PostgreSQL.
+    pub shared: Arc<dyn Store>,
     pub catalog: Arc<Catalog>,
     /// The config file's folder, if a file was given: no workspace may hold it.
     config_dir: Option<PathBuf>,
@@ -201,24 +217,34 @@ impl Host {
 
     /// [`Host::open_for_runs`] with a config already loaded (and perhaps changed) from `config_path`.
     pub(crate) fn from_config(
-        mut config: Config,
+        config: Config,
         config_path: Option<&std::path::Path>,
         runs: bool,
     ) -> anyhow::Result<Host> {
-        // Relative folders are the starting folder's; made absolute once, here, because run
-        // workspaces under `data_dir` are mounted into the sandbox at their own path.
-        for dir in [&mut config.data_dir, &mut config.plugins_dir] {
-            *dir = std::path::absolute(&*dir).with_context(|| format!("resolving `{}`", dir.display()))?;
-        }
+        Host::with_shared(config, config_path, runs, None)
+    }
+
+    /// [`Host::from_config`] whose plugins share `shared` (PostgreSQL) instead of the
+    /// embedded store.
+    pub(crate) fn with_shared(
+        mut config: Config,
+        config_path: Option<&std::path::Path>,
+        runs: bool,
+        shared: Option<Arc<dyn Store>>,
+    ) -> anyhow::Result<Host> {
+        absolute_dirs(&mut config)?;
         let store = SledStore::open(&config.data_dir)
             .with_context(|| format!("opening the store under `{}`", config.data_dir.display()))?;
         let store = Arc::new(store);
+        let shared = shared.unwrap_or_else(|| store.clone());
         let config_dir = config_path.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.into()));
         let config_dir = config_dir.and_then(|p| p.parent().map(PathBuf::from));
         let sandbox = match (runs, config.process_sandbox) {
             (true, crate::sandbox::SandboxMode::Bwrap) => {
                 let mut hidden = vec![config.data_dir.clone(), config.plugins_dir.clone()];
                 hidden.extend(config_dir.clone());
+                // Every run's artifacts: also out of reach when they live outside data_dir.
+                hidden.extend(config.store.artifacts_dir.clone());
                 let relay = std::env::current_exe().ok();
                 let workspaces = config.data_dir.join("workspaces");
                 std::fs::create_dir_all(&workspaces).with_context(|| format!("creating `{}`", workspaces.display()))?;
@@ -231,7 +257,7 @@ impl Host {
             (false, _) => crate::sandbox::Sandbox::off(),
         };
         let services = Arc::new(Services {
-            store: store.clone(),
+            store: shared.clone(),
             local: store.clone(),
             sandbox: Arc::new(sandbox),
         });
@@ -242,6 +268,7 @@ impl Host {
         Ok(Host {
             config,
             store,
+            shared,
             catalog,
             config_dir,
         })
@@ -255,6 +282,9 @@ impl Host {
             ("data directory", self.config.data_dir.as_path()),
             ("plugins directory", self.config.plugins_dir.as_path()),
         ];
+        if let Some(dir) = &self.config.store.artifacts_dir {
+            protected.push(("artifacts directory", dir.as_path()));
+        }
         if let Some(dir) = &self.config_dir {
             protected.push(("config file's folder", dir.as_path()));
         }

@@ -1,4 +1,5 @@
-//! `powernode serve`: the server on the embedded store, until SIGINT or SIGTERM.
+//! `powernode serve`: the server, on the embedded store or on PostgreSQL shared with other
+//! nodes (`[store]`), until SIGINT or SIGTERM.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,8 +15,11 @@ use crate::provider::connect;
 use crate::registry::Registry;
 use crate::scheduler::{self, Retention, Scheduler, SchedulerConfig};
 use crate::server::{self, AppState, Dashboard, DashboardSettings};
-use crate::store::deliveries::EmbeddedDeliveries;
+use crate::store::deliveries::{Deliveries, EmbeddedDeliveries};
 use crate::store::inbox::Inbox;
+use crate::store::pg::{PgDeliveries, PgRuns, PgStore};
+use crate::store::runs::RunStore;
+use crate::store::{ArtifactFiles, Store};
 
 use super::Host;
 
@@ -29,7 +33,22 @@ pub(super) fn config_path(given: Option<&Path>) -> Option<std::path::PathBuf> {
 }
 
 pub(super) async fn serve(config_path: Option<&Path>, listen: Option<String>) -> anyhow::Result<ExitCode> {
-    let mut host = Host::open_for_runs(config_path)?;
+    let mut config = crate::config::Config::load(config_path)?;
+    super::absolute_dirs(&mut config)?;
+    let pool = match config.store.postgres() {
+        Some(pg) => Some(
+            crate::store::pg::connect(&pg)
+                .await
+                .context("connecting to the PostgreSQL database of [store]")?,
+        ),
+        None => None,
+    };
+    let shared: Option<Arc<dyn Store>> = pool.as_ref().map(|pool| {
+        let dir = config.store.artifacts_dir.clone();
+        let files = ArtifactFiles::new(dir.unwrap_or_else(|| config.data_dir.join("artifacts")));
+        Arc::new(PgStore::new(pool.clone(), files)) as Arc<dyn Store>
+    });
+    let mut host = Host::with_shared(config, config_path, true, shared)?;
     if let Some(listen) = listen {
         host.config.listen = listen;
     }
@@ -45,7 +64,7 @@ pub(super) async fn serve(config_path: Option<&Path>, listen: Option<String>) ->
         &config.pipelines_dir,
         host.catalog.describe_types().await?,
         Some(secrets),
-        host.store.clone(),
+        host.shared.clone(),
     )
     .await
     .context("loading the pipelines added through the API")?;
@@ -57,12 +76,23 @@ pub(super) async fn serve(config_path: Option<&Path>, listen: Option<String>) ->
         plugins_seen,
         Duration::from_secs(2),
     ));
-    let inbox = Inbox::open(&config.data_dir.join("inbox"))
-        .with_context(|| format!("opening the webhook inbox under `{}`", config.data_dir.display()))?;
-    let recovery = inbox.recovery();
-    tracing::info!(deliveries = inbox.len(), ?recovery, "inbox opened");
-    let runs = Arc::new(host.store.runs()?);
-    let deliveries = Arc::new(EmbeddedDeliveries::new(inbox.clone(), runs.clone()));
+    let (runs, deliveries, inbox): (Arc<dyn RunStore>, Arc<dyn Deliveries>, _) = match pool {
+        Some(pool) => (
+            Arc::new(PgRuns::new(pool.clone())),
+            Arc::new(PgDeliveries::new(pool)),
+            None,
+        ),
+        None => {
+            let inbox = Inbox::open(&config.data_dir.join("inbox"))
+                .with_context(|| format!("opening the webhook inbox under `{}`", config.data_dir.display()))?;
+            let recovery = inbox.recovery();
+            tracing::info!(deliveries = inbox.len(), ?recovery, "inbox opened");
+            let runs = Arc::new(host.store.runs()?);
+            let deliveries = Arc::new(EmbeddedDeliveries::new(inbox.clone(), runs.clone()));
+            (runs, deliveries, Some(inbox))
+        }
+    };
+    let shared = inbox.is_none();
     let intake = Arc::new(Intake::new(&config.sources, registry.active(), deliveries.clone()).with_runs(runs.clone()));
     let scheduler = Scheduler::new(
         runs.clone(),
@@ -76,8 +106,8 @@ pub(super) async fn serve(config_path: Option<&Path>, listen: Option<String>) ->
             keep_failed_workspaces: config.keep_failed_workspaces,
             public_url: config.public_url.clone(),
             node: format!("{}:{}", hostname(), std::process::id()),
-            lease: Duration::from_secs(30),
-            shared: false,
+            lease: Duration::from_secs(config.store.lease_secs),
+            shared,
         },
     );
     scheduler
@@ -91,7 +121,7 @@ pub(super) async fn serve(config_path: Option<&Path>, listen: Option<String>) ->
     ));
     if config.retention_days > 0 {
         let max_age = Duration::from_secs(config.retention_days * 24 * 3600);
-        let (store, workspaces) = (host.store.clone(), config.data_dir.join("workspaces"));
+        let (store, workspaces) = (host.shared.clone(), config.data_dir.join("workspaces"));
         tokio::spawn(async move {
             loop {
                 let retention = Retention {
@@ -115,7 +145,7 @@ pub(super) async fn serve(config_path: Option<&Path>, listen: Option<String>) ->
         registry,
         api_token: config.api_token.clone(),
         scheduler,
-        store: host.store.clone(),
+        store: host.shared.clone(),
         dashboard: Arc::new(Dashboard::new(DashboardSettings {
             first_start: config_path.is_none(),
             mode: config.dashboard,
@@ -135,8 +165,13 @@ pub(super) async fn serve(config_path: Option<&Path>, listen: Option<String>) ->
         .await
         .with_context(|| format!("cannot listen on `{}`", config.listen))?;
     let address = listener.local_addr()?;
+    let store = if shared {
+        "PostgreSQL, shared with the other nodes"
+    } else {
+        "embedded"
+    };
     println!(
-        "powernode listening on http://{address} (data in {})",
+        "powernode listening on http://{address} (data in {}; store: {store})",
         config.data_dir.display()
     );
     match config_path {
@@ -153,7 +188,9 @@ pub(super) async fn serve(config_path: Option<&Path>, listen: Option<String>) ->
     })
     .await?;
     // Every delivery that was answered is already durable; this only stops the writer.
-    inbox.shutdown().await;
+    if let Some(inbox) = inbox {
+        inbox.shutdown().await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,6 +5,7 @@
 //! contents are files ([`ArtifactFiles`]), in a folder the nodes share.
 
 mod artifact_files;
+mod config;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod deliveries;
@@ -14,6 +15,7 @@ pub mod runs;
 mod sled_store;
 
 pub use artifact_files::ArtifactFiles;
+pub use config::{StoreConfig, StoreKind};
 pub use sled_store::SledStore;
 
 /// A store operation that failed.

@@ -7,6 +7,8 @@
 //! `app`: a GitHub App source: check runs, token refresh during a run, the Re-run buttons.
 //! `client`: the CLI client commands against the server: tables, JSON, exit codes.
 //! `first_start`: `serve` without a config (the getting-started page) and `powernode init`.
+//! `nodes`: three servers on one PostgreSQL database: exactly once, a killed node, a
+//! database restart.
 //! `dashboard`: the dashboard in headless Chromium (`browser`: chromedriver and the session).
 
 mod api;
@@ -18,6 +20,7 @@ mod client;
 mod common;
 mod dashboard;
 mod first_start;
+mod nodes;
 // The end-to-end tests' fake forges and git server, shared with `tests/it`.
 #[allow(dead_code)]
 #[path = "../../../tests/it/fakes/mod.rs"]

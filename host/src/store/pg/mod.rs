@@ -29,8 +29,9 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
 /// Any number, the same for every node: the lock migrations are applied under.
 const MIGRATION_LOCK: i64 = 0x706f_7765_726e_6f64;
 
-/// `[store]` for `kind = "postgres"`.
-#[derive(Debug, Clone, Deserialize)]
+/// How to reach the database (from `[store]`, see [`super::StoreConfig`]). Its `Debug`
+/// leaves out the URL, which holds the password.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PgConfig {
     /// `postgres://user:password@host:port/database` (with `?host=/socket/dir` for a socket).
@@ -41,6 +42,16 @@ pub struct PgConfig {
     /// Longest one statement may run, in milliseconds.
     #[serde(default = "default_statement_timeout_ms")]
     pub statement_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for PgConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConfig")
+            .field("url", &"***")
+            .field("pool_size", &self.pool_size)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .finish()
+    }
 }
 
 fn default_pool_size() -> u32 {

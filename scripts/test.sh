@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need, then checks formatting, lints and runs
 # the tests of every cargo workspace in the repository: the host's (unit, end-to-end with
-# real wasm components and fake forges, doc tests), the built-in plugins', the test guests'
+# real wasm components and fake forges, doc tests; the API and scheduler server tests on
+# both stores), the built-in plugins', the test guests'
 # and the SDK example's; and checks the requests the GitHub client sent against GitHub's
 # OpenAPI description.
 set -euo pipefail
@@ -29,4 +30,6 @@ cargo package -p powernode-sdk --locked --allow-dirty
 requests="$(mktemp -d)"
 trap 'rm -rf "$requests"' EXIT
 POWERNODE_GITHUB_REQUEST_LOG="$requests" cargo test --workspace --locked
+# The API and scheduler server tests once more, each server on a PostgreSQL of its own.
+POWERNODE_TEST_STORE=postgres cargo test -p powernode --test serve --locked -- api:: runs:: approval::
 node scripts/check-github-openapi.mjs "$requests"

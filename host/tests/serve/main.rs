@@ -56,6 +56,8 @@ struct Server {
     child: Child,
     url: String,
     dir: PathBuf,
+    /// The server's database, when the tests run on PostgreSQL; stopped after the server.
+    _pg: Option<powernode::store::pg::throwaway::Cluster>,
 }
 
 impl Server {
@@ -147,6 +149,13 @@ bot_login = "runatlantis"
             sources = tables,
             api_token = api_token.map(|t| format!("api_token = \"{t}\"")).unwrap_or_default(),
         );
+        // With `POWERNODE_TEST_STORE=postgres` every server gets a database of its own on one
+        // throwaway cluster: the API and scheduler tests then run on PostgreSQL.
+        let pg = (!sources.contains("[store]")).then(|| pg_store(dir)).flatten();
+        let config = match &pg {
+            Some((store, _)) => format!("{config}\n{store}"),
+            None => config,
+        };
         std::fs::write(dir.join("powernode.toml"), config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_powernode"))
             .args(["serve", "--config"])
@@ -184,6 +193,7 @@ bot_login = "runatlantis"
             child,
             url,
             dir: dir.to_path_buf(),
+            _pg: pg.map(|(_, cluster)| cluster),
         }
     }
 
@@ -214,6 +224,23 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A throwaway PostgreSQL cluster in `dir` and the `[store]` that points at it, when the
+/// tests run on PostgreSQL (`POWERNODE_TEST_STORE=postgres`); `None` for the embedded store.
+fn pg_store(dir: &Path) -> Option<(String, powernode::store::pg::throwaway::Cluster)> {
+    match std::env::var("POWERNODE_TEST_STORE").as_deref() {
+        Ok("postgres") => {}
+        Ok("embedded") | Err(_) => return None,
+        Ok(other) => panic!("POWERNODE_TEST_STORE is `embedded` or `postgres`, not `{other}`"),
+    }
+    // In the test's folder: a server started again on the same folder finds its database.
+    let cluster = powernode::store::pg::throwaway::Cluster::start_in(&dir.join("pg")).unwrap();
+    let store = format!(
+        "[store]\nkind = \"postgres\"\nurl = \"{}\"\npool_size = 4\nlease_secs = 2\n",
+        cluster.url("postgres")
+    );
+    Some((store, cluster))
 }
 
 /// A fixture's body and the headers the forge sends, re-signed if `delivery` is given.

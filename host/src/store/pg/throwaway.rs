@@ -15,21 +15,47 @@ const USER: &str = "powernode";
 
 /// A running throwaway cluster.
 pub struct Cluster {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
+    /// The temporary folder `dir` is, removed with the cluster; `None` for a cluster kept
+    /// in a folder of the caller's ([`Cluster::start_in`]).
+    _temp: Option<tempfile::TempDir>,
     bin: PathBuf,
     server: Option<Child>,
     /// The user the cluster runs as, when this process is root.
     run_as: Option<(u32, u32)>,
+    /// Whether commits wait for the disk (as in production); tests skip it for speed.
+    fsync: bool,
 }
 
 impl Cluster {
-    /// Creates and starts a cluster.
+    /// Creates and starts a cluster that does not wait for the disk (for tests).
     pub fn start() -> Result<Cluster, String> {
-        let bin = bin_dir()?;
-        let dir = tempfile::Builder::new()
+        Cluster::start_with(false)
+    }
+
+    /// Creates and starts a cluster whose commits wait for the disk, as a production
+    /// database's do (for benchmarks).
+    pub fn start_durable() -> Result<Cluster, String> {
+        Cluster::start_with(true)
+    }
+
+    fn start_with(fsync: bool) -> Result<Cluster, String> {
+        let temp = tempfile::Builder::new()
             .prefix("powernode-pg-")
             .tempdir()
             .map_err(|e| format!("creating the cluster's folder: {e}"))?;
+        Cluster::start_at(temp.path().to_path_buf(), Some(temp), fsync)
+    }
+
+    /// Starts the cluster kept in `dir`, creating it there the first time: a test that
+    /// restarts a server finds the same database again. Stopping it keeps the files.
+    pub fn start_in(dir: &Path) -> Result<Cluster, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating `{}`: {e}", dir.display()))?;
+        Cluster::start_at(dir.to_path_buf(), None, false)
+    }
+
+    fn start_at(dir: PathBuf, temp: Option<tempfile::TempDir>, fsync: bool) -> Result<Cluster, String> {
+        let bin = bin_dir()?;
         let run_as = nix::unistd::geteuid().is_root().then(|| {
             nix::unistd::User::from_name("postgres")
                 .ok()
@@ -38,17 +64,23 @@ impl Cluster {
         });
         if let Some((uid, gid)) = run_as {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-                .and_then(|()| std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)))
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+                .and_then(|()| std::os::unix::fs::chown(&dir, Some(uid), Some(gid)))
                 .map_err(|e| format!("handing the cluster's folder to uid {uid}: {e}"))?;
         }
         let mut cluster = Cluster {
             dir,
+            _temp: temp,
             bin,
             server: None,
             run_as,
+            fsync,
         };
         let data = cluster.data_dir();
+        if data.join("PG_VERSION").exists() {
+            cluster.start_server()?;
+            return Ok(cluster);
+        }
         let init = cluster
             .command("initdb")
             .arg("-D")
@@ -65,7 +97,7 @@ impl Cluster {
 
     /// The folder of the unix socket (`?host=` of a URL).
     pub fn socket_dir(&self) -> &Path {
-        self.dir.path()
+        self.dir.as_path()
     }
 
     /// The URL of database `name` of this cluster.
@@ -96,15 +128,16 @@ impl Cluster {
     }
 
     fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.dir.as_path().join("data")
     }
 
     fn start_server(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.path().join("server.log"))
+            .open(self.dir.as_path().join("server.log"))
             .map_err(|e| format!("opening the server log: {e}"))?;
+        let fsync = if self.fsync { "fsync=on" } else { "fsync=off" };
         let child = self
             .command("postgres")
             .arg("-D")
@@ -112,14 +145,7 @@ impl Cluster {
             .arg("-k")
             .arg(self.socket_dir())
             // No TCP at all: only this process's tests reach it, through the socket.
-            .args([
-                "-c",
-                "listen_addresses=",
-                "-c",
-                "fsync=off",
-                "-c",
-                "max_connections=300",
-            ])
+            .args(["-c", "listen_addresses=", "-c", fsync, "-c", "max_connections=300"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -129,7 +155,7 @@ impl Cluster {
         let socket = self.socket_dir().join(".s.PGSQL.5432");
         while !socket.exists() || !self.accepts() {
             if let Some(Ok(Some(status))) = self.server.as_mut().map(Child::try_wait) {
-                let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+                let log = std::fs::read_to_string(self.dir.as_path().join("server.log")).unwrap_or_default();
                 return Err(format!("postgres exited ({status}): {log}"));
             }
             if Instant::now() > deadline {
@@ -176,7 +202,7 @@ impl Cluster {
         cmd.env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("LANG", "C")
-            .current_dir(self.dir.path());
+            .current_dir(self.dir.as_path());
         cmd
     }
 }

@@ -17,7 +17,7 @@ use powernode::registry::Registry;
 use powernode::scheduler::{Scheduler, SchedulerConfig, feed_deliveries, now_ms};
 use powernode::store::SledStore;
 use powernode::store::deliveries::Deliveries;
-use powernode::store::pg::{PgConfig, PgDeliveries, PgRuns, connect, throwaway};
+use powernode::store::pg::{PgDeliveries, PgRuns, connect, throwaway};
 use powernode::store::runs::{NewRun, RunFilter, RunRecord, RunState, RunStore};
 
 use crate::harness::Harness;
@@ -33,11 +33,7 @@ struct Node {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_sent_twice_to_three_nodes_run_exactly_once() {
     let cluster = throwaway::Cluster::start().unwrap();
-    let pg = PgConfig {
-        url: cluster.database("cluster").await.unwrap(),
-        pool_size: 6,
-        statement_timeout_ms: 10_000,
-    };
+    let pg = cluster.config("cluster", 6).await.unwrap();
     let h = Harness::new();
     let catalog = Arc::new(Catalog::new(h.runtime.clone(), Grants::default(), None));
     let ran = tempfile::tempdir().unwrap();

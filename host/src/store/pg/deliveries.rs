@@ -142,7 +142,7 @@ impl Deliveries for PgDeliveries {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::pg::{PgConfig, connect, throwaway};
+    use crate::store::pg::{connect, throwaway};
 
     #[tokio::test]
     async fn pg_deliveries_conform() {
@@ -151,11 +151,7 @@ mod tests {
         let (cluster, counter) = (&cluster, &counter);
         crate::store::deliveries::tests::conformance(|| async move {
             let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let config = PgConfig {
-                url: cluster.database(&format!("deliveries_{n}")).await.unwrap(),
-                pool_size: 4,
-                statement_timeout_ms: 10_000,
-            };
+            let config = cluster.config(&format!("deliveries_{n}"), 4).await.unwrap();
             Box::new(PgDeliveries::new(connect(&config).await.unwrap())) as Box<dyn Deliveries>
         })
         .await;
@@ -164,11 +160,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_same_delivery_to_several_nodes_at_once_is_stored_once() {
         let cluster = throwaway::Cluster::start().unwrap();
-        let config = PgConfig {
-            url: cluster.database("dedupe").await.unwrap(),
-            pool_size: 8,
-            statement_timeout_ms: 10_000,
-        };
+        let config = cluster.config("dedupe", 8).await.unwrap();
         let nodes: Vec<PgDeliveries> = futures_util::future::join_all((0..3).map(|_| connect(&config)))
             .await
             .into_iter()

@@ -137,11 +137,7 @@ mod tests {
     #[tokio::test]
     async fn migrations_apply_once_and_a_newer_schema_is_refused() {
         let cluster = throwaway::Cluster::start().unwrap();
-        let config = PgConfig {
-            url: cluster.database("migrations").await.unwrap(),
-            pool_size: 2,
-            statement_timeout_ms: 5_000,
-        };
+        let config = cluster.config("migrations", 2).await.unwrap();
         let pool = connect(&config).await.unwrap();
         // A second node starting at the same time, then later: nothing to do.
         let (a, b) = tokio::join!(connect(&config), connect(&config));

@@ -251,7 +251,7 @@ impl RunStore for PgRuns {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::pg::{PgConfig, connect, throwaway};
+    use crate::store::pg::{connect, throwaway};
 
     #[tokio::test]
     async fn pg_runs_conform() {
@@ -261,11 +261,7 @@ mod tests {
         let counter = &counter;
         crate::store::runs::tests::conformance(|| async move {
             let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let config = PgConfig {
-                url: cluster.database(&format!("conformance_{n}")).await.unwrap(),
-                pool_size: 4,
-                statement_timeout_ms: 10_000,
-            };
+            let config = cluster.config(&format!("conformance_{n}"), 4).await.unwrap();
             Box::new(PgRuns::new(connect(&config).await.unwrap())) as Box<dyn RunStore>
         })
         .await;
@@ -274,11 +270,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn nodes_claiming_at_once_each_get_different_runs() {
         let cluster = throwaway::Cluster::start().unwrap();
-        let config = PgConfig {
-            url: cluster.database("claims").await.unwrap(),
-            pool_size: 4,
-            statement_timeout_ms: 10_000,
-        };
+        let config = cluster.config("claims", 4).await.unwrap();
         let runs = PgRuns::new(connect(&config).await.unwrap());
         for i in 0..300 {
             let new = NewRun {

@@ -220,7 +220,7 @@ impl Store for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::pg::{PgConfig, connect, throwaway};
+    use crate::store::pg::{connect, throwaway};
 
     #[tokio::test]
     async fn pg_store_conforms() {
@@ -229,11 +229,7 @@ mod tests {
         let (cluster, counter) = (&cluster, &counter);
         crate::store::conformance::run(|dir| async move {
             let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let config = PgConfig {
-                url: cluster.database(&format!("store_{n}")).await.unwrap(),
-                pool_size: 4,
-                statement_timeout_ms: 10_000,
-            };
+            let config = cluster.config(&format!("store_{n}"), 4).await.unwrap();
             let files = ArtifactFiles::new(dir.join("artifacts"));
             Box::new(PgStore::new(connect(&config).await.unwrap(), files)) as Box<dyn Store>
         })
@@ -244,11 +240,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_kv_quota_holds_across_nodes_writing_at_once() {
         let cluster = throwaway::Cluster::start().unwrap();
-        let config = PgConfig {
-            url: cluster.database("kv_quota").await.unwrap(),
-            pool_size: 4,
-            statement_timeout_ms: 10_000,
-        };
+        let config = cluster.config("kv_quota", 4).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let quota = KvQuota {
             max_bytes: 1 << 20,

@@ -120,6 +120,15 @@ impl Cluster {
         Ok(self.url(name))
     }
 
+    /// Creates database `name` and returns how to reach it with `pool_size` connections.
+    pub async fn config(&self, name: &str, pool_size: u32) -> Result<super::PgConfig, String> {
+        Ok(super::PgConfig {
+            url: self.database(name).await?,
+            pool_size,
+            statement_timeout_ms: 10_000,
+        })
+    }
+
     /// Stops the server (a fast shutdown: clients are disconnected, committed work is kept)
     /// and starts it again, as an operator restarting the database would.
     pub fn restart(&mut self) -> Result<(), String> {

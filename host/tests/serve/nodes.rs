@@ -42,7 +42,16 @@ fn pipelines(dir: &Path, marker: &Path) {
         step("build", "triggers:\n  - type: push\n", ""),
     )
     .unwrap();
-    std::fs::write(dir.join("pipelines/slow.yml"), step("slow", "", "; sleep 3")).unwrap();
+    std::fs::write(
+        dir.join("pipelines/slow.yml"),
+        step("slow", "", "; echo napping; sleep 3"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pipelines/long.yml"),
+        step("long", "", "; echo napping; sleep 120"),
+    )
+    .unwrap();
 }
 
 /// How many times each run id was executed, and on which nodes.
@@ -141,6 +150,47 @@ async fn three_nodes_on_one_database_run_each_delivery_once_and_lose_nothing() {
     }
     assert_eq!(ran.len(), count, "nothing else ran");
     assert_eq!(per_node.len(), 3, "every node ran some: {per_node:?}");
+
+    // A run on one node: its log followed from another, cancelled from a third.
+    let (status, long) = api(live[0], Method::POST, "/pipelines/long/runs", None).await;
+    assert_eq!(status, 201, "{long}");
+    let long = long["id"].as_str().unwrap().to_owned();
+    let runner = loop {
+        if let Some(on) = executions(&marker).get(&long) {
+            break on[0].trim_start_matches("node").parse::<usize>().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (follower, canceller) = (live[(runner + 1) % 3], live[(runner + 2) % 3]);
+    let mut followed = client()
+        .get(format!("{}/api/runs/{long}/logs?follow=true", follower.url))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while !text.contains("napping") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), followed.chunk()).await;
+        text.push_str(&String::from_utf8_lossy(
+            &chunk.expect("a line within 30 s").unwrap().unwrap(),
+        ));
+    }
+    let asked = Instant::now();
+    let (status, answer) = api(canceller, Method::POST, &format!("/runs/{long}/cancel"), None).await;
+    assert_eq!(status, 202, "{answer}");
+    while !text.contains("event: end") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), followed.chunk()).await;
+        text.push_str(&String::from_utf8_lossy(
+            &chunk.expect("the end within 30 s").unwrap().unwrap(),
+        ));
+    }
+    let stopped = asked.elapsed();
+    assert!(text.contains("data: cancelled"), "{text}");
+    assert!(
+        stopped < Duration::from_secs(5),
+        "the cancel took {stopped:?} to reach node{runner}"
+    );
+    eprintln!("a cancel sent to another node stopped the run in {stopped:?}");
 
     // SIGKILL node 0 while it runs steps: its runs are taken over after their lease.
     let mut slow = Vec::new();

@@ -77,10 +77,10 @@ fn prune_workspaces(dir: &Path, cutoff_ms: u64) -> Result<usize, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SledStore;
     use crate::store::deliveries::EmbeddedDeliveries;
     use crate::store::inbox::{Answer, Inbox, InboxOptions, NewDelivery};
     use crate::store::runs::{NewRun, RunState};
+    use crate::store::{ArtifactSource, SledStore};
 
     #[tokio::test]
     async fn old_runs_artifacts_workspaces_and_fed_deliveries_go_and_the_rest_stays() {
@@ -127,8 +127,14 @@ mod tests {
         let src = dir.path().join("a.txt");
         std::fs::write(&src, "x").unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        store.put_artifact("old", "a.txt", &src, 10, deadline).await.unwrap();
-        store.put_artifact("new", "a.txt", &src, 10, deadline).await.unwrap();
+        store
+            .put_artifact("old", "a.txt", ArtifactSource::File(src.clone()), 10, deadline)
+            .await
+            .unwrap();
+        store
+            .put_artifact("new", "a.txt", ArtifactSource::File(src.clone()), 10, deadline)
+            .await
+            .unwrap();
         let workspaces = dir.path().join("workspaces");
         for (name, age) in [("old", 40 * day), ("new", 0)] {
             std::fs::create_dir_all(workspaces.join(name)).unwrap();

@@ -2,12 +2,11 @@
 //! `artifacts/` on one node, a folder every node mounts when several share a database.
 //! Records of them live in the [`Store`](super::Store).
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::{ArtifactRecord, CopyBudget, StoreError};
+use super::{ArtifactRecord, ArtifactSource, CopyBudget, StoreError};
 
 /// The folder artifact contents live in.
 #[derive(Debug, Clone)]
@@ -21,13 +20,13 @@ impl ArtifactFiles {
         ArtifactFiles { dir }
     }
 
-    /// Copies `source` to `name` of `run_id` within `budget`, durably, and returns its
+    /// Writes `source` to `name` of `run_id` within `budget`, durably, and returns its
     /// record; over the budget or past the deadline nothing is kept.
     pub fn write(
         &self,
         run_id: &str,
         name: &str,
-        source: &Path,
+        source: &ArtifactSource,
         budget: &CopyBudget,
     ) -> Result<ArtifactRecord, StoreError> {
         check_name(name)?;
@@ -38,8 +37,16 @@ impl ArtifactFiles {
                 budget.max_bytes
             ))
         };
-        let mut input = std::fs::File::open(source)?;
-        let len = input.metadata()?.len();
+        let (mut input, len): (Box<dyn std::io::Read>, u64) = match source {
+            ArtifactSource::File(path) => {
+                let file = std::fs::File::open(path)?;
+                let len = file.metadata()?.len();
+                (Box::new(file), len)
+            }
+            ArtifactSource::Bytes(bytes) => (Box::new(bytes.as_slice()), bytes.len() as u64),
+        };
+        // The length before the copy refuses most oversized artifacts without writing a byte;
+        // the copy still counts, as a file may grow while it is read.
         if len > budget.max_bytes {
             return Err(over(len));
         }
@@ -47,7 +54,7 @@ impl ArtifactFiles {
         std::fs::create_dir_all(dest.parent().expect("artifact path has a parent"))?;
         let tmp = dest.with_extension("partial");
         let mut output = std::fs::File::create(&tmp)?;
-        let copied = copy_within(&mut input, &mut output, budget).and_then(|(size, digest)| {
+        let copied = copy_within(&mut *input, &mut output, budget).and_then(|(size, digest)| {
             if size > budget.max_bytes {
                 return Err(over(size));
             }
@@ -101,7 +108,7 @@ fn check_name(name: &str) -> Result<(), StoreError> {
 /// Copies `input` to `output`, hashing it, until the end, one byte past the budget (the file
 /// grew), or the deadline. Returns the size and hex SHA-256.
 fn copy_within(
-    input: &mut std::fs::File,
+    input: &mut dyn std::io::Read,
     output: &mut std::fs::File,
     budget: &CopyBudget,
 ) -> Result<(u64, String), StoreError> {

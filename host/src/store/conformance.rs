@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{KvQuota, KvScope, MAX_KV_VALUE, Store, StoreError};
+use super::{ArtifactSource, KvQuota, KvScope, MAX_KV_VALUE, Store, StoreError};
 
 /// Runs every check against a fresh store that `open` makes in a fresh folder.
 pub(crate) async fn run<F, Fut>(open: F)
@@ -100,7 +100,13 @@ async fn artifacts_are_copied_hashed_and_listed(store: &dyn Store, scratch: &Pat
     std::fs::write(&src, "hello").unwrap();
     let later = Instant::now() + Duration::from_secs(3600);
     let rec = store
-        .put_artifact("run-1", "reports/report.txt", &src, 5, later)
+        .put_artifact(
+            "run-1",
+            "reports/report.txt",
+            ArtifactSource::File(src.clone()),
+            5,
+            later,
+        )
         .await
         .unwrap();
     assert_eq!(rec.size, 5);
@@ -110,19 +116,32 @@ async fn artifacts_are_copied_hashed_and_listed(store: &dyn Store, scratch: &Pat
     );
     assert_eq!(std::fs::read_to_string(&rec.path).unwrap(), "hello");
     assert_eq!(store.artifacts("run-1").await.unwrap(), vec![rec.clone()]);
-    assert_eq!(store.artifacts("run-2").await.unwrap(), vec![]);
     // The run's budget counts what it stored already.
     let err = store
-        .put_artifact("run-1", "again.txt", &src, 9, later)
+        .put_artifact("run-1", "again.txt", ArtifactSource::File(src.clone()), 9, later)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Quota(_)), "{err}");
     for bad in ["../escape", "/abs", "a/../b", ""] {
         assert!(
-            store.put_artifact("run-1", bad, &src, 100, later).await.is_err(),
+            store
+                .put_artifact("run-1", bad, ArtifactSource::File(src.clone()), 100, later)
+                .await
+                .is_err(),
             "{bad:?}"
         );
     }
+    // Bytes a step hands over are kept like a file, within the same budget.
+    let bytes = store
+        .put_artifact("run-2", "hello.txt", ArtifactSource::Bytes(b"hello".to_vec()), 5, later)
+        .await
+        .unwrap();
+    assert_eq!((bytes.size, bytes.sha256.as_str()), (5, rec.sha256.as_str()));
+    let err = store
+        .put_artifact("run-2", "more.txt", ArtifactSource::Bytes(b"!".to_vec()), 5, later)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Quota(_)), "{err}");
     assert_eq!(store.delete_artifacts("run-1").await.unwrap(), 1);
     assert_eq!(store.artifacts("run-1").await.unwrap(), vec![]);
     assert!(!rec.path.exists());
@@ -133,18 +152,24 @@ async fn artifacts_over_budget_or_past_the_deadline_are_not_kept(store: &dyn Sto
     std::fs::File::create(&src).unwrap().set_len(1 << 40).unwrap();
     let later = Instant::now() + Duration::from_secs(3600);
     let err = store
-        .put_artifact("run-1", "big", &src, 1 << 20, later)
+        .put_artifact("run-1", "big", ArtifactSource::File(src.clone()), 1 << 20, later)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Quota(_)), "{err}");
     let err = store
-        .put_artifact("run-1", "big", &src, 2 << 40, Instant::now())
+        .put_artifact(
+            "run-1",
+            "big",
+            ArtifactSource::File(src.clone()),
+            2 << 40,
+            Instant::now(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Deadline), "{err}");
     assert_eq!(store.artifacts("run-1").await.unwrap(), vec![]);
     let probe = store
-        .put_artifact("run-1", "probe", &scratch.join("report.txt"), 100, later)
+        .put_artifact("run-1", "probe", ArtifactSource::Bytes(b"probe".to_vec()), 100, later)
         .await;
     let dir = probe.unwrap().path.parent().unwrap().to_path_buf();
     let left: Vec<_> = std::fs::read_dir(&dir)

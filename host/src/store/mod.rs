@@ -82,6 +82,15 @@ pub struct CopyBudget {
     pub deadline: std::time::Instant,
 }
 
+/// What an artifact is made from, owned so the copy can run on the blocking pool.
+#[derive(Debug, Clone)]
+pub enum ArtifactSource {
+    /// A file (a step's workspace file), copied.
+    File(std::path::PathBuf),
+    /// Bytes a step handed over (`artifacts.store-bytes`).
+    Bytes(Vec<u8>),
+}
+
 /// A stored run artifact.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ArtifactRecord {
@@ -185,13 +194,13 @@ pub trait Store: Send + Sync {
     /// Deletes a pipeline, durably before it returns; false if there was none.
     async fn delete_pipeline(&self, name: &str) -> Result<bool, StoreError>;
 
-    /// Copies `source` into the artifacts as `name` of `run_id` and records it, within the
-    /// run's `max_bytes` in all and the `deadline`; over either, nothing is kept.
+    /// Stores `source` as artifact `name` of `run_id` and records it, within the run's
+    /// `max_bytes` in all and the `deadline`; over either, nothing is kept.
     async fn put_artifact(
         &self,
         run_id: &str,
         name: &str,
-        source: &std::path::Path,
+        source: ArtifactSource,
         max_bytes: u64,
         deadline: std::time::Instant,
     ) -> Result<ArtifactRecord, StoreError> {
@@ -200,12 +209,7 @@ pub trait Store: Send + Sync {
             max_bytes: max_bytes.saturating_sub(stored),
             deadline,
         };
-        let (files, run, name, source) = (
-            self.artifact_files().clone(),
-            run_id.to_string(),
-            name.to_string(),
-            source.to_path_buf(),
-        );
+        let (files, run, name) = (self.artifact_files().clone(), run_id.to_string(), name.to_string());
         let record = tokio::task::spawn_blocking(move || files.write(&run, &name, &source, &budget))
             .await
             .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;

@@ -4,6 +4,7 @@
 use crate::policy::Capability;
 use crate::runtime::bindings::powernode::step::artifacts::{Artifact, Host};
 use crate::runtime::state::StepState;
+use crate::store::ArtifactSource;
 use crate::workspace;
 
 impl Host for StepState {
@@ -20,7 +21,7 @@ impl Host for StepState {
             .put_artifact(
                 &self.scope.run_id,
                 &name,
-                &source,
+                ArtifactSource::File(source),
                 self.limits.max_artifact_bytes,
                 self.scope.deadline,
             )

@@ -122,3 +122,21 @@ async fn a_js_step_built_with_default_features_is_refused_naming_the_build_flag(
         started.elapsed()
     );
 }
+
+#[test]
+fn the_committed_wit_declarations_are_what_jco_generates_from_the_wit() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("wit.d.ts");
+    let status = Command::new(root.join("scripts/js-types.sh"))
+        .arg(&fresh)
+        .env("POWERNODE_JS_TOOLS_DIR", jco().parent().unwrap().parent().unwrap().parent().unwrap())
+        .status()
+        .expect("run scripts/js-types.sh");
+    assert!(status.success(), "scripts/js-types.sh failed");
+    let committed = std::fs::read_to_string(root.join("sdk/js/wit.d.ts")).unwrap();
+    assert!(
+        std::fs::read_to_string(&fresh).unwrap() == committed,
+        "sdk/js/wit.d.ts is not what wit/ gives: run scripts/js-types.sh and commit the result"
+    );
+}

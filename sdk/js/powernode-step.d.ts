@@ -1,6 +1,6 @@
 // Types of powernode-step.js (the helper), for editors and `tsc --checkJs`.
 /// <reference path="./wit.d.ts" />
-import type { Repository, StepInfo, StepOutput, Trigger } from "powernode:step/types@0.1.2";
+import type { Repository, StepInfo, StepOutput, Trigger } from "powernode:step/types@0.1.3";
 
 /** Ends the step as `failed` with exactly this message. */
 export class Failed extends Error {}

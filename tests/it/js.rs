@@ -68,7 +68,7 @@ async fn a_js_step_runs_imports_only_its_world_and_a_thrown_error_is_a_failed_st
     ours.sort();
     assert_eq!(
         ours,
-        ["powernode:step/log@0.1.2", "powernode:step/types@0.1.2"],
+        ["powernode:step/log@0.1.3", "powernode:step/types@0.1.3"],
         "{:?}",
         p.imports
     );

@@ -47,7 +47,7 @@ async fn python_step_runs_and_imports_only_its_world() {
     ours.sort();
     assert_eq!(
         ours,
-        ["powernode:step/log@0.1.2", "powernode:step/types@0.1.2"],
+        ["powernode:step/log@0.1.3", "powernode:step/types@0.1.3"],
         "all imports: {:?}",
         p.imports
     );

@@ -130,8 +130,12 @@ mod tests {
             max_bytes: 10,
             deadline: std::time::Instant::now() + Duration::from_secs(60),
         };
-        store.put_artifact("old", "a.txt", &src, &budget).unwrap();
-        store.put_artifact("new", "a.txt", &src, &budget).unwrap();
+        store
+            .put_artifact("old", "a.txt", crate::store::ArtifactSource::File(&src), &budget)
+            .unwrap();
+        store
+            .put_artifact("new", "a.txt", crate::store::ArtifactSource::File(&src), &budget)
+            .unwrap();
         let workspaces = dir.path().join("workspaces");
         for (name, age) in [("old", 40 * day), ("new", 0)] {
             std::fs::create_dir_all(workspaces.join(name)).unwrap();

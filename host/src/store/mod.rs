@@ -74,6 +74,15 @@ pub struct CopyBudget {
     pub deadline: std::time::Instant,
 }
 
+/// What an artifact is made from.
+#[derive(Debug, Clone, Copy)]
+pub enum ArtifactSource<'a> {
+    /// A file (a step's workspace file), copied.
+    File(&'a std::path::Path),
+    /// Bytes a step handed over (`artifacts.store-bytes`).
+    Bytes(&'a [u8]),
+}
+
 /// A stored run artifact.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ArtifactRecord {
@@ -108,7 +117,7 @@ pub trait Store: Send + Sync {
         &self,
         run_id: &str,
         name: &str,
-        source: &std::path::Path,
+        source: ArtifactSource<'_>,
         budget: &CopyBudget,
     ) -> Result<ArtifactRecord, StoreError>;
     /// The artifacts of a run, by name.

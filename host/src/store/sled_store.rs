@@ -1,11 +1,12 @@
 //! The embedded store: sled trees for records, files under `artifacts/` for blobs.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{ArtifactRecord, CopyBudget, KvQuota, KvScope, MAX_KV_KEY, MAX_KV_VALUE, Store, StoreError};
+use super::{
+    ArtifactRecord, ArtifactSource, CopyBudget, KvQuota, KvScope, MAX_KV_KEY, MAX_KV_VALUE, Store, StoreError,
+};
 
 /// sled under a data directory.
 pub struct SledStore {
@@ -141,7 +142,7 @@ impl Store for SledStore {
         &self,
         run_id: &str,
         name: &str,
-        source: &Path,
+        source: ArtifactSource<'_>,
         budget: &CopyBudget,
     ) -> Result<ArtifactRecord, StoreError> {
         check_artifact_name(name)?;
@@ -152,8 +153,16 @@ impl Store for SledStore {
                 budget.max_bytes
             ))
         };
-        let mut input = std::fs::File::open(source)?;
-        let len = input.metadata()?.len();
+        let (mut input, len): (Box<dyn std::io::Read>, u64) = match source {
+            ArtifactSource::File(path) => {
+                let file = std::fs::File::open(path)?;
+                let len = file.metadata()?.len();
+                (Box::new(file), len)
+            }
+            ArtifactSource::Bytes(bytes) => (Box::new(bytes), bytes.len() as u64),
+        };
+        // The length before the copy refuses most oversized artifacts without writing a byte;
+        // the copy still counts, as a file may grow while it is read.
         if len > budget.max_bytes {
             return Err(over(len));
         }
@@ -161,7 +170,7 @@ impl Store for SledStore {
         std::fs::create_dir_all(dest.parent().expect("artifact path has a parent"))?;
         let tmp = dest.with_extension("partial");
         let mut output = std::fs::File::create(&tmp)?;
-        let copied = copy_within(&mut input, &mut output, budget).and_then(|(size, digest)| {
+        let copied = copy_within(&mut *input, &mut output, budget).and_then(|(size, digest)| {
             if size > budget.max_bytes {
                 return Err(over(size));
             }
@@ -284,7 +293,7 @@ impl Store for SledStore {
 /// Copies `input` to `output`, hashing it, until the end, one byte past the budget (the file
 /// grew), or the deadline. Returns the size and hex SHA-256.
 fn copy_within(
-    input: &mut std::fs::File,
+    input: &mut dyn std::io::Read,
     output: &mut std::fs::File,
     budget: &CopyBudget,
 ) -> Result<(u64, String), StoreError> {
@@ -424,7 +433,7 @@ mod tests {
             deadline: std::time::Instant::now() + std::time::Duration::from_secs(3600),
         };
         let rec = store
-            .put_artifact("run-1", "reports/report.txt", &src, &budget)
+            .put_artifact("run-1", "reports/report.txt", ArtifactSource::File(&src), &budget)
             .unwrap();
         assert_eq!(rec.size, 5);
         assert_eq!(
@@ -433,10 +442,41 @@ mod tests {
         );
         assert_eq!(std::fs::read_to_string(&rec.path).unwrap(), "hello");
         assert_eq!(store.artifacts("run-1").unwrap(), vec![rec.clone()]);
-        assert!(store.put_artifact("run-1", "../escape", &src, &budget).is_err());
+        assert!(
+            store
+                .put_artifact("run-1", "../escape", ArtifactSource::File(&src), &budget)
+                .is_err()
+        );
         assert_eq!(store.delete_artifacts("run-1").unwrap(), 1);
         assert_eq!(store.artifacts("run-1").unwrap(), vec![]);
         assert!(!rec.path.exists());
+    }
+
+    #[test]
+    fn artifacts_from_bytes_are_kept_like_files_within_the_same_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&dir.path().join("data")).unwrap();
+        let budget = CopyBudget {
+            max_bytes: 5,
+            deadline: std::time::Instant::now() + std::time::Duration::from_secs(3600),
+        };
+        let rec = store
+            .put_artifact("run-1", "hello.txt", ArtifactSource::Bytes(b"hello"), &budget)
+            .unwrap();
+        assert_eq!(
+            rec.sha256,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert_eq!(std::fs::read(&rec.path).unwrap(), b"hello");
+        let err = store
+            .put_artifact("run-1", "big", ArtifactSource::Bytes(b"hello!"), &budget)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Quota(_)), "{err}");
+        let err = store
+            .put_artifact("run-1", "../x", ArtifactSource::Bytes(b"h"), &budget)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+        assert_eq!(store.artifacts("run-1").unwrap(), vec![rec]);
     }
 
     #[test]
@@ -450,13 +490,17 @@ mod tests {
             max_bytes: 1 << 20,
             deadline: later,
         };
-        let err = store.put_artifact("run-1", "big", &src, &budget).unwrap_err();
+        let err = store
+            .put_artifact("run-1", "big", ArtifactSource::File(&src), &budget)
+            .unwrap_err();
         assert!(matches!(err, StoreError::Quota(_)), "{err}");
         let past = CopyBudget {
             max_bytes: 2 << 40,
             deadline: std::time::Instant::now(),
         };
-        let err = store.put_artifact("run-1", "big", &src, &past).unwrap_err();
+        let err = store
+            .put_artifact("run-1", "big", ArtifactSource::File(&src), &past)
+            .unwrap_err();
         assert!(matches!(err, StoreError::Deadline), "{err}");
         assert_eq!(store.artifacts("run-1").unwrap(), vec![]);
         let left: Vec<_> = walk(&dir.path().join("data/artifacts"));

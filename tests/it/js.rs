@@ -29,19 +29,17 @@ fn jco() -> PathBuf {
 
 /// Builds `tests/guests/js/step.js` for the `log-only` world into `out`, with `flags`.
 fn build_js_step(out: &Path, flags: &[&str]) {
+    build_js("tests/guests/js/step.js", "log-only", out, flags);
+}
+
+/// Builds the JavaScript step `step` (relative to the repository) for `world` into `out`,
+/// with `flags`.
+fn build_js(step: &str, world: &str, out: &Path, flags: &[&str]) {
     // jco reads the WIT through a WASI view of the current directory: paths stay relative.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let status = Command::new(jco())
         .current_dir(&root)
-        .args([
-            "componentize",
-            "tests/guests/js/step.js",
-            "--bundle",
-            "-w",
-            "wit",
-            "-n",
-            "log-only",
-        ])
+        .args(["componentize", step, "--bundle", "-w", "wit", "-n", world])
         .args(flags)
         .arg("-o")
         .arg(out)
@@ -130,7 +128,10 @@ fn the_committed_wit_declarations_are_what_jco_generates_from_the_wit() {
     let fresh = dir.path().join("wit.d.ts");
     let status = Command::new(root.join("scripts/js-types.sh"))
         .arg(&fresh)
-        .env("POWERNODE_JS_TOOLS_DIR", jco().parent().unwrap().parent().unwrap().parent().unwrap())
+        .env(
+            "POWERNODE_JS_TOOLS_DIR",
+            jco().parent().unwrap().parent().unwrap().parent().unwrap(),
+        )
         .status()
         .expect("run scripts/js-types.sh");
     assert!(status.success(), "scripts/js-types.sh failed");
@@ -139,4 +140,20 @@ fn the_committed_wit_declarations_are_what_jco_generates_from_the_wit() {
         std::fs::read_to_string(&fresh).unwrap() == committed,
         "sdk/js/wit.d.ts is not what wit/ gives: run scripts/js-types.sh and commit the result"
     );
+}
+
+#[tokio::test]
+async fn the_js_example_of_each_world_imports_only_that_world_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    for world in crate::worlds::WORLDS {
+        let wasm = dir.path().join(format!("{world}.wasm"));
+        // As `powernode plugin build` does: `fetch()` (the `http` feature) only where the
+        // world imports `wasi:http` anyway.
+        let flags: &[&str] = match world {
+            "full" => &["-d", "fetch-event"],
+            _ => &["-d", "http", "fetch-event"],
+        };
+        build_js(&format!("sdk/js/examples/{world}/step.js"), world, &wasm, flags);
+        crate::worlds::check_example(&wasm, world).await;
+    }
 }

@@ -35,11 +35,16 @@ fn build_js_step(out: &Path, flags: &[&str]) {
 /// Builds the JavaScript step `step` (relative to the repository) for `world` into `out`,
 /// with `flags`.
 fn build_js(step: &str, world: &str, out: &Path, flags: &[&str]) {
+    build_js_with_wit("wit", step, world, out, flags);
+}
+
+/// [`build_js`] with the WIT folder `wit` (relative to the repository).
+fn build_js_with_wit(wit: &str, step: &str, world: &str, out: &Path, flags: &[&str]) {
     // jco reads the WIT through a WASI view of the current directory: paths stay relative.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let status = Command::new(jco())
         .current_dir(&root)
-        .args(["componentize", step, "--bundle", "-w", "wit", "-n", world])
+        .args(["componentize", step, "--bundle", "-w", wit, "-n", world])
         .args(flags)
         .arg("-o")
         .arg(out)
@@ -156,4 +161,17 @@ async fn the_js_example_of_each_world_imports_only_that_world_and_runs() {
         build_js(&format!("sdk/js/examples/{world}/step.js"), world, &wasm, flags);
         crate::worlds::check_example(&wasm, world).await;
     }
+}
+
+#[tokio::test]
+async fn a_js_step_of_a_world_of_its_own_imports_only_what_that_world_names() {
+    // jco sees only the current directory (the repository): the WIT goes in a folder there.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir_in(root.join("tests")).unwrap();
+    let wit = crate::worlds::own_world(dir.path());
+    let relative = wit.strip_prefix(&root).unwrap().to_str().unwrap().to_string();
+    let wasm = dir.path().join("visits.wasm");
+    let flags = ["-d", "http", "fetch-event"];
+    build_js_with_wit(&relative, "sdk/js/examples/forge/step.js", "counter", &wasm, &flags);
+    crate::worlds::check_own_world(&wasm).await;
 }

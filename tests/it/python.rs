@@ -15,9 +15,15 @@ use crate::harness::Harness;
 /// Python helper (`sdk/python`) on the path, into `out`.
 fn build_python_step(dir: &str, world: &str, out: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    build_python_with_wit(&root.join("../wit"), dir, world, out);
+}
+
+/// [`build_python_step`] with the WIT folder `wit`.
+fn build_python_with_wit(wit: &Path, dir: &str, world: &str, out: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = Command::new("componentize-py")
         .arg("-d")
-        .arg(root.join("../wit"))
+        .arg(wit)
         .args(["-w", world, "componentize", "app", "-p"])
         .arg(root.join("..").join(dir))
         .arg("-p")
@@ -106,4 +112,13 @@ async fn the_python_example_of_each_world_imports_only_that_world_and_runs() {
         build_python_step(&example, &format!("powernode:step/{world}"), &wasm);
         crate::worlds::check_example(&wasm, world).await;
     }
+}
+
+#[tokio::test]
+async fn a_python_step_of_a_world_of_its_own_imports_only_what_that_world_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let wit = crate::worlds::own_world(dir.path());
+    let wasm = dir.path().join("visits.wasm");
+    build_python_with_wit(&wit, "sdk/python/examples/forge", "my:steps/counter", &wasm);
+    crate::worlds::check_own_world(&wasm).await;
 }

@@ -133,3 +133,50 @@ pub async fn check_example(wasm: &Path, world: &str) {
         }
     }
 }
+
+/// The world of README's "Your own world", in `dir/my-wit`, Powernode's WIT under its
+/// `deps/`; returns that folder.
+pub fn own_world(dir: &Path) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let wit = dir.join("my-wit");
+    std::fs::create_dir_all(wit.join("deps")).unwrap();
+    for entry in std::fs::read_dir(root.join("wit/deps")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), wit.join("deps").join(entry.file_name())).unwrap();
+    }
+    std::fs::copy(root.join("wit/step.wit"), wit.join("deps/powernode-step.wit")).unwrap();
+    let world = "package my:steps;\n\nworld counter {\n    import powernode:step/log@0.1.3;\n    \
+                 import powernode:step/kv@0.1.3;\n    export powernode:step/handler@0.1.3;\n}\n";
+    std::fs::write(wit.join("world.wit"), world).unwrap();
+    wit
+}
+
+/// The forge example built for [`own_world`]'s `counter`: it imports `log`, `kv` and
+/// `types` only, and runs with just `kv` granted.
+pub async fn check_own_world(wasm: &Path) {
+    let h = Harness::new();
+    let grant = GrantConfig {
+        interfaces: vec![Capability::Kv],
+        ..Default::default()
+    };
+    let p = h.load_ok(wasm.to_str().unwrap(), "visits", grant).await;
+    let mut ours: Vec<&str> = p
+        .imports
+        .iter()
+        .filter(|i| !i.starts_with("wasi:") || i.starts_with("wasi:http/"))
+        .map(String::as_str)
+        .collect();
+    ours.sort();
+    assert_eq!(
+        ours,
+        [
+            "powernode:step/kv@0.1.3",
+            "powernode:step/log@0.1.3",
+            "powernode:step/types@0.1.3"
+        ],
+        "all imports: {:?}",
+        p.imports
+    );
+    let report = h.run(&p, json!({}), Duration::from_secs(60)).await;
+    assert_eq!(report.outcome.map(|o| o.raw_output), Ok("run 1".to_string()));
+}

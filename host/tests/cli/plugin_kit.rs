@@ -83,7 +83,11 @@ fn project_test(dir: &Path, program: &str, args: &[&str], envs: &[(&str, &str)])
 fn a_new_rust_step_builds_runs_and_passes_its_tests_outside_the_repository() {
     let root = tempfile::tempdir().unwrap();
     let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
-    let offline = [("CARGO_NET_OFFLINE", "true")];
+    // Offline (the SDK is a path; its dependencies are in cargo's cache), and into the target
+    // directory the suite uses (else one kept under this test's tmp dir), so a rerun is warm.
+    let target =
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{}/plugin-kit", env!("CARGO_TARGET_TMPDIR")));
+    let offline = [("CARGO_NET_OFFLINE", "true"), ("CARGO_TARGET_DIR", target.as_str())];
     let args = ["--lang", "rust", "--sdk-path", sdk.to_str().unwrap()];
     let project = new_and_build(root.path(), "kit_rust", &args, &offline);
     assert_step_runs(&project, "kit_rust");

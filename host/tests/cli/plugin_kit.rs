@@ -191,3 +191,62 @@ fn plugin_build_names_a_missing_tool_and_how_to_install_it() {
         assert!(said.contains(expected), "{lang}: missing `{expected}` in:\n{said}");
     }
 }
+
+#[test]
+fn plugin_build_builds_a_world_of_your_own_importing_only_what_it_names() {
+    let root = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let world = "package my:steps;\n\nworld counter {\n    import powernode:step/log@0.1.3;\n    \
+                 import powernode:step/kv@0.1.3;\n    export powernode:step/handler@0.1.3;\n}\n";
+    for (lang, source, example) in [
+        ("python", "app.py", "sdk/python/examples/forge/app.py"),
+        ("js", "step.js", "sdk/js/examples/forge/step.js"),
+    ] {
+        let made = powernode_with(
+            &["plugin", "new", "visits", "--lang", lang, "--dir", lang],
+            root.path(),
+            &[],
+        );
+        assert!(made.status.success(), "{}", text(&made));
+        let project = root.path().join(lang);
+        // README's "Your own world": the world in a folder of its own, Powernode's WIT in deps/.
+        let own = project.join("my-wit/deps");
+        std::fs::create_dir_all(&own).unwrap();
+        for entry in std::fs::read_dir(project.join("wit/deps")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), own.join(entry.file_name())).unwrap();
+        }
+        std::fs::copy(project.join("wit/step.wit"), own.join("powernode-step.wit")).unwrap();
+        std::fs::write(project.join("my-wit/world.wit"), world).unwrap();
+        let step = std::fs::read_to_string(repo.join(example)).unwrap();
+        std::fs::write(
+            project.join(source),
+            step.replace("../../powernode-step.js", "./powernode-step.js"),
+        )
+        .unwrap();
+        let manifest =
+            format!("name = \"visits\"\nlang = \"{lang}\"\nworld = \"my:steps/counter\"\nwit = \"my-wit\"\n");
+        std::fs::write(project.join("powernode-step.toml"), manifest).unwrap();
+        let built = powernode_with(&["plugin", "build"], &project, &[]);
+        let said = text(&built);
+        assert!(built.status.success(), "{lang}: {said}");
+        let stdout = String::from_utf8_lossy(&built.stdout);
+        let imports: Vec<&str> = stdout
+            .lines()
+            .skip_while(|l| !l.starts_with("built "))
+            .skip(1)
+            .map(str::trim)
+            .collect();
+        let mut ours = imports.clone();
+        ours.sort();
+        assert_eq!(
+            ours,
+            [
+                "powernode:step/kv@0.1.3",
+                "powernode:step/log@0.1.3",
+                "powernode:step/types@0.1.3"
+            ],
+            "{lang}: {said}"
+        );
+    }
+}

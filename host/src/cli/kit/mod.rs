@@ -64,15 +64,47 @@ impl World {
     }
 }
 
+/// The world a Python or JavaScript project is built for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum ProjectWorld {
+    /// One of `wit/step.wit`'s.
+    Packaged(World),
+    /// A world of the author's own, `namespace:package/world`, in the project's WIT folder
+    /// (whose root package it must be in; Powernode's WIT under its `deps/`).
+    Own(String),
+}
+
+impl ProjectWorld {
+    /// Its full name, for componentize-py's `-w`.
+    fn qualified(&self) -> String {
+        match self {
+            ProjectWorld::Packaged(w) => format!("powernode:step/{}", w.wit_name()),
+            ProjectWorld::Own(name) => name.clone(),
+        }
+    }
+
+    /// Its name in the WIT folder's root package, for jco's `-n`.
+    fn short(&self) -> &str {
+        match self {
+            ProjectWorld::Packaged(w) => w.wit_name(),
+            ProjectWorld::Own(name) => name.rsplit('/').next().unwrap_or(name),
+        }
+    }
+}
+
 /// `powernode-step.toml`: the step type (built as `NAME.wasm`), its language and world.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Project {
     name: String,
     lang: Lang,
-    /// Python and JavaScript only.
+    /// Python and JavaScript only: `log-only` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    world: Option<World>,
+    world: Option<ProjectWorld>,
+    /// Python and JavaScript only: the WIT folder, relative to the project (`wit` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    wit: Option<String>,
 }
 
 impl Project {
@@ -88,6 +120,14 @@ impl Project {
         let project: Project =
             toml::from_str(&text).with_context(|| format!("`{}` is not a step project file", file.display()))?;
         check_name(&project.name).with_context(|| format!("`{}`: `name`", file.display()))?;
+        if let Some(ProjectWorld::Own(world)) = &project.world {
+            let (package, name) = world.split_once('/').unwrap_or_default();
+            anyhow::ensure!(
+                package.contains(':') && !name.is_empty(),
+                "`{}`: `world = {world:?}` is neither `log-only`, `forge` nor `full`, nor a world of your own written `namespace:package/world` (defined in the project's `wit` folder)",
+                file.display()
+            );
+        }
         Ok(project)
     }
 
@@ -135,18 +175,34 @@ mod tests {
         let p = Project {
             name: "greet".into(),
             lang: Lang::Python,
-            world: Some(World::Forge),
+            world: Some(ProjectWorld::Packaged(World::Forge)),
+            wit: None,
         };
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(PROJECT_FILE), p.to_toml()).unwrap();
         let back = Project::read(dir.path()).unwrap();
         assert_eq!(
             (back.name.as_str(), back.lang, back.world),
-            ("greet", Lang::Python, Some(World::Forge))
+            ("greet", Lang::Python, Some(ProjectWorld::Packaged(World::Forge)))
         );
         std::fs::write(dir.path().join(PROJECT_FILE), "name = \"x\"\nlang = \"go\"\n").unwrap();
         let e = format!("{:#}", Project::read(dir.path()).unwrap_err());
         assert!(e.contains("unknown variant `go`"), "{e}");
+        let own = "name = \"x\"\nlang = \"js\"\nworld = \"my:steps/counter\"\nwit = \"my-wit\"\n";
+        std::fs::write(dir.path().join(PROJECT_FILE), own).unwrap();
+        let back = Project::read(dir.path()).unwrap();
+        let world = back.world.unwrap();
+        assert_eq!(
+            (world.qualified().as_str(), world.short()),
+            ("my:steps/counter", "counter")
+        );
+        std::fs::write(
+            dir.path().join(PROJECT_FILE),
+            "name = \"x\"\nlang = \"js\"\nworld = \"forje\"\n",
+        )
+        .unwrap();
+        let typo = format!("{:#}", Project::read(dir.path()).unwrap_err());
+        assert!(typo.contains("is neither `log-only`, `forge` nor `full`"), "{typo}");
         let missing = format!("{:#}", Project::read(&dir.path().join("nope")).unwrap_err());
         assert!(missing.contains("made by `powernode plugin new"), "{missing}");
     }

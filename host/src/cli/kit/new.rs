@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{Lang, PROJECT_FILE, Project, World, check_name};
+use super::{Lang, PROJECT_FILE, Project, ProjectWorld, World, check_name};
 
 /// Arguments of `powernode plugin new`.
 #[derive(Debug, clap::Args)]
@@ -99,7 +99,8 @@ fn project_files(args: &NewArgs) -> anyhow::Result<Vec<(String, String)>> {
     let project = Project {
         name: args.name.clone(),
         lang: args.lang,
-        world,
+        world: world.map(ProjectWorld::Packaged),
+        wit: None,
     };
     let fill = |template: &str| {
         template

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::{Lang, Project};
+use super::{Lang, Project, ProjectWorld, World};
 
 /// Arguments of `powernode plugin build`.
 #[derive(Debug, clap::Args)]
@@ -24,13 +24,14 @@ pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let project = Project::read(&dir)?;
     let out = dir.join(format!("{}.wasm", project.name));
     let started = Instant::now();
-    let world = project.world.unwrap_or_default().wit_name();
+    let world = project.world.clone().unwrap_or(ProjectWorld::Packaged(World::LogOnly));
+    let wit = project.wit.as_deref().unwrap_or("wit");
     match project.lang {
         Lang::Rust => build_rust(&dir, &project.name, &out)?,
         Lang::Python => run_tool(
             Command::new("componentize-py")
                 .current_dir(&dir)
-                .args(["-d", "wit", "-w", &format!("powernode:step/{world}")])
+                .args(["-d", wit, "-w", &world.qualified()])
                 .args(["componentize", "app", "-p", ".", "-o"])
                 .arg(format!("{}.wasm", project.name)),
             "componentize-py",
@@ -40,8 +41,8 @@ pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
             // jco reads files through a WASI view of the current directory: paths stay relative.
             Command::new(jco()?)
                 .current_dir(&dir)
-                .args(["componentize", "step.js", "--bundle", "-w", "wit", "-n", world])
-                .args(js_disable_flags(project.world.unwrap_or_default()))
+                .args(["componentize", "step.js", "--bundle", "-w", wit, "-n", world.short()])
+                .args(js_disable_flags(&world))
                 .arg("-o")
                 .arg(format!("{}.wasm", project.name)),
             "jco",
@@ -72,11 +73,11 @@ const JCO_INSTALL: &str = "install it with `scripts/setup-js-tools.sh` from a Po
     componentize-js 0.22.0 into ~/.cache/powernode-js-tools), or put a `jco` on PATH";
 
 /// The features componentize-js would otherwise add to every component: `fetch-event`
-/// exports `wasi:http/incoming-handler`, `http` imports `wasi:http` for `fetch()` — which only
-/// the `full` world may use.
-fn js_disable_flags(world: super::World) -> &'static [&'static str] {
+/// exports `wasi:http/incoming-handler`, `http` imports `wasi:http` for `fetch()` — kept only
+/// for the `full` world, which imports `wasi:http` anyway.
+fn js_disable_flags(world: &ProjectWorld) -> &'static [&'static str] {
     match world {
-        super::World::Full => &["-d", "fetch-event"],
+        ProjectWorld::Packaged(World::Full) => &["-d", "fetch-event"],
         _ => &["-d", "http", "fetch-event"],
     }
 }

@@ -3,6 +3,8 @@
 mod common;
 #[path = "cli/inspect.rs"]
 mod inspect;
+#[path = "cli/plugin_kit.rs"]
+mod plugin_kit;
 #[path = "cli/step_run.rs"]
 mod step_run;
 

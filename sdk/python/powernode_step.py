@@ -24,6 +24,8 @@ or `(raw_output, outputs)` with `outputs` a dict. What the helper does for you:
 
 - an exception raised by `run` ends the step as `failed` with its message
   (`Failed("...")` for the message alone, `InvalidConfig("...")` for `invalid_config`);
+  a host call's failure left unhandled (`Err` from `kv`, `artifacts`, ...) ends it as
+  `failed` with the host's message (`provider` for a forge error);
 - outputs are converted to strings (numbers, booleans as `true`/`false`, lists and dicts
   as JSON); a value that cannot be is a `failed` step naming the output.
 
@@ -35,7 +37,12 @@ import json
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import types
+
+try:
+    from wit_world.imports import types
+except ImportError:
+    # A world that also imports `wasi:http/types` (`full`) gets ours under its full name.
+    from wit_world.imports import powernode_step_types as types
 
 
 class Failed(Exception):
@@ -92,6 +99,17 @@ def _run(step, ctx):
     return types.StepOutput(raw_output=output_text("raw_output", raw), outputs=named)
 
 
+def _step_error(value):
+    """An `Err` raised in `run` as the step's error: a host call's failure (its message, or a
+    forge error) becomes `failed` (or `provider`); a step error raised on purpose is kept."""
+    kind = type(value).__name__
+    if kind.startswith("StepError_"):
+        return value
+    if kind.startswith("ProviderError_"):
+        return types.StepError_Provider(value)
+    return types.StepError_Failed(str(value))
+
+
 def handler(step_class):
     """The `Handler` class componentize-py exports, running `step_class`."""
     step = step_class()
@@ -109,8 +127,8 @@ def handler(step_class):
         def run(self, ctx):
             try:
                 return _run(step, ctx)
-            except Err:
-                raise
+            except Err as e:
+                raise Err(_step_error(e.value))
             except InvalidConfig as e:
                 raise Err(types.StepError_InvalidConfig(str(e)))
             except Failed as e:

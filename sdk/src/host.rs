@@ -135,6 +135,8 @@ pub mod artifacts {
     host_fns! { artifacts;
         /// Publishes the workspace file `path` as the run's artifact `name`.
         fn store(name: &str, path: &str) -> Result<Artifact, String>, script on_artifacts_store;
+        /// Publishes `content` as the run's artifact `name`, with no workspace file (host 0.1.3+).
+        fn store_bytes(name: &str, content: &[u8]) -> Result<Artifact, String>, script on_artifacts_store_bytes;
     }
 }
 

@@ -133,3 +133,71 @@ async fn sdk_example_step_runs_and_reports_config_errors() {
         bad.outcome
     );
 }
+
+#[tokio::test]
+async fn store_bytes_keeps_the_bytes_and_refuses_a_bad_name_and_a_run_over_its_quota() {
+    let h = Harness::with_config(powernode::runtime::RuntimeConfig {
+        host: powernode::runtime::HostLimits {
+            max_artifact_bytes: 100,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let grant = GrantConfig {
+        interfaces: vec![powernode::policy::Capability::Artifacts],
+        ..Default::default()
+    };
+    let p = h
+        .load_ok(powernode_tests::ARTIFACT_BYTES, "artifact_bytes", grant)
+        .await;
+    let limit = Duration::from_secs(30);
+    let out = h.run(&p, json!({"name": "reports/a.txt", "size": 60}), limit).await;
+    let stored = out.outcome.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (stored.raw_output.as_str(), stored.outputs["size"].as_str()),
+        ("reports/a.txt", "60")
+    );
+    let records = h.store.artifacts("run-1").await.unwrap();
+    assert_eq!(records.len(), 1);
+    let content = std::fs::read(&records[0].path).unwrap();
+    assert_eq!(content.len(), 60);
+    assert!(content.starts_with(b"abcdefghijklmnopqrstuvwxyzabc"));
+    assert_eq!(stored.outputs["sha256"], records[0].sha256);
+    // 60 of the run's 100 bytes are used: 41 more is over, and nothing of it is kept.
+    let over = h.run(&p, json!({"name": "b.txt", "size": 41}), limit).await;
+    assert!(
+        matches!(&over.outcome, Err(StepFailure::Failed(m)) if m.contains("this run may store 40 more bytes (limits.max_artifact_mb)")),
+        "{:?}",
+        over.outcome
+    );
+    for bad in ["../escape", "/etc/passwd", "a b", ""] {
+        let refused = h.run(&p, json!({"name": bad, "size": 1}), limit).await;
+        assert!(
+            matches!(&refused.outcome, Err(StepFailure::Failed(m)) if m.contains("must be a relative path of letters, digits")),
+            "{bad}: {:?}",
+            refused.outcome
+        );
+    }
+    assert_eq!(h.store.artifacts("run-1").await.unwrap(), records);
+    let left = std::fs::read_dir(h.data_dir().join("artifacts/run-1")).unwrap().count();
+    assert_eq!(left, 1, "only `reports` is in the run's artifact folder");
+    h.assert_still_works().await;
+}
+
+#[tokio::test]
+async fn store_bytes_without_the_artifacts_grant_is_refused_at_load() {
+    let h = Harness::new();
+    let err = h
+        .load(
+            powernode_tests::ARTIFACT_BYTES,
+            "artifact_bytes",
+            GrantConfig::default(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("imports `powernode:step/artifacts@0.1.3`, which is not granted"),
+        "{err}"
+    );
+}

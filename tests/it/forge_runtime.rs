@@ -200,7 +200,7 @@ async fn forge_ops_without_the_provider_grant_is_refused_at_load() {
         .load(powernode_tests::FORGE_OPS, "forge_ops", grant)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("`powernode:step/provider@0.1.2`"), "{err}");
+    assert!(err.to_string().contains("`powernode:step/provider@0.1.3`"), "{err}");
 }
 
 fn assert_no_token_under(dir: &Path) {

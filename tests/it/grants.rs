@@ -20,7 +20,7 @@ async fn plugin_importing_an_ungranted_interface_is_refused_at_load() {
     assert!(matches!(err, LoadError::Policy(_)), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "plugin `process_user` imports `powernode:step/process@0.1.2`, which is not granted to it; \
+        "plugin `process_user` imports `powernode:step/process@0.1.3`, which is not granted to it; \
          to grant it add to the config:\n\n[plugins.grants.process_user]\ninterfaces = [\"process\"]\n"
     );
 }
@@ -35,7 +35,7 @@ async fn the_same_plugin_granted_process_runs() {
     };
     let p = h.load_ok(powernode_tests::PROCESS_USER, "process_user", grant).await;
     assert!(
-        p.imports.iter().any(|i| i == "powernode:step/process@0.1.2"),
+        p.imports.iter().any(|i| i == "powernode:step/process@0.1.3"),
         "{:?}",
         p.imports
     );
@@ -83,7 +83,7 @@ async fn rust_guests_import_only_what_they_call() {
         .map(String::as_str)
         .collect();
     ours.sort();
-    assert_eq!(ours, ["powernode:step/log@0.1.2", "powernode:step/types@0.1.2"]);
+    assert_eq!(ours, ["powernode:step/log@0.1.3", "powernode:step/types@0.1.3"]);
 }
 
 #[tokio::test]
@@ -99,7 +99,7 @@ async fn inspect_shows_imports_and_the_verdict_without_installing() {
         refused
             .plugin
             .imports
-            .contains(&"powernode:step/process@0.1.2".to_string())
+            .contains(&"powernode:step/process@0.1.3".to_string())
     );
     assert!(
         matches!(&refused.verdict, Err(CatalogError::Load(e)) if matches!(**e, LoadError::Policy(PolicyError::NotGranted { .. }))),

@@ -113,7 +113,7 @@ async fn a_file_replacing_a_builtin_gets_only_what_the_config_grants() {
     let err = catalog.get("run_command").await.unwrap_err();
     assert!(
         err.to_string()
-            .contains("imports `powernode:step/process@0.1.2`, which is not granted to it"),
+            .contains("imports `powernode:step/process@0.1.3`, which is not granted to it"),
         "{err}"
     );
     let granted = granting_process(&h, dir.path());
@@ -136,7 +136,7 @@ async fn a_plugin_for_another_wit_version_gets_the_version_message() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "plugin `wit_next` was built for powernode:step@0.2.0, this host serves powernode:step@0.1.2; rebuild the plugin against 0.1.2"
+        "plugin `wit_next` was built for powernode:step@0.2.0, this host serves powernode:step@0.1.3; rebuild the plugin against 0.1.3"
     );
 }
 

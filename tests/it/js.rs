@@ -29,19 +29,22 @@ fn jco() -> PathBuf {
 
 /// Builds `tests/guests/js/step.js` for the `log-only` world into `out`, with `flags`.
 fn build_js_step(out: &Path, flags: &[&str]) {
+    build_js("tests/guests/js/step.js", "log-only", out, flags);
+}
+
+/// Builds the JavaScript step `step` (relative to the repository) for `world` into `out`,
+/// with `flags`.
+fn build_js(step: &str, world: &str, out: &Path, flags: &[&str]) {
+    build_js_with_wit("wit", step, world, out, flags);
+}
+
+/// [`build_js`] with the WIT folder `wit` (relative to the repository).
+fn build_js_with_wit(wit: &str, step: &str, world: &str, out: &Path, flags: &[&str]) {
     // jco reads the WIT through a WASI view of the current directory: paths stay relative.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let status = Command::new(jco())
         .current_dir(&root)
-        .args([
-            "componentize",
-            "tests/guests/js/step.js",
-            "--bundle",
-            "-w",
-            "wit",
-            "-n",
-            "log-only",
-        ])
+        .args(["componentize", step, "--bundle", "-w", wit, "-n", world])
         .args(flags)
         .arg("-o")
         .arg(out)
@@ -68,7 +71,7 @@ async fn a_js_step_runs_imports_only_its_world_and_a_thrown_error_is_a_failed_st
     ours.sort();
     assert_eq!(
         ours,
-        ["powernode:step/log@0.1.2", "powernode:step/types@0.1.2"],
+        ["powernode:step/log@0.1.3", "powernode:step/types@0.1.3"],
         "{:?}",
         p.imports
     );
@@ -121,4 +124,54 @@ async fn a_js_step_built_with_default_features_is_refused_naming_the_build_flag(
         "took {:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn the_committed_wit_declarations_are_what_jco_generates_from_the_wit() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("wit.d.ts");
+    let status = Command::new(root.join("scripts/js-types.sh"))
+        .arg(&fresh)
+        .env(
+            "POWERNODE_JS_TOOLS_DIR",
+            jco().parent().unwrap().parent().unwrap().parent().unwrap(),
+        )
+        .status()
+        .expect("run scripts/js-types.sh");
+    assert!(status.success(), "scripts/js-types.sh failed");
+    let committed = std::fs::read_to_string(root.join("sdk/js/wit.d.ts")).unwrap();
+    assert!(
+        std::fs::read_to_string(&fresh).unwrap() == committed,
+        "sdk/js/wit.d.ts is not what wit/ gives: run scripts/js-types.sh and commit the result"
+    );
+}
+
+#[tokio::test]
+async fn the_js_example_of_each_world_imports_only_that_world_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    for world in crate::worlds::WORLDS {
+        let wasm = dir.path().join(format!("{world}.wasm"));
+        // As `powernode plugin build` does: `fetch()` (the `http` feature) only where the
+        // world imports `wasi:http` anyway.
+        let flags: &[&str] = match world {
+            "full" => &["-d", "fetch-event"],
+            _ => &["-d", "http", "fetch-event"],
+        };
+        build_js(&format!("sdk/js/examples/{world}/step.js"), world, &wasm, flags);
+        crate::worlds::check_example(&wasm, world).await;
+    }
+}
+
+#[tokio::test]
+async fn a_js_step_of_a_world_of_its_own_imports_only_what_that_world_names() {
+    // jco sees only the current directory (the repository): the WIT goes in a folder there.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir_in(root.join("tests")).unwrap();
+    let wit = crate::worlds::own_world(dir.path());
+    let relative = wit.strip_prefix(&root).unwrap().to_str().unwrap().to_string();
+    let wasm = dir.path().join("visits.wasm");
+    let flags = ["-d", "http", "fetch-event"];
+    build_js_with_wit(&relative, "sdk/js/examples/forge/step.js", "counter", &wasm, &flags);
+    crate::worlds::check_own_world(&wasm).await;
 }

@@ -24,3 +24,4 @@ mod sandbox;
 mod seed;
 mod steps;
 mod trust;
+mod worlds;

@@ -11,15 +11,21 @@ use serde_json::json;
 
 use crate::harness::Harness;
 
-/// Builds the Python step in `tests/guests/{guest}` for `world`, with the SDK's Python
-/// helper (`sdk/python`) on the path, into `out`.
-fn build_python_step(guest: &str, world: &str, out: &Path) {
+/// Builds the Python step in `dir` (relative to the repository) for `world`, with the SDK's
+/// Python helper (`sdk/python`) on the path, into `out`.
+fn build_python_step(dir: &str, world: &str, out: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    build_python_with_wit(&root.join("../wit"), dir, world, out);
+}
+
+/// [`build_python_step`] with the WIT folder `wit`.
+fn build_python_with_wit(wit: &Path, dir: &str, world: &str, out: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = Command::new("componentize-py")
         .arg("-d")
-        .arg(root.join("../wit"))
+        .arg(wit)
         .args(["-w", world, "componentize", "app", "-p"])
-        .arg(root.join("guests").join(guest))
+        .arg(root.join("..").join(dir))
         .arg("-p")
         .arg(root.join("../sdk/python"))
         .arg("-o")
@@ -33,7 +39,7 @@ fn build_python_step(guest: &str, world: &str, out: &Path) {
 async fn python_step_runs_and_imports_only_its_world() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = dir.path().join("hello_python.wasm");
-    build_python_step("python", "powernode:step/log-only", &wasm);
+    build_python_step("tests/guests/python", "powernode:step/log-only", &wasm);
     let h = Harness::new();
     let p = h
         .load_ok(wasm.to_str().unwrap(), "hello_python", GrantConfig::default())
@@ -47,7 +53,7 @@ async fn python_step_runs_and_imports_only_its_world() {
     ours.sort();
     assert_eq!(
         ours,
-        ["powernode:step/log@0.1.2", "powernode:step/types@0.1.2"],
+        ["powernode:step/log@0.1.3", "powernode:step/types@0.1.3"],
         "all imports: {:?}",
         p.imports
     );
@@ -62,7 +68,7 @@ async fn python_step_runs_and_imports_only_its_world() {
 async fn the_python_helper_converts_outputs_and_turns_exceptions_into_failed_steps() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = dir.path().join("python_kit.wasm");
-    build_python_step("python-kit", "powernode:step/log-only", &wasm);
+    build_python_step("tests/guests/python-kit", "powernode:step/log-only", &wasm);
     let h = Harness::new();
     let p = h
         .load_ok(wasm.to_str().unwrap(), "python_kit", GrantConfig::default())
@@ -95,4 +101,24 @@ async fn the_python_helper_converts_outputs_and_turns_exceptions_into_failed_ste
         ))
     );
     h.assert_still_works().await;
+}
+
+#[tokio::test]
+async fn the_python_example_of_each_world_imports_only_that_world_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    for world in crate::worlds::WORLDS {
+        let wasm = dir.path().join(format!("{world}.wasm"));
+        let example = format!("sdk/python/examples/{}", world.replace('-', "_"));
+        build_python_step(&example, &format!("powernode:step/{world}"), &wasm);
+        crate::worlds::check_example(&wasm, world).await;
+    }
+}
+
+#[tokio::test]
+async fn a_python_step_of_a_world_of_its_own_imports_only_what_that_world_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let wit = crate::worlds::own_world(dir.path());
+    let wasm = dir.path().join("visits.wasm");
+    build_python_with_wit(&wit, "sdk/python/examples/forge", "my:steps/counter", &wasm);
+    crate::worlds::check_own_world(&wasm).await;
 }

@@ -3,6 +3,7 @@
 mod client;
 mod init;
 mod inspect;
+mod kit;
 mod run;
 mod serve;
 mod step;
@@ -55,7 +56,7 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Look at plugins.
+    /// Look at plugins; write and build your own.
     #[command(subcommand)]
     Plugin(PluginCommand),
     /// List a server's runs, newest first.
@@ -96,6 +97,10 @@ enum PluginCommand {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Write a new step project (Rust, Python or JavaScript) ready to build and test.
+    New(kit::NewArgs),
+    /// Build a step project of `plugin new` into `NAME.wasm` in its folder.
+    Build(kit::BuildArgs),
 }
 
 /// Entry point of the binary.
@@ -164,6 +169,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Validate { files, config } => validate(&files, config.as_deref()).await,
         Command::Plugin(PluginCommand::Inspect(args)) => inspect::inspect(args).await,
         Command::Plugin(PluginCommand::List { config }) => list(config.as_deref()).await,
+        Command::Plugin(PluginCommand::New(args)) => kit::new(args),
+        Command::Plugin(PluginCommand::Build(args)) => kit::build(args),
         Command::Runs(args) => Ok(client::finish(client::runs::list(args).await)),
         Command::Logs(args) => Ok(client::finish(client::logs::logs(args).await)),
         Command::Trigger(args) => Ok(client::finish(client::runs::trigger(args).await)),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{AllowList, PolicyError};
 
 /// The WIT package version this host serves.
-pub const WIT_VERSION: &str = "0.1.2";
+pub const WIT_VERSION: &str = "0.1.3";
 
 /// A host interface a plugin can be granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

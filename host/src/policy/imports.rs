@@ -162,13 +162,13 @@ mod tests {
         let grants = Grants::default();
         let err = check_imports(
             "my_step",
-            &imports(&["powernode:step/log@0.1.2", "powernode:step/process@0.1.2"]),
+            &imports(&["powernode:step/log@0.1.3", "powernode:step/process@0.1.3"]),
             &grants.for_custom("my_step"),
         )
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "plugin `my_step` imports `powernode:step/process@0.1.2`, which is not granted to it; \
+            "plugin `my_step` imports `powernode:step/process@0.1.3`, which is not granted to it; \
              to grant it add to the config:\n\n[plugins.grants.my_step]\ninterfaces = [\"process\"]\n"
         );
     }
@@ -182,10 +182,10 @@ mod tests {
         let err = check_imports(
             "my_step",
             &imports(&[
-                "powernode:step/log@0.1.2",
-                "powernode:step/kv@0.1.2",
-                "powernode:step/process@0.1.2",
-                "powernode:step/provider@0.1.2",
+                "powernode:step/log@0.1.3",
+                "powernode:step/kv@0.1.3",
+                "powernode:step/process@0.1.3",
+                "powernode:step/provider@0.1.3",
                 "wasi:http/types@0.2.6",
                 "wasi:http/outgoing-handler@0.2.6",
             ]),
@@ -194,7 +194,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "plugin `my_step` imports `powernode:step/process@0.1.2`, `powernode:step/provider@0.1.2`, \
+            "plugin `my_step` imports `powernode:step/process@0.1.3`, `powernode:step/provider@0.1.3`, \
              `wasi:http/types@0.2.6` and `wasi:http/outgoing-handler@0.2.6`, which are not granted to it; \
              to grant them replace its grant in the config with:\n\n[plugins.grants.my_step]\n\
              interfaces = [\"kv\", \"process\", \"provider\"]\nhttp = [\"api.example.com\"]  # the hosts it may reach\n"
@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn http_imports_of_a_componentize_js_build_name_the_jco_flag() {
         let http = imports(&["wasi:http/types@0.2.3", "wasi:http/outgoing-handler@0.2.3"]);
-        let js_exports = imports(&["powernode:step/handler@0.1.2", "wasi:http/incoming-handler@0.2.3"]);
+        let js_exports = imports(&["powernode:step/handler@0.1.3", "wasi:http/incoming-handler@0.2.3"]);
         let fetch_event = Built {
             exports: &js_exports,
             processed_by: &[],
@@ -229,7 +229,7 @@ mod tests {
         let err = check_manifest("js_step", &http, &by_componentize_js, &Grant::default()).unwrap_err();
         assert!(err.to_string().contains("-d http fetch-event"), "{err}");
         let (exports, tools) = (
-            imports(&["powernode:step/handler@0.1.2"]),
+            imports(&["powernode:step/handler@0.1.3"]),
             imports(&["rustc", "wit-component"]),
         );
         let rust = Built {
@@ -272,7 +272,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "plugin `p` was built for powernode:step@0.2.0, this host serves powernode:step@0.1.2; rebuild the plugin against 0.1.2"
+            "plugin `p` was built for powernode:step@0.2.0, this host serves powernode:step@0.1.3; rebuild the plugin against 0.1.3"
         );
         assert_eq!(
             check_imports(

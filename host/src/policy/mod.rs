@@ -24,7 +24,7 @@ pub enum PolicyError {
     NotGranted {
         /// Step type of the plugin.
         plugin: String,
-        /// Every import refused, full names, e.g. `powernode:step/process@0.1.2`.
+        /// Every import refused, full names, e.g. `powernode:step/process@0.1.3`.
         imports: Vec<String>,
         /// The `[plugins.grants.<plugin>]` table granting what it has and what it lacks.
         table: String,

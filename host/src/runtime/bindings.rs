@@ -1,4 +1,4 @@
-//! The one place generated WIT bindings live (host side of `powernode:step@0.1.2`).
+//! The one place generated WIT bindings live (host side of `powernode:step@0.1.3`).
 #![allow(missing_docs)]
 
 wasmtime::component::bindgen!({

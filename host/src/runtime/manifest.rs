@@ -4,7 +4,7 @@
 
 use wasmparser::{Encoding, KnownCustom, Parser, Payload};
 
-/// What a component imports and exports, by full name (`powernode:step/log@0.1.2`), and the
+/// What a component imports and exports, by full name (`powernode:step/log@0.1.3`), and the
 /// linear memory its core modules define at start.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {

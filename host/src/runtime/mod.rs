@@ -25,6 +25,7 @@ use wasmtime::{Config, Engine, PoolingAllocationConfig};
 
 pub use host::http::{ResolveFn, Resolver};
 pub use log::{Level, LogFlood, LogLimits, LogLine, LogTap, Masker, Stream, mask_secrets};
+pub use manifest::{Manifest, read as read_manifest};
 pub use plugin::{LoadError, Plugin, PluginInfo};
 pub use run::{RenderFn, StepFailure, StepInput, StepReport, StepSuccess, TemplateRenderer};
 pub use state::MemoryExceeded;

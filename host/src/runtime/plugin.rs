@@ -79,7 +79,7 @@ pub enum LoadError {
     #[error(transparent)]
     Policy(#[from] PolicyError),
     /// It does not export `powernode:step/handler` (or exports a different shape).
-    #[error("`{origin}` is not a Powernode step: it must export `powernode:step/handler@0.1.2` ({reason})")]
+    #[error("`{origin}` is not a Powernode step: it must export `powernode:step/handler@0.1.3` ({reason})")]
     NotAStep {
         /// File or built-in name.
         origin: String,

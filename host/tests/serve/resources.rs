@@ -68,7 +68,7 @@ async fn plugins_are_listed_with_their_grants_and_refusals() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|i| i == "powernode:step/process@0.1.2")
+            .any(|i| i == "powernode:step/process@0.1.3")
     );
     assert_eq!(run_command["replaces_builtin"], false);
     assert_eq!(

@@ -1,6 +1,6 @@
 // A JavaScript step written with sdk/js's helper: what `mode` in its config asks for is what
 // the tests check — outputs converted, a thrown Error as `failed`.
-import { log } from "powernode:step/log@0.1.2";
+import { log } from "powernode:step/log@0.1.3";
 import { step } from "../../../sdk/js/powernode-step.js";
 
 export const handler = step({

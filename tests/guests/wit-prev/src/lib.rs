@@ -1,5 +1,5 @@
 //! A step built against the previous contract, `powernode:step@0.1.0` (its WIT is kept in
-//! `wit/`): a host serving a later 0.1.x (0.1.2) must still load and run it, since 0.1.x
+//! `wit/`): a host serving a later 0.1.x (0.1.3) must still load and run it, since 0.1.x
 //! changes are additive. It logs, round-trips a kv value and asks `provider` for the
 //! repository (an interface later versions grew): calls that exist in every version.
 

@@ -115,6 +115,19 @@ impl Harness {
     }
 }
 
+/// A plugin's imports that say what it may reach: Powernode's interfaces and `wasi:http`
+/// (the rest of WASI every component imports), sorted.
+pub fn reaching_imports(imports: &[String]) -> Vec<&str> {
+    let mut ours: Vec<&str> = imports
+        .iter()
+        .filter(|i| !i.starts_with("wasi:") || i.starts_with("wasi:http/"))
+        .map(String::as_str)
+        .collect();
+    ours.sort();
+    ours
+}
+
+/// The messages of a step's log, one per line.
 pub fn log_text(report: &StepReport) -> String {
     report
         .log

@@ -11,7 +11,7 @@ use powernode::policy::GrantConfig;
 use powernode::runtime::StepFailure;
 use serde_json::json;
 
-use crate::harness::Harness;
+use crate::harness::{Harness, reaching_imports};
 
 /// jco from `scripts/setup-js-tools.sh`'s folder.
 fn jco() -> PathBuf {
@@ -62,13 +62,7 @@ async fn a_js_step_runs_imports_only_its_world_and_a_thrown_error_is_a_failed_st
     let p = h
         .load_ok(wasm.to_str().unwrap(), "js_step", GrantConfig::default())
         .await;
-    let mut ours: Vec<&str> = p
-        .imports
-        .iter()
-        .filter(|i| !i.starts_with("wasi:") || i.starts_with("wasi:http/"))
-        .map(String::as_str)
-        .collect();
-    ours.sort();
+    let ours = reaching_imports(&p.imports);
     assert_eq!(
         ours,
         ["powernode:step/log@0.1.3", "powernode:step/types@0.1.3"],

@@ -11,7 +11,7 @@ use powernode::runtime::StepFailure;
 use powernode::store::Store;
 use serde_json::json;
 
-use crate::harness::Harness;
+use crate::harness::{Harness, reaching_imports};
 
 /// The worlds of `wit/step.wit`, as `-w`/`-n` name them.
 pub const WORLDS: [&str; 3] = ["log-only", "forge", "full"];
@@ -75,13 +75,7 @@ pub async fn check_example(wasm: &Path, world: &str) {
         _ => "report",
     };
     let p = h.load_ok(wasm.to_str().unwrap(), step_type, world_grant(world)).await;
-    let mut ours: Vec<&str> = p
-        .imports
-        .iter()
-        .filter(|i| !i.starts_with("wasi:") || i.starts_with("wasi:http/"))
-        .map(String::as_str)
-        .collect();
-    ours.sort();
+    let ours = reaching_imports(&p.imports);
     assert_eq!(ours, world_imports(world), "{world}: all imports {:?}", p.imports);
     let limit = Duration::from_secs(60);
     let outputs = |config| {
@@ -160,13 +154,7 @@ pub async fn check_own_world(wasm: &Path) {
         ..Default::default()
     };
     let p = h.load_ok(wasm.to_str().unwrap(), "visits", grant).await;
-    let mut ours: Vec<&str> = p
-        .imports
-        .iter()
-        .filter(|i| !i.starts_with("wasi:") || i.starts_with("wasi:http/"))
-        .map(String::as_str)
-        .collect();
-    ours.sort();
+    let ours = reaching_imports(&p.imports);
     assert_eq!(
         ours,
         [

@@ -34,6 +34,43 @@ pub fn is_sgr(params: &str) -> bool {
     params.len() <= MAX_SGR && params.bytes().all(|b| b.is_ascii_digit() || b == b';' || b == b':')
 }
 
+/// A piece of a line that may hold colour codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Text, with any escape that is not an SGR sequence left in it.
+    Text(&'a str),
+    /// One SGR sequence's parameters (what lies between `ESC [` and `m`).
+    Sgr(&'a str),
+}
+
+/// `line` as its SGR sequences and the text between them, in order; the one place that
+/// tells colour codes from text, for the masker and the dashboard alike.
+pub fn pieces(line: &str) -> impl Iterator<Item = Piece<'_>> {
+    let mut rest = line;
+    let mut next_sgr = None;
+    std::iter::from_fn(move || {
+        if let Some(params) = next_sgr.take() {
+            return Some(Piece::Sgr(params));
+        }
+        let mut from = 0;
+        while let Some(at) = rest[from..].find("\u{1b}[").map(|at| from + at) {
+            let after = &rest[at + 2..];
+            if let Some(end) = after.find('m').filter(|end| is_sgr(&after[..*end])) {
+                let (text, params) = (&rest[..at], &after[..end]);
+                rest = &after[end + 1..];
+                if text.is_empty() {
+                    return Some(Piece::Sgr(params));
+                }
+                next_sgr = Some(params);
+                return Some(Piece::Text(text));
+            }
+            from = at + 2;
+        }
+        let text = std::mem::take(&mut rest);
+        (!text.is_empty()).then_some(Piece::Text(text))
+    })
+}
+
 fn clean(text: &str, keep_sgr: bool) -> Cow<'_, str> {
     if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Cow::Borrowed(text);

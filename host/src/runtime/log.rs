@@ -5,6 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::printable::Piece;
+
 /// Where a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -309,19 +311,12 @@ fn split_sgr(text: &str) -> (String, Vec<(usize, String)>) {
         return (text.to_string(), Vec::new());
     }
     let (mut visible, mut codes) = (String::with_capacity(text.len()), Vec::new());
-    let mut rest = text;
-    while let Some(at) = rest.find("\u{1b}[") {
-        let after = &rest[at + 2..];
-        let Some(end) = after.find('m').filter(|end| crate::printable::is_sgr(&after[..*end])) else {
-            visible.push_str(&rest[..at + 2]);
-            rest = after;
-            continue;
-        };
-        visible.push_str(&rest[..at]);
-        codes.push((visible.len(), rest[at..at + 2 + end + 1].to_string()));
-        rest = &after[end + 1..];
+    for piece in crate::printable::pieces(text) {
+        match piece {
+            Piece::Text(text) => visible.push_str(text),
+            Piece::Sgr(params) => codes.push((visible.len(), format!("\u{1b}[{params}m"))),
+        }
     }
-    visible.push_str(rest);
     (visible, codes)
 }
 

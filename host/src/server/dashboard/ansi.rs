@@ -4,25 +4,20 @@
 
 use maud::{Markup, html};
 
+use crate::printable::{Piece, pieces};
+
 /// `line` as HTML, its text escaped and its colours as `<span class>`.
 pub(super) fn line(line: &str) -> Markup {
     let mut style = Style::default();
     let mut parts: Vec<(String, &str)> = Vec::new();
-    let mut rest = line;
-    while let Some(at) = rest.find("\u{1b}[") {
-        let after = &rest[at + 2..];
-        let Some(end) = after.find('m').filter(|end| crate::printable::is_sgr(&after[..*end])) else {
-            parts.push((style.classes(), &rest[..at + 2]));
-            rest = after;
-            continue;
-        };
-        parts.push((style.classes(), &rest[..at]));
-        style.apply(&after[..end]);
-        rest = &after[end + 1..];
+    for piece in pieces(line) {
+        match piece {
+            Piece::Text(text) => parts.push((style.classes(), text)),
+            Piece::Sgr(params) => style.apply(params),
+        }
     }
-    parts.push((style.classes(), rest));
     html! {
-        @for (classes, text) in parts.iter().filter(|(_, t)| !t.is_empty()) {
+        @for (classes, text) in &parts {
             @if classes.is_empty() { (text) } @else { span class=(classes) { (text) } }
         }
     }

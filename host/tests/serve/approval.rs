@@ -182,15 +182,7 @@ async fn a_waiting_run_can_be_cancelled_and_is_then_never_run() {
     wait_for(&server, &held, "held", |r| r["state"] == "waiting_approval").await;
     let browser = no_redirects();
     let (cookie, _) = sign_in(&browser, &server, API_TOKEN).await;
-    let page = browser
-        .get(format!("{}/runs/{held}", server.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_as(&browser, &server, &format!("/runs/{held}"), &cookie).await;
     assert!(page.contains("id=\"approve\""), "{page}");
     let csrf = csrf_of(&page);
     let approve_url = format!("{}/runs/{held}/approve", server.url);

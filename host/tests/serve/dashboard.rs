@@ -349,15 +349,7 @@ async fn read_only_public_shows_runs_to_anyone_and_acting_needs_a_session_and_it
     // another origin, is refused; with both it cancels.
     let (cookie, line) = sign_in(&anyone, &server, "dash-token-0123456789").await;
     assert!(line.contains("HttpOnly") && line.contains("SameSite=Strict"), "{line}");
-    let page = anyone
-        .get(format!("{}/runs/{id}", server.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_as(&anyone, &server, &format!("/runs/{id}"), &cookie).await;
     let csrf = csrf_of(&page);
     let forged = anyone
         .post(&cancel)

@@ -350,6 +350,16 @@ async fn sign_in(client: &reqwest::Client, server: &Server, token: &str) -> (Str
     (line.split(';').next().unwrap().to_owned(), line)
 }
 
+/// A dashboard page as the session of `cookie` sees it.
+async fn page_as(client: &reqwest::Client, server: &Server, path: &str, cookie: &str) -> String {
+    let page = client
+        .get(format!("{}{path}", server.url))
+        .header("cookie", cookie)
+        .send()
+        .await;
+    page.unwrap().text().await.unwrap()
+}
+
 /// The CSRF token of the forms in a signed-in dashboard page.
 fn csrf_of(page: &str) -> String {
     page.split("name=\"csrf\" value=\"")

@@ -2,7 +2,7 @@
 # The test command: installs what the tests need, then checks formatting, lints and runs
 # the tests of every cargo workspace in the repository: the host's (unit, end-to-end with
 # real wasm components and fake forges, doc tests; the API and scheduler server tests on
-# both stores), the built-in plugins', the test guests'
+# both stores; artifacts in a folder and in S3), the built-in plugins', the test guests'
 # and the SDK example's; and checks the requests the GitHub client sent against GitHub's
 # OpenAPI description.
 set -euo pipefail
@@ -30,6 +30,7 @@ cargo package -p powernode-sdk --locked --allow-dirty
 requests="$(mktemp -d)"
 trap 'rm -rf "$requests"' EXIT
 POWERNODE_GITHUB_REQUEST_LOG="$requests" cargo test --workspace --locked
-# The API and scheduler server tests once more, each server on a PostgreSQL of its own.
-POWERNODE_TEST_STORE=postgres cargo test -p powernode --test serve --locked -- api:: runs:: approval::
+# The API, artifact and scheduler server tests once more, each server on a PostgreSQL and
+# an S3-compatible artifact store of its own.
+POWERNODE_TEST_STORE=postgres cargo test -p powernode --test serve --locked -- api:: runs:: approval:: resources::
 node scripts/check-github-openapi.mjs "$requests"

@@ -823,6 +823,55 @@ http = ["deploy.example.com"]
     }
 
     #[test]
+    fn the_artifacts_section_is_checked_and_its_keys_never_printed() {
+        let env = |name: &str| (name == "S3_SECRET").then(|| "s3cr3t-value".to_string());
+        let s3 = "[store.artifacts]\nkind = \"s3\"\nbucket = \"ci\"\nendpoint = \"https://s3.example.com\"\n\
+                  access_key_id = \"AKIA1\"\nsecret_access_key = \"${S3_SECRET}\"\n";
+        let config = Config::parse(Path::new("p.toml"), s3, &env).unwrap();
+        let settings = config.store.artifacts.s3().unwrap();
+        assert_eq!(
+            (
+                settings.bucket.as_str(),
+                settings.region.as_str(),
+                settings.secret_access_key.as_str()
+            ),
+            ("ci", "us-east-1", "s3cr3t-value")
+        );
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("s3cr3t-value") && !printed.contains("AKIA1"),
+            "{printed}"
+        );
+        let local = Config::parse(Path::new("p.toml"), "[store.artifacts]\ndir = \"/mnt/a\"\n", &env).unwrap();
+        assert_eq!(local.store.artifacts.dir.as_deref(), Some(Path::new("/mnt/a")));
+        for (text, expected) in [
+            ("[store.artifacts]\nkind = \"s3\"\n", "needs `bucket"),
+            (
+                "[store.artifacts]\nkind = \"s3\"\nbucket = \"ci\"\n",
+                "needs `access_key_id",
+            ),
+            (
+                &s3.replace("https://s3.example.com", "http://10.0.0.5:9000"),
+                "plain http",
+            ),
+            (&s3.replace("https://s3.example.com", "s3.example.com"), "must be a URL"),
+            (&format!("{s3}prefix = \"../other\"\n"), "without `.` or `..`"),
+            (&format!("{s3}dir = \"/mnt/a\"\n"), "dir is only for kind = \"local\""),
+            (
+                "[store.artifacts]\nbucket = \"ci\"\n",
+                "bucket is only for kind = \"s3\"",
+            ),
+            ("[store.artifacts]\nkind = \"gcs\"\n", "unknown variant `gcs`"),
+            ("[store]\nartifacts_dir = \"/mnt/a\"\n", "unknown field `artifacts_dir`"),
+        ] {
+            let err = Config::parse(Path::new("p.toml"), text, &env).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+        let loopback = s3.replace("https://s3.example.com", "http://127.0.0.1:9000") + "allow_http = true\n";
+        assert!(Config::parse(Path::new("p.toml"), &loopback, &env).is_ok());
+    }
+
+    #[test]
     fn missing_env_var_is_named() {
         let err = Config::parse(Path::new("p.toml"), "[secrets]\nX = \"${NOPE}\"\n", &env).unwrap_err();
         assert_eq!(

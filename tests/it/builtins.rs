@@ -79,7 +79,10 @@ async fn upload_artifact_stores_globbed_files() {
     let stored = h.store.artifacts("run-1").await.unwrap();
     let names: Vec<&str> = stored.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["dist/a.txt", "dist/b.txt"]);
-    assert_eq!(std::fs::read_to_string(&stored[0].path).unwrap(), "alpha");
+    assert_eq!(
+        h.store.artifact_contents().read_to_vec(&stored[0]).await.unwrap(),
+        b"alpha"
+    );
 }
 
 #[tokio::test]
@@ -114,7 +117,10 @@ async fn kv_persists_across_runs_and_artifacts_are_recorded() {
         assert_eq!(out.outputs["count"], expected);
     }
     let stored = h.store.artifacts("run-1").await.unwrap();
-    assert_eq!(std::fs::read_to_string(&stored[0].path).unwrap(), "count=3\n");
+    assert_eq!(
+        h.store.artifact_contents().read_to_vec(&stored[0]).await.unwrap(),
+        b"count=3\n"
+    );
 }
 
 #[tokio::test]
@@ -159,7 +165,7 @@ async fn store_bytes_keeps_the_bytes_and_refuses_a_bad_name_and_a_run_over_its_q
     );
     let records = h.store.artifacts("run-1").await.unwrap();
     assert_eq!(records.len(), 1);
-    let content = std::fs::read(&records[0].path).unwrap();
+    let content = h.store.artifact_contents().read_to_vec(&records[0]).await.unwrap();
     assert_eq!(content.len(), 60);
     assert!(content.starts_with(b"abcdefghijklmnopqrstuvwxyzabc"));
     assert_eq!(stored.outputs["sha256"], records[0].sha256);

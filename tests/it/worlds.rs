@@ -116,7 +116,10 @@ pub async fn check_example(wasm: &Path, world: &str) {
             let expected = [("sha256", sha), ("size", "5")].map(|(k, v)| (k.to_string(), v.to_string()));
             assert_eq!(named, expected);
             let kept = h.store.artifacts("run-1").await.unwrap();
-            assert_eq!(std::fs::read(&kept[0].path).unwrap(), b"hello");
+            assert_eq!(
+                h.store.artifact_contents().read_to_vec(&kept[0]).await.unwrap(),
+                b"hello"
+            );
             // Unhandled, the host's refusal is the step's `failed` message (not a trap).
             let over = h.run(&p, json!({"text": "hello"}), limit).await;
             assert!(

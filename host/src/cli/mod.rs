@@ -21,7 +21,7 @@ use crate::config::{Config, LogFormat};
 use crate::pipeline::{Diagnostics, Pipeline};
 use crate::runtime::Runtime;
 use crate::services::Services;
-use crate::store::{SledStore, Store};
+use crate::store::{Artifacts, SledStore, Store};
 
 /// Powernode: CI/CD pipelines whose steps are sandboxed WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -184,7 +184,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 /// Makes the config's folders absolute. Relative ones are the starting folder's, and run
 /// workspaces under `data_dir` are mounted into the sandbox at their own path.
 pub(crate) fn absolute_dirs(config: &mut Config) -> anyhow::Result<()> {
-    let artifacts = config.store.artifacts_dir.as_mut();
+    let artifacts = config.store.artifacts.dir.as_mut();
     for dir in [&mut config.data_dir, &mut config.plugins_dir]
         .into_iter()
         .chain(artifacts)
@@ -240,7 +240,9 @@ impl Host {
         shared: Option<Arc<dyn Store>>,
     ) -> anyhow::Result<Host> {
         absolute_dirs(&mut config)?;
-        let store = SledStore::open(&config.data_dir)
+        let artifacts = Artifacts::from_config(&config.store.artifacts, &config.data_dir)
+            .context("opening the artifact store of [store.artifacts]")?;
+        let store = SledStore::open_with(&config.data_dir, artifacts)
             .with_context(|| format!("opening the store under `{}`", config.data_dir.display()))?;
         let store = Arc::new(store);
         let shared = shared.unwrap_or_else(|| store.clone());
@@ -251,7 +253,7 @@ impl Host {
                 let mut hidden = vec![config.data_dir.clone(), config.plugins_dir.clone()];
                 hidden.extend(config_dir.clone());
                 // Every run's artifacts: also out of reach when they live outside data_dir.
-                hidden.extend(config.store.artifacts_dir.clone());
+                hidden.extend(config.store.artifacts.dir.clone());
                 let relay = std::env::current_exe().ok();
                 let workspaces = config.data_dir.join("workspaces");
                 std::fs::create_dir_all(&workspaces).with_context(|| format!("creating `{}`", workspaces.display()))?;
@@ -289,7 +291,7 @@ impl Host {
             ("data directory", self.config.data_dir.as_path()),
             ("plugins directory", self.config.plugins_dir.as_path()),
         ];
-        if let Some(dir) = &self.config.store.artifacts_dir {
+        if let Some(dir) = &self.config.store.artifacts.dir {
             protected.push(("artifacts directory", dir.as_path()));
         }
         if let Some(dir) = &self.config_dir {

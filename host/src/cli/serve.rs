@@ -19,7 +19,7 @@ use crate::store::deliveries::{Deliveries, EmbeddedDeliveries};
 use crate::store::inbox::Inbox;
 use crate::store::pg::{PgDeliveries, PgRuns, PgStore};
 use crate::store::runs::RunStore;
-use crate::store::{ArtifactFiles, Store};
+use crate::store::{Artifacts, Store};
 
 use super::Host;
 
@@ -43,11 +43,23 @@ pub(super) async fn serve(config_path: Option<&Path>, listen: Option<String>) ->
         ),
         None => None,
     };
-    let shared: Option<Arc<dyn Store>> = pool.as_ref().map(|pool| {
-        let dir = config.store.artifacts_dir.clone();
-        let files = ArtifactFiles::new(dir.unwrap_or_else(|| config.data_dir.join("artifacts")));
-        Arc::new(PgStore::new(pool.clone(), files)) as Arc<dyn Store>
-    });
+    let artifacts = Artifacts::from_config(&config.store.artifacts, &config.data_dir)
+        .context("opening the artifact store of [store.artifacts]")?;
+    artifacts
+        .check()
+        .await
+        .context("checking the artifact store of [store.artifacts]")?;
+    if pool.is_some() && artifacts.is_local() && config.store.artifacts.dir.is_none() {
+        tracing::warn!(
+            folder = artifacts.place(),
+            "artifacts are kept in this node's data_dir, where the other nodes cannot serve them: \
+             set [store.artifacts] kind = \"s3\", or dir = a folder every node mounts"
+        );
+    }
+    let artifacts_place = artifacts.place().to_string();
+    let shared: Option<Arc<dyn Store>> = pool
+        .as_ref()
+        .map(|pool| Arc::new(PgStore::new(pool.clone(), artifacts)) as Arc<dyn Store>);
     let mut host = Host::with_shared(config, config_path, true, shared)?;
     if let Some(listen) = listen {
         host.config.listen = listen;
@@ -171,7 +183,7 @@ pub(super) async fn serve(config_path: Option<&Path>, listen: Option<String>) ->
         "embedded"
     };
     println!(
-        "powernode listening on http://{address} (data in {}; store: {store})",
+        "powernode listening on http://{address} (data in {}; store: {store}; artifacts in {artifacts_place})",
         config.data_dir.display()
     );
     match config_path {

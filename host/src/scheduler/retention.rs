@@ -155,6 +155,12 @@ mod tests {
         assert_eq!(pruned.deliveries, 0, "nothing in the inbox is 30 days old");
         assert!(runs.get("old").await.unwrap().is_none() && runs.get("new").await.unwrap().is_some());
         assert_eq!(store.artifacts("new").await.unwrap().len(), 1);
+        let contents = store.artifact_contents();
+        assert_eq!(contents.names("new").await.unwrap(), ["a.txt"]);
+        assert!(
+            contents.names("old").await.unwrap().is_empty(),
+            "the old run's content is deleted"
+        );
         assert!(workspaces.join("new").exists() && !workspaces.join("old").exists());
         // With no age to keep, the deliveries already fed go; the others stay.
         let pruned = retention.prune(Duration::ZERO).await.unwrap();

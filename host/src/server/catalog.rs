@@ -157,10 +157,12 @@ pub(super) async fn artifact(
         .into_iter()
         .find(|a| a.name == name)
         .ok_or_else(|| AppError::new(StatusCode::NOT_FOUND, format!("run `{id}` has no artifact `{name}`")))?;
-    let file = tokio::fs::File::open(&record.path)
+    let stream = state
+        .store
+        .artifact_contents()
+        .read(&record)
         .await
         .map_err(|e| AppError::internal("opening the artifact", e))?;
-    let stream = tokio_util::io::ReaderStream::new(file);
     let file_name = name.rsplit('/').next().unwrap_or(&name).replace('"', "");
     Ok((
         [

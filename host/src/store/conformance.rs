@@ -114,7 +114,7 @@ async fn artifacts_are_copied_hashed_and_listed(store: &dyn Store, scratch: &Pat
         rec.sha256,
         "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
     );
-    assert_eq!(std::fs::read_to_string(&rec.path).unwrap(), "hello");
+    assert_eq!(store.artifact_contents().read_to_vec(&rec).await.unwrap(), b"hello");
     assert_eq!(store.artifacts("run-1").await.unwrap(), vec![rec.clone()]);
     // The run's budget counts what it stored already.
     let err = store
@@ -144,7 +144,12 @@ async fn artifacts_are_copied_hashed_and_listed(store: &dyn Store, scratch: &Pat
     assert!(matches!(err, StoreError::Quota(_)), "{err}");
     assert_eq!(store.delete_artifacts("run-1").await.unwrap(), 1);
     assert_eq!(store.artifacts("run-1").await.unwrap(), vec![]);
-    assert!(!rec.path.exists());
+    assert!(store.artifact_contents().names("run-1").await.unwrap().is_empty());
+    assert_eq!(
+        store.artifact_contents().names("run-2").await.unwrap(),
+        ["hello.txt"],
+        "another run's content stays"
+    );
 }
 
 async fn artifacts_over_budget_or_past_the_deadline_are_not_kept(store: &dyn Store, scratch: &Path) {
@@ -168,16 +173,12 @@ async fn artifacts_over_budget_or_past_the_deadline_are_not_kept(store: &dyn Sto
         .unwrap_err();
     assert!(matches!(err, StoreError::Deadline), "{err}");
     assert_eq!(store.artifacts("run-1").await.unwrap(), vec![]);
-    let probe = store
+    store
         .put_artifact("run-1", "probe", ArtifactSource::Bytes(b"probe".to_vec()), 100, later)
-        .await;
-    let dir = probe.unwrap().path.parent().unwrap().to_path_buf();
-    let left: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert_eq!(left, ["probe"], "partial files left behind");
+        .await
+        .unwrap();
+    let left = store.artifact_contents().names("run-1").await.unwrap();
+    assert_eq!(left, ["probe"], "partial contents left behind");
 }
 
 async fn templates_and_pipelines_are_kept_by_name(store: &dyn Store) {

@@ -2,9 +2,10 @@
 //! pipelines added through the API ([`Store`]), runs and their queue ([`runs::RunStore`]),
 //! webhook deliveries ([`deliveries::Deliveries`]). The embedded default is sled (and the
 //! inbox log) under the data directory; several nodes share PostgreSQL ([`pg`]). Artifact
-//! contents are files ([`ArtifactFiles`]), in a folder the nodes share.
+//! contents go through `object_store` ([`Artifacts`]): a local folder, or an S3-compatible
+//! bucket the nodes share.
 
-mod artifact_files;
+mod artifacts;
 mod config;
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -13,9 +14,10 @@ pub mod inbox;
 pub mod pg;
 pub mod runs;
 mod sled_store;
+pub mod throwaway_s3;
 
-pub use artifact_files::ArtifactFiles;
-pub use config::{StoreConfig, StoreKind};
+pub use artifacts::Artifacts;
+pub use config::{ArtifactsConfig, ArtifactsKind, StoreConfig, StoreKind};
 pub use sled_store::SledStore;
 
 /// A store operation that failed.
@@ -33,6 +35,9 @@ pub enum StoreError {
     /// A file under the data directory could not be written or read.
     #[error("store: {0}")]
     Io(#[from] std::io::Error),
+    /// The artifact store (a folder, or an S3-compatible bucket) failed or refused.
+    #[error("{0}")]
+    Objects(String),
     /// The caller's input is not acceptable (too large, bad name).
     #[error("{0}")]
     Invalid(String),
@@ -82,7 +87,7 @@ pub struct CopyBudget {
     pub deadline: std::time::Instant,
 }
 
-/// What an artifact is made from, owned so the copy can run on the blocking pool.
+/// What an artifact is made from.
 #[derive(Debug, Clone)]
 pub enum ArtifactSource {
     /// A file (a step's workspace file), copied.
@@ -102,8 +107,6 @@ pub struct ArtifactRecord {
     pub size: u64,
     /// Hex SHA-256 of the content.
     pub sha256: String,
-    /// Where the content lives on disk.
-    pub path: std::path::PathBuf,
 }
 
 /// Largest kv value a plugin may store.
@@ -171,8 +174,8 @@ pub trait Store: Send + Sync {
     /// Deletes a kv value; deleting a missing key is fine.
     async fn kv_delete(&self, scope: &KvScope<'_>, key: &str) -> Result<(), StoreError>;
     /// Where artifact contents are kept.
-    fn artifact_files(&self) -> &ArtifactFiles;
-    /// Records an artifact whose content [`ArtifactFiles::write`] has stored, replacing one of
+    fn artifact_contents(&self) -> &Artifacts;
+    /// Records an artifact whose content [`Artifacts::write`] has stored, replacing one of
     /// the same run and name.
     async fn record_artifact(&self, record: &ArtifactRecord) -> Result<(), StoreError>;
     /// The artifacts of a run, by name.
@@ -209,10 +212,7 @@ pub trait Store: Send + Sync {
             max_bytes: max_bytes.saturating_sub(stored),
             deadline,
         };
-        let (files, run, name) = (self.artifact_files().clone(), run_id.to_string(), name.to_string());
-        let record = tokio::task::spawn_blocking(move || files.write(&run, &name, &source, &budget))
-            .await
-            .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        let record = self.artifact_contents().write(run_id, name, source, &budget).await?;
         self.record_artifact(&record).await?;
         Ok(record)
     }
@@ -220,7 +220,7 @@ pub trait Store: Send + Sync {
     /// Deletes a run's artifacts, records and contents; returns how many there were.
     async fn delete_artifacts(&self, run_id: &str) -> Result<usize, StoreError> {
         let count = self.forget_artifacts(run_id).await?;
-        self.artifact_files().remove_run(run_id)?;
+        self.artifact_contents().remove_run(run_id).await?;
         Ok(count)
     }
 }

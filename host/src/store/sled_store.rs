@@ -1,8 +1,8 @@
-//! The embedded store: sled trees for records, files under `artifacts/` for blobs.
+//! The embedded store: sled trees for records; artifact contents in [`Artifacts`].
 
 use std::path::Path;
 
-use super::{ArtifactFiles, ArtifactRecord, KvQuota, KvScope, Store, StoreError, check_kv, kv_usage_after};
+use super::{ArtifactRecord, Artifacts, KvQuota, KvScope, Store, StoreError, check_kv, kv_usage_after};
 
 /// sled under a data directory.
 pub struct SledStore {
@@ -14,12 +14,18 @@ pub struct SledStore {
     templates: sled::Tree,
     pipelines: sled::Tree,
     compiled: sled::Tree,
-    files: ArtifactFiles,
+    contents: Artifacts,
 }
 
 impl SledStore {
-    /// Opens (creating) the store under `data_dir`.
+    /// Opens (creating) the store under `data_dir`, with artifact contents in
+    /// `data_dir/artifacts`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        SledStore::open_with(data_dir, Artifacts::local(&data_dir.join("artifacts"))?)
+    }
+
+    /// Opens (creating) the store under `data_dir`, with artifact contents in `artifacts`.
+    pub fn open_with(data_dir: &Path, artifacts: Artifacts) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)?;
         let db = sled::open(data_dir.join("db"))?;
         Ok(SledStore {
@@ -29,7 +35,7 @@ impl SledStore {
             templates: db.open_tree("templates")?,
             pipelines: db.open_tree("pipelines")?,
             compiled: db.open_tree("compiled")?,
-            files: ArtifactFiles::new(data_dir.join("artifacts")),
+            contents: artifacts,
             db,
         })
     }
@@ -90,8 +96,8 @@ impl Store for SledStore {
         })
     }
 
-    fn artifact_files(&self) -> &ArtifactFiles {
-        &self.files
+    fn artifact_contents(&self) -> &Artifacts {
+        &self.contents
     }
 
     async fn record_artifact(&self, record: &ArtifactRecord) -> Result<(), StoreError> {

@@ -33,7 +33,7 @@ fn serve_in(cwd: &Path, env: &BTreeMap<String, String>) -> Server {
         child,
         url,
         dir: cwd.to_path_buf(),
-        _pg: None,
+        _shared: None,
     };
     // Kept for the test to read: what a person sees in the terminal after the address.
     std::fs::write(cwd.join("second-line"), second).unwrap();

@@ -56,8 +56,9 @@ struct Server {
     child: Child,
     url: String,
     dir: PathBuf,
-    /// The server's database, when the tests run on PostgreSQL; stopped after the server.
-    _pg: Option<powernode::store::pg::throwaway::Cluster>,
+    /// The server's database and artifact store, when the tests run on PostgreSQL; stopped
+    /// after the server.
+    _shared: Option<SharedStore>,
 }
 
 impl Server {
@@ -153,7 +154,7 @@ bot_login = "runatlantis"
         // throwaway cluster: the API and scheduler tests then run on PostgreSQL.
         let pg = (!sources.contains("[store]")).then(|| pg_store(dir)).flatten();
         let config = match &pg {
-            Some((store, _)) => format!("{config}\n{store}"),
+            Some(shared) => format!("{config}\n{}", shared.section),
             None => config,
         };
         std::fs::write(dir.join("powernode.toml"), config).unwrap();
@@ -193,7 +194,7 @@ bot_login = "runatlantis"
             child,
             url,
             dir: dir.to_path_buf(),
-            _pg: pg.map(|(_, cluster)| cluster),
+            _shared: pg,
         }
     }
 
@@ -226,21 +227,38 @@ impl Drop for Server {
     }
 }
 
-/// A throwaway PostgreSQL cluster in `dir` and the `[store]` that points at it, when the
-/// tests run on PostgreSQL (`POWERNODE_TEST_STORE=postgres`); `None` for the embedded store.
-fn pg_store(dir: &Path) -> Option<(String, powernode::store::pg::throwaway::Cluster)> {
+/// The shared store of a server on PostgreSQL: the database, and artifacts in an
+/// S3-compatible server, as several nodes would have them.
+struct SharedStore {
+    /// The `[store]` section that points at both.
+    section: String,
+    _pg: powernode::store::pg::throwaway::Cluster,
+    _s3: powernode::store::throwaway_s3::S3Server,
+}
+
+/// A throwaway PostgreSQL cluster and S3-compatible server in `dir`, when the tests run on
+/// PostgreSQL (`POWERNODE_TEST_STORE=postgres`); `None` for the embedded store.
+fn pg_store(dir: &Path) -> Option<SharedStore> {
     match std::env::var("POWERNODE_TEST_STORE").as_deref() {
         Ok("postgres") => {}
         Ok("embedded") | Err(_) => return None,
         Ok(other) => panic!("POWERNODE_TEST_STORE is `embedded` or `postgres`, not `{other}`"),
     }
-    // In the test's folder: a server started again on the same folder finds its database.
+    // In the test's folder: a server started again on the same folder finds its database
+    // and its artifacts.
     let cluster = powernode::store::pg::throwaway::Cluster::start_in(&dir.join("pg")).unwrap();
-    let store = format!(
-        "[store]\nkind = \"postgres\"\nurl = \"{}\"\npool_size = 4\nlease_secs = 2\n",
-        cluster.url("postgres")
+    let s3 = powernode::store::throwaway_s3::S3Server::start_in(&dir.join("s3")).unwrap();
+    s3.bucket("artifacts").unwrap();
+    let section = format!(
+        "[store]\nkind = \"postgres\"\nurl = \"{}\"\npool_size = 4\nlease_secs = 2\n\n{}",
+        cluster.url("postgres"),
+        s3.config("artifacts")
     );
-    Some((store, cluster))
+    Some(SharedStore {
+        section,
+        _pg: cluster,
+        _s3: s3,
+    })
 }
 
 /// A fixture's body and the headers the forge sends, re-signed if `delivery` is given.

@@ -1,7 +1,8 @@
 //! Three `powernode serve` processes on one PostgreSQL database (a real throwaway cluster):
 //! every delivery, sent to two nodes at once, is stored once and run once; a node killed
 //! with SIGKILL mid-run loses nothing (another node takes its runs after their lease); a
-//! database restart under load loses no acknowledged delivery.
+//! database restart under load loses no acknowledged delivery; an artifact one node stored
+//! (in a real S3-compatible server) is downloaded from every node.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,7 @@ use reqwest::Method;
 use super::runs::{api, ended};
 use super::*;
 use powernode::store::pg::throwaway::Cluster;
+use powernode::store::throwaway_s3::S3Server;
 
 /// Deliveries in the first phase; `NODES_TEST_DELIVERIES` changes it.
 fn deliveries() -> usize {
@@ -21,11 +23,10 @@ fn deliveries() -> usize {
 
 /// Each execution of a step appends `<run id> <node>` to `marker`: only an unconfined command
 /// can write there (what is tested here is the queue, not the sandbox).
-fn node_config(url: &str, artifacts: &Path, node: usize) -> String {
+fn node_config(url: &str, artifacts: &str, node: usize) -> String {
     format!(
         "process_sandbox = \"off\"\nmax_concurrent_runs = 4\n\n[secrets]\nNODE = \"node{node}\"\n\n\
-         [store]\nkind = \"postgres\"\nurl = \"{url}\"\npool_size = 8\nlease_secs = 2\nartifacts_dir = \"{}\"\n",
-        artifacts.display()
+         [store]\nkind = \"postgres\"\nurl = \"{url}\"\npool_size = 8\nlease_secs = 2\n\n{artifacts}"
     )
 }
 
@@ -45,6 +46,13 @@ fn pipelines(dir: &Path, marker: &Path) {
     std::fs::write(
         dir.join("pipelines/slow.yml"),
         step("slow", "", "; echo napping; sleep 3"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pipelines/package.yml"),
+        "name: package\nreport_status: false\nsteps:\n  - name: build\n    type: run_command\n    config:\n      \
+         command: mkdir -p dist && echo {{ run_id }} built on ${NODE} > dist/app.bin\n  - name: keep\n    \
+         type: upload_artifact\n    config:\n      path: dist/app.bin\n",
     )
     .unwrap();
     std::fs::write(
@@ -88,11 +96,13 @@ async fn three_nodes_on_one_database_run_each_delivery_once_and_lose_nothing() {
     let url = cluster.database("nodes").await.unwrap();
     let shared = tempfile::tempdir().unwrap();
     let marker = shared.path().join("ran");
+    let s3 = S3Server::start().unwrap();
+    s3.bucket("artifacts").unwrap();
     let mut servers = Vec::new();
     for n in 0..3 {
         let dir = shared.path().join(format!("node{n}"));
         pipelines(&dir, &marker);
-        let config = node_config(&url, &shared.path().join("artifacts"), n);
+        let config = node_config(&url, &s3.config("artifacts"), n);
         servers.push(Some(Server::start_with_sources(&dir, &config)));
     }
     let node = |servers: &[Option<Server>], n: usize| -> String { servers[n].as_ref().unwrap().url.clone() };
@@ -191,6 +201,28 @@ async fn three_nodes_on_one_database_run_each_delivery_once_and_lose_nothing() {
         "the cancel took {stopped:?} to reach node{runner}"
     );
     eprintln!("a cancel sent to another node stopped the run in {stopped:?}");
+
+    // An artifact stored by whichever node ran the step is served by every node.
+    let (status, package) = api(live[0], Method::POST, "/pipelines/package/runs", None).await;
+    assert_eq!(status, 201, "{package}");
+    let package = package["id"].as_str().unwrap().to_owned();
+    let run = &all_ended(&live, std::slice::from_ref(&package), Duration::from_secs(60)).await[&package];
+    assert_eq!(run["state"], "success", "{run}");
+    for node in &live {
+        let got = client()
+            .get(format!("{}/api/runs/{package}/artifacts/dist/app.bin", node.url))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200, "{}", node.url);
+        let text = got.text().await.unwrap();
+        assert!(
+            text.starts_with(&format!("{package} built on node")),
+            "{}: {text:?}",
+            node.url
+        );
+    }
 
     // SIGKILL node 0 while it runs steps: its runs are taken over after their lease.
     let mut slow = Vec::new();

@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "runs", include_str!("migrations/0001_runs.sql")),
     (2, "deliveries", include_str!("migrations/0002_deliveries.sql")),
     (3, "store", include_str!("migrations/0003_store.sql")),
+    (4, "artifact_keys", include_str!("migrations/0004_artifact_keys.sql")),
 ];
 
 /// Any number, the same for every node: the lock migrations are applied under.
@@ -154,7 +155,7 @@ mod tests {
             .unwrap();
         let err = connect(&config).await.unwrap_err().to_string();
         assert!(
-            err.contains("schema is version 999, newer than this powernode knows (3)"),
+            err.contains("schema is version 999, newer than this powernode knows (4)"),
             "{err}"
         );
     }

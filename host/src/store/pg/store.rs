@@ -1,23 +1,24 @@
 //! [`Store`] on PostgreSQL: kv with its quota kept in one transaction per change, artifact
-//! records (their contents in a folder every node mounts), templates and API pipelines.
+//! records (their contents in [`Artifacts`], which every node must reach), templates and
+//! API pipelines.
 
 use sqlx::postgres::PgPool;
 
-use crate::store::{ArtifactFiles, ArtifactRecord, KvQuota, KvScope, Store, StoreError, check_kv, kv_usage_after};
+use crate::store::{ArtifactRecord, Artifacts, KvQuota, KvScope, Store, StoreError, check_kv, kv_usage_after};
 
 use super::to_i64;
 
-/// The shared store in a PostgreSQL database (schema: `migrations/0003_store.sql`).
+/// The shared store in a PostgreSQL database (schema: `migrations/0003_store.sql`, 0004).
 pub struct PgStore {
     pool: PgPool,
-    files: ArtifactFiles,
+    artifacts: Artifacts,
 }
 
 impl PgStore {
     /// The store of the database behind `pool` (migrated by [`super::connect`]), with
-    /// artifact contents under `files`.
-    pub fn new(pool: PgPool, files: ArtifactFiles) -> PgStore {
-        PgStore { pool, files }
+    /// artifact contents in `artifacts`.
+    pub fn new(pool: PgPool, artifacts: Artifacts) -> PgStore {
+        PgStore { pool, artifacts }
     }
 
     /// Sets (`Some`) or deletes (`None`) a kv value and its scope's usage in one transaction;
@@ -107,39 +108,37 @@ impl Store for PgStore {
         self.kv_change(scope, key, None, &KvQuota::default()).await
     }
 
-    fn artifact_files(&self) -> &ArtifactFiles {
-        &self.files
+    fn artifact_contents(&self) -> &Artifacts {
+        &self.artifacts
     }
 
     async fn record_artifact(&self, record: &ArtifactRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO artifacts (run_id, name, size, sha256, path) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (run_id, name) DO UPDATE SET size = EXCLUDED.size, sha256 = EXCLUDED.sha256, path = EXCLUDED.path",
+            "INSERT INTO artifacts (run_id, name, size, sha256) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (run_id, name) DO UPDATE SET size = EXCLUDED.size, sha256 = EXCLUDED.sha256",
         )
         .bind(&record.run_id)
         .bind(&record.name)
         .bind(to_i64(record.size))
         .bind(&record.sha256)
-        .bind(record.path.to_string_lossy().as_ref())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
     async fn artifacts(&self, run_id: &str) -> Result<Vec<ArtifactRecord>, StoreError> {
-        let rows: Vec<(String, i64, String, String)> =
-            sqlx::query_as("SELECT name, size, sha256, path FROM artifacts WHERE run_id = $1 ORDER BY name")
+        let rows: Vec<(String, i64, String)> =
+            sqlx::query_as("SELECT name, size, sha256 FROM artifacts WHERE run_id = $1 ORDER BY name")
                 .bind(run_id)
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows
             .into_iter()
-            .map(|(name, size, sha256, path)| ArtifactRecord {
+            .map(|(name, size, sha256)| ArtifactRecord {
                 run_id: run_id.into(),
                 name,
                 size: size as u64,
                 sha256,
-                path: path.into(),
             })
             .collect())
     }
@@ -230,8 +229,8 @@ mod tests {
         crate::store::conformance::run(|dir| async move {
             let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let config = cluster.config(&format!("store_{n}"), 4).await.unwrap();
-            let files = ArtifactFiles::new(dir.join("artifacts"));
-            Box::new(PgStore::new(connect(&config).await.unwrap(), files)) as Box<dyn Store>
+            let artifacts = Artifacts::local(&dir.join("artifacts")).unwrap();
+            Box::new(PgStore::new(connect(&config).await.unwrap(), artifacts)) as Box<dyn Store>
         })
         .await;
     }
@@ -248,7 +247,7 @@ mod tests {
         };
         let mut nodes = Vec::new();
         for node in 0..2 {
-            let store = PgStore::new(connect(&config).await.unwrap(), ArtifactFiles::new(dir.path().into()));
+            let store = PgStore::new(connect(&config).await.unwrap(), Artifacts::local(dir.path()).unwrap());
             nodes.push(tokio::spawn(async move {
                 let scope = KvScope {
                     plugin: "p",

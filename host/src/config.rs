@@ -825,7 +825,7 @@ http = ["deploy.example.com"]
     #[test]
     fn the_artifacts_section_is_checked_and_its_keys_never_printed() {
         let env = |name: &str| (name == "S3_SECRET").then(|| "s3cr3t-value".to_string());
-        let s3 = "[store.artifacts]\nkind = \"s3\"\nbucket = \"ci\"\nendpoint = \"https://s3.example.com\"\n\
+        let s3 = "[store.artifacts]\nkind = \"s3\"\nbucket = \"ci-east\"\nendpoint = \"https://s3.example.com\"\n\
                   access_key_id = \"AKIA1\"\nsecret_access_key = \"${S3_SECRET}\"\n";
         let config = Config::parse(Path::new("p.toml"), s3, &env).unwrap();
         let settings = config.store.artifacts.s3().unwrap();
@@ -835,7 +835,7 @@ http = ["deploy.example.com"]
                 settings.region.as_str(),
                 settings.secret_access_key.as_str()
             ),
-            ("ci", "us-east-1", "s3cr3t-value")
+            ("ci-east", "us-east-1", "s3cr3t-value")
         );
         let printed = format!("{config:?}");
         assert!(
@@ -847,7 +847,7 @@ http = ["deploy.example.com"]
         for (text, expected) in [
             ("[store.artifacts]\nkind = \"s3\"\n", "needs `bucket"),
             (
-                "[store.artifacts]\nkind = \"s3\"\nbucket = \"ci\"\n",
+                "[store.artifacts]\nkind = \"s3\"\nbucket = \"ci-east\"\n",
                 "needs `access_key_id",
             ),
             (
@@ -855,10 +855,11 @@ http = ["deploy.example.com"]
                 "plain http",
             ),
             (&s3.replace("https://s3.example.com", "s3.example.com"), "must be a URL"),
+            (&s3.replace("ci-east", "CI_Artifacts"), "is not a bucket name"),
             (&format!("{s3}prefix = \"../other\"\n"), "without `.` or `..`"),
             (&format!("{s3}dir = \"/mnt/a\"\n"), "dir is only for kind = \"local\""),
             (
-                "[store.artifacts]\nbucket = \"ci\"\n",
+                "[store.artifacts]\nbucket = \"ci-east\"\n",
                 "bucket is only for kind = \"s3\"",
             ),
             ("[store.artifacts]\nkind = \"gcs\"\n", "unknown variant `gcs`"),

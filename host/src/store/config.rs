@@ -166,6 +166,17 @@ impl ArtifactsConfig {
             .clone()
             .filter(|b| !b.trim().is_empty())
             .ok_or("[store.artifacts] kind = \"s3\" needs `bucket = \"...\"`, a bucket that exists")?;
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+            && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !valid_bucket {
+            return Err(format!(
+                "[store.artifacts] bucket `{bucket}` is not a bucket name: 3 to 63 lowercase letters, digits, `.` and `-`, starting and ending with a letter or digit"
+            ));
+        }
         let (Some(access_key_id), Some(secret_access_key)) = (&self.access_key_id, &self.secret_access_key) else {
             return Err("[store.artifacts] kind = \"s3\" needs `access_key_id = \"${S3_ACCESS_KEY_ID}\"` and `secret_access_key = \"${S3_SECRET_ACCESS_KEY}\"`".into());
         };

@@ -1,7 +1,8 @@
 //! Deliveries/s and runs/s of the real `powernode serve` on the embedded store, on
 //! PostgreSQL with one node, and on PostgreSQL with three nodes sharing the database — in one
 //! run, so the figures compare. Each delivery is a signed GitHub push starting a one-step
-//! pipeline (`run_command: true` in the command sandbox). PostgreSQL is a throwaway cluster
+//! pipeline (`run_command: true` in the command sandbox); each setup also takes the same
+//! deliveries once with no pipeline triggered, which shows what storing them costs alone. PostgreSQL is a throwaway cluster
 //! on a unix socket, with `fsync` on (the embedded inbox fsyncs too). Run: `cargo bench -p powernode --bench nodes` (`NODES_BENCH_DELIVERIES`,
 //! default 2000). It fails when a delivery is not accepted or a run does not succeed.
 
@@ -37,11 +38,13 @@ impl Drop for Node {
 }
 
 impl Node {
-    fn start(dir: &Path, store: &str) -> Node {
+    /// A node whose pipeline runs on every push (`runs`), or on none.
+    fn start(dir: &Path, store: &str, runs: bool) -> Node {
         std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+        let trigger = if runs { "push" } else { "tag" };
         std::fs::write(
             dir.join("pipelines/build.yml"),
-            "name: build\nreport_status: false\ntriggers:\n  - type: push\nsteps:\n  - name: check\n    type: run_command\n    config:\n      command: 'true'\n",
+            format!("name: build\nreport_status: false\ntriggers:\n  - type: {trigger}\nsteps:\n  - name: check\n    type: run_command\n    config:\n      command: 'true'\n"),
         )
         .unwrap();
         std::fs::write(
@@ -134,19 +137,25 @@ async fn bench() {
     let body = Arc::new(std::fs::read(format!("{FIXTURE}.json")).unwrap());
     let headers: BTreeMap<String, String> =
         serde_json::from_slice(&std::fs::read(format!("{FIXTURE}.headers.json")).unwrap()).unwrap();
-    println!("{count} deliveries per setup, {IN_FLIGHT} in flight, each starting one run of one `run_command` step\n");
-    println!("| setup | deliveries/s | accept p50 | accept p99 | runs/s | mean step |");
-    println!("|---|---|---|---|---|---|");
-    for (label, nodes) in [
-        ("embedded, 1 node", 0),
-        ("PostgreSQL, 1 node", 1),
-        ("PostgreSQL, 3 nodes", 3),
+    println!(
+        "{count} deliveries per setup, {IN_FLIGHT} in flight, each starting one run of one `run_command` step (or none)\n"
+    );
+    println!("| setup | runs | deliveries/s | accept p50 | accept p99 | runs/s | mean step |");
+    println!("|---|---|---|---|---|---|---|");
+    for (setup, nodes, runs) in [
+        ("embedded, 1 node", 0, false),
+        ("embedded, 1 node", 0, true),
+        ("PostgreSQL, 1 node", 1, false),
+        ("PostgreSQL, 1 node", 1, true),
+        ("PostgreSQL, 3 nodes", 3, false),
+        ("PostgreSQL, 3 nodes", 3, true),
     ] {
+        let label = format!("{setup}{}", if runs { "" } else { ", no runs" });
         let store = match nodes {
             0 => String::new(),
             n => format!(
                 "\n[store]\nkind = \"postgres\"\nurl = \"{}\"\n",
-                cluster.database(&format!("bench_{n}")).await.unwrap()
+                cluster.database(&format!("bench_{n}_{runs}")).await.unwrap()
             ),
         };
         let nodes: Vec<Node> = (0..nodes.max(1))
@@ -154,6 +163,7 @@ async fn bench() {
                 Node::start(
                     &work.path().join(format!("{label}-{n}").replace([' ', ','], "_")),
                     &store,
+                    runs,
                 )
             })
             .collect();
@@ -186,6 +196,16 @@ async fn bench() {
             latencies.push(sent.unwrap());
         }
         let accepted = began.elapsed();
+        latencies.sort();
+        let (rate, p50, p99) = (
+            count as f64 / accepted.as_secs_f64(),
+            percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        );
+        if !runs {
+            println!("| {setup} | none | {rate:.0} | {p50:.1} ms | {p99:.1} ms | — | — |");
+            continue;
+        }
         let after = loop {
             let now = total(&nodes).await;
             let done = now.get("success").unwrap_or(&0.0) - before.get("success").unwrap_or(&0.0);
@@ -197,14 +217,10 @@ async fn bench() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let ran = began.elapsed();
-        latencies.sort();
         let steps = after["steps"] - before.get("steps").unwrap_or(&0.0);
         let step_seconds = after["step_seconds"] - before.get("step_seconds").unwrap_or(&0.0);
         println!(
-            "| {label} | {:.0} | {:.1} ms | {:.1} ms | {:.0} | {:.1} ms |",
-            count as f64 / accepted.as_secs_f64(),
-            percentile(&latencies, 0.5).as_secs_f64() * 1e3,
-            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+            "| {setup} | one per delivery | {rate:.0} | {p50:.1} ms | {p99:.1} ms | {:.0} | {:.1} ms |",
             count as f64 / ran.as_secs_f64(),
             step_seconds / steps * 1e3,
         );

@@ -103,7 +103,7 @@ mod tests {
             inbox.accept(delivery).await.unwrap();
         }
         // Only the first two were turned into runs yet: the others must stay.
-        runs.set_inbox_cursor(2).unwrap();
+        runs.set_inbox_cursor(2).await.unwrap();
         for id in ["old", "new"] {
             let new = NewRun {
                 id: id.into(),

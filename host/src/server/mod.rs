@@ -165,10 +165,14 @@ async fn metrics(State(state): State<AppState>) -> Result<impl axum::response::I
     ))
 }
 
-async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+/// 200 while this node takes deliveries; 503 once shutdown began or its store cannot keep
+/// deliveries any more (a failed inbox sync), so a load balancer sends them elsewhere.
+async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    if !state.ready.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
+    }
+    match state.intake.deliveries().stopped() {
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not taking deliveries: {why}")),
+        None => (StatusCode::OK, "ready".into()),
     }
 }

@@ -33,6 +33,11 @@ pub trait Deliveries: Send + Sync {
     async fn mark_fed(&self, seqs: &[u64]) -> Result<(), StoreError>;
     /// Deletes the fed deliveries received before `received_before_ms`; returns how many.
     async fn prune(&self, received_before_ms: u64) -> Result<u64, StoreError>;
+    /// Why no delivery can be stored until a restart, if none can: `/readyz` then answers
+    /// 503, so a load balancer sends the forge's deliveries to another node.
+    fn stopped(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The embedded backend: the inbox log, and in the run store the position up to which its
@@ -72,6 +77,10 @@ impl Deliveries for EmbeddedDeliveries {
         Ok(self.inbox.accept(delivery).await?)
     }
 
+    fn stopped(&self) -> Option<String> {
+        self.inbox.stopped()
+    }
+
     async fn get(&self, seq: u64) -> Result<Option<StoredDelivery>, StoreError> {
         self.blocking(move |d| Ok(d.inbox.get_seq(seq)?)).await
     }
@@ -108,7 +117,7 @@ impl Deliveries for EmbeddedDeliveries {
 
     async fn mark_fed(&self, seqs: &[u64]) -> Result<(), StoreError> {
         match seqs.iter().max() {
-            Some(last) => self.cursor.set_inbox_cursor(last + 1),
+            Some(last) => self.cursor.set_inbox_cursor(last + 1).await,
             None => Ok(()),
         }
     }

@@ -549,6 +549,18 @@ impl Inbox {
         self.len() == 0
     }
 
+    /// Why the inbox takes no more deliveries, if it does not: it is read-only, a failed
+    /// sync stopped it, or its writer is gone (shut down).
+    pub fn stopped(&self) -> Option<String> {
+        if self.inner.tx.is_none() {
+            return Some("the inbox is open read-only".into());
+        }
+        if let Some(failed) = self.inner.shared.lock().failed.clone() {
+            return Some(failed);
+        }
+        (*self.inner.shared.exited.borrow()).then(|| "the inbox writer stopped".into())
+    }
+
     /// What opening the inbox found on disk.
     pub fn recovery(&self) -> Recovery {
         self.inner.recovery

@@ -135,7 +135,7 @@ impl Store for SledStore {
 
     async fn put_template(&self, id: &str, text: &str) -> Result<bool, StoreError> {
         let previous = self.templates.insert(id, text.as_bytes())?;
-        self.db.flush()?;
+        self.db.flush_async().await?;
         Ok(previous.is_some())
     }
 
@@ -149,7 +149,7 @@ impl Store for SledStore {
 
     async fn delete_template(&self, id: &str) -> Result<bool, StoreError> {
         let previous = self.templates.remove(id)?;
-        self.db.flush()?;
+        self.db.flush_async().await?;
         Ok(previous.is_some())
     }
 
@@ -169,13 +169,13 @@ impl Store for SledStore {
 
     async fn put_pipeline(&self, name: &str, text: &str) -> Result<(), StoreError> {
         let previous = self.pipelines.insert(name, text.as_bytes())?;
-        self.flush_or_restore(name, previous)
+        self.flush_or_restore(name, previous).await
     }
 
     async fn delete_pipeline(&self, name: &str) -> Result<bool, StoreError> {
         let previous = self.pipelines.remove(name)?;
         let existed = previous.is_some();
-        self.flush_or_restore(name, previous)?;
+        self.flush_or_restore(name, previous).await?;
         Ok(existed)
     }
 }
@@ -228,9 +228,10 @@ impl SledStore {
     }
 
     /// Flushes a pipeline change; when that fails, puts `previous` back so that a later flush
-    /// does not persist a change the caller was told failed.
-    fn flush_or_restore(&self, name: &str, previous: Option<sled::IVec>) -> Result<(), StoreError> {
-        let Err(e) = self.db.flush() else {
+    /// does not persist a change the caller was told failed. The flush runs on sled's own
+    /// threads, not on a runtime worker.
+    async fn flush_or_restore(&self, name: &str, previous: Option<sled::IVec>) -> Result<(), StoreError> {
+        let Err(e) = self.db.flush_async().await else {
             return Ok(());
         };
         let restored = match previous {

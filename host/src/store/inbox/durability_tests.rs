@@ -115,6 +115,7 @@ async fn a_failed_fdatasync_acknowledges_nothing_and_stops_the_inbox() {
         inbox.accept(delivery("before", 1000)).await.unwrap(),
         Accepted::New { seq: 0 }
     );
+    assert_eq!(inbox.stopped(), None);
     disk.fail_next_fdatasync();
     // Each id twice at once: the second waits on the first's claim, then must fail too.
     let tasks: Vec<_> = (0..16)
@@ -138,6 +139,9 @@ async fn a_failed_fdatasync_acknowledges_nothing_and_stops_the_inbox() {
     );
     assert_eq!(inbox.len(), 1);
     assert!(inbox.get("github", "f0").unwrap().is_none());
+    // What `/readyz` tells the load balancer.
+    let why = inbox.stopped().expect("the inbox says it stopped");
+    assert!(why.contains("fdatasync failed"), "{why}");
     drop(inbox);
 
     disk.reboot(0).unwrap();

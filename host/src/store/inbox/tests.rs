@@ -134,11 +134,13 @@ async fn reopen_replays_and_keeps_dedupe() {
         for i in 0..50 {
             inbox.accept(delivery(&format!("d{i}"), 3000)).await.unwrap();
         }
+        assert_eq!(inbox.stopped(), None);
         inbox.shutdown().await;
         assert!(matches!(
             inbox.accept(delivery("late", 1)).await,
             Err(InboxError::Closed)
         ));
+        assert_eq!(inbox.stopped().as_deref(), Some("the inbox writer stopped"));
         assert!(
             inbox.get("github", "d3").unwrap().is_some(),
             "reads work after shutdown"

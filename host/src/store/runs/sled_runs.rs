@@ -70,8 +70,10 @@ impl SledRuns {
         }
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+    /// Makes everything written so far durable, on sled's own threads: an fsync must not
+    /// hold one of the runtime's few workers (the intake and the steps run on them).
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
         Ok(())
     }
 
@@ -85,9 +87,9 @@ impl SledRuns {
     }
 
     /// Records that deliveries before `seq` have been turned into runs.
-    pub fn set_inbox_cursor(&self, seq: u64) -> Result<(), StoreError> {
+    pub async fn set_inbox_cursor(&self, seq: u64) -> Result<(), StoreError> {
         self.meta.insert(INBOX_CURSOR, &seq.to_be_bytes())?;
-        self.flush()
+        self.flush().await
     }
 }
 
@@ -172,35 +174,43 @@ impl RunStore for SledRuns {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         self.update(id, |run| run.finish(node, state, error, now_ms))?;
-        self.flush()
+        self.flush().await
     }
 
     async fn approve(&self, id: &str, now_ms: u64) -> Result<Option<Approved>, StoreError> {
-        let _held = self.lock.lock().expect("run lock");
-        let Some(mut run) = self.read(id)? else { return Ok(None) };
-        let outcome = run.approve(now_ms);
+        let outcome = {
+            let _held = self.lock.lock().expect("run lock");
+            let Some(mut run) = self.read(id)? else { return Ok(None) };
+            let outcome = run.approve(now_ms);
+            if outcome == Approved::Queued {
+                self.write_queued(&run, true)?;
+            }
+            outcome
+        };
         if outcome == Approved::Queued {
-            self.write_queued(&run, true)?;
-            self.flush()?;
+            self.flush().await?;
         }
         Ok(Some(outcome))
     }
 
     async fn cancel(&self, id: &str, now_ms: u64) -> Result<Option<Cancelled>, StoreError> {
-        let _held = self.lock.lock().expect("run lock");
-        let Some(mut run) = self.read(id)? else { return Ok(None) };
-        let outcome = run.cancel(now_ms);
-        match outcome {
-            Cancelled::WasQueued => self.write_queued(&run, false)?,
-            Cancelled::Requested => self.write(&run)?,
-            Cancelled::AlreadyFinal(_) => {}
-        }
-        self.flush()?;
+        let outcome = {
+            let _held = self.lock.lock().expect("run lock");
+            let Some(mut run) = self.read(id)? else { return Ok(None) };
+            let outcome = run.cancel(now_ms);
+            match outcome {
+                Cancelled::WasQueued => self.write_queued(&run, false)?,
+                Cancelled::Requested => self.write(&run)?,
+                Cancelled::AlreadyFinal(_) => {}
+            }
+            outcome
+        };
+        self.flush().await?;
         Ok(Some(outcome))
     }
 
     async fn recover(&self, now_ms: u64) -> Result<Recovered, StoreError> {
-        let _held = self.lock.lock().expect("run lock");
+        let held = self.lock.lock().expect("run lock");
         let mut recovered = Recovered::default();
         for entry in self.runs.iter() {
             let (_, value) = entry?;
@@ -217,7 +227,8 @@ impl RunStore for SledRuns {
                 recovered.failed.push(run.id);
             }
         }
-        self.flush()?;
+        drop(held);
+        self.flush().await?;
         Ok(recovered)
     }
 
@@ -226,7 +237,7 @@ impl RunStore for SledRuns {
     }
 
     async fn prune(&self, ended_before_ms: u64) -> Result<Vec<String>, StoreError> {
-        let _held = self.lock.lock().expect("run lock");
+        let held = self.lock.lock().expect("run lock");
         let mut pruned = Vec::new();
         for entry in self.runs.iter() {
             let (_, value) = entry?;
@@ -241,7 +252,8 @@ impl RunStore for SledRuns {
                 pruned.push(run.id);
             }
         }
-        self.flush()?;
+        drop(held);
+        self.flush().await?;
         Ok(pruned)
     }
 

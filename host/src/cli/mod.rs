@@ -240,8 +240,12 @@ impl Host {
         shared: Option<Arc<dyn Store>>,
     ) -> anyhow::Result<Host> {
         absolute_dirs(&mut config)?;
-        let artifacts = Artifacts::from_config(&config.store.artifacts, &config.data_dir)
-            .context("opening the artifact store of [store.artifacts]")?;
+        // The shared store's artifacts when there is one: one client for one store.
+        let artifacts = match &shared {
+            Some(shared) => shared.artifact_contents().clone(),
+            None => Artifacts::from_config(&config.store.artifacts, &config.data_dir)
+                .context("opening the artifact store of [store.artifacts]")?,
+        };
         let store = SledStore::open_with(&config.data_dir, artifacts)
             .with_context(|| format!("opening the store under `{}`", config.data_dir.display()))?;
         let store = Arc::new(store);

@@ -43,13 +43,21 @@ pub(super) async fn serve(config_path: Option<&Path>, listen: Option<String>) ->
         ),
         None => None,
     };
-    let artifacts = Artifacts::from_config(&config.store.artifacts, &config.data_dir)
-        .context("opening the artifact store of [store.artifacts]")?;
+    let shared: Option<Arc<dyn Store>> = match &pool {
+        Some(pool) => {
+            let artifacts = Artifacts::from_config(&config.store.artifacts, &config.data_dir)
+                .context("opening the artifact store of [store.artifacts]")?;
+            Some(Arc::new(PgStore::new(pool.clone(), artifacts)))
+        }
+        None => None,
+    };
+    let mut host = Host::with_shared(config, config_path, true, shared)?;
+    let artifacts = host.shared.artifact_contents();
     artifacts
         .check()
         .await
         .context("checking the artifact store of [store.artifacts]")?;
-    if pool.is_some() && artifacts.is_local() && config.store.artifacts.dir.is_none() {
+    if pool.is_some() && artifacts.is_local() && host.config.store.artifacts.dir.is_none() {
         tracing::warn!(
             folder = artifacts.place(),
             "artifacts are kept in this node's data_dir, where the other nodes cannot serve them: \
@@ -57,10 +65,6 @@ pub(super) async fn serve(config_path: Option<&Path>, listen: Option<String>) ->
         );
     }
     let artifacts_place = artifacts.place().to_string();
-    let shared: Option<Arc<dyn Store>> = pool
-        .as_ref()
-        .map(|pool| Arc::new(PgStore::new(pool.clone(), artifacts)) as Arc<dyn Store>);
-    let mut host = Host::with_shared(config, config_path, true, shared)?;
     if let Some(listen) = listen {
         host.config.listen = listen;
     }

@@ -157,7 +157,7 @@ impl Artifacts {
         let deadline = tokio::time::Instant::from_std(budget.deadline);
         let mut upload = BufWriter::with_capacity(self.objects.clone(), key.clone(), PART_BYTES)
             .with_max_concurrency(PARTS_IN_FLIGHT);
-        let sent = tokio::time::timeout_at(deadline, send(&mut upload, source, budget.max_bytes)).await;
+        let sent = tokio::time::timeout_at(deadline, self.send(&mut upload, source, budget.max_bytes)).await;
         let sent = match sent {
             Ok(Ok((size, _))) if size > budget.max_bytes => Err(over(size)),
             Ok(sent) => sent,
@@ -169,7 +169,7 @@ impl Artifacts {
                 // Before the upload's last request: aborting leaves nothing (a multipart
                 // upload never completed is invisible, and its parts are deleted).
                 let _ = tokio::time::timeout(SHORT_WAIT, upload.abort()).await;
-                return Err(self.named(e));
+                return Err(e);
             }
         };
         // The last request makes the object whole at once, replacing one of the same name;
@@ -177,7 +177,7 @@ impl Artifacts {
         // and `remove_run` deletes whatever is under the run.
         match tokio::time::timeout_at(deadline, upload.shutdown()).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(StoreError::Objects(format!("artifacts in {}: {e}", self.place))),
+            Ok(Err(e)) => return Err(objects_error(&self.place, e)),
             Err(_) => return Err(StoreError::Deadline),
         }
         if let Some(dir) = &self.local {
@@ -213,11 +213,11 @@ impl Artifacts {
         Ok(chunks.concat())
     }
 
-    /// The names of the contents kept for `run_id`, sorted; records aside, this is what
-    /// takes space.
-    pub async fn names(&self, run_id: &str) -> Result<Vec<String>, StoreError> {
-        check_name(run_id)?;
-        let prefix = Key::parse(run_id).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    /// The names of the contents kept for `run_id`, sorted: what the tests look at, records
+    /// aside.
+    #[cfg(test)]
+    pub(crate) async fn names(&self, run_id: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = run_prefix(run_id)?;
         let under = format!("{run_id}/");
         let mut names: Vec<String> = self
             .objects
@@ -238,62 +238,61 @@ impl Artifacts {
 
     /// Removes a run's contents; a run without any is fine.
     pub async fn remove_run(&self, run_id: &str) -> Result<(), StoreError> {
-        let keys = self
-            .names(run_id)
-            .await?
-            .into_iter()
-            .map(|name| key(run_id, &name))
-            .collect::<Result<Vec<_>, _>>()?;
+        let prefix = run_prefix(run_id)?;
+        let listed = self.objects.list(Some(&prefix)).map_ok(|meta| meta.location).boxed();
         self.objects
-            .delete_stream(futures_util::stream::iter(keys.into_iter().map(Ok)).boxed())
+            .delete_stream(listed)
             .try_collect::<Vec<_>>()
             .await
             .map_err(|e| objects_error(&self.place, e))?;
         Ok(())
     }
 
-    /// Names the store in an error from the object store.
-    fn named(&self, e: StoreError) -> StoreError {
-        match e {
-            StoreError::Objects(message) => StoreError::Objects(format!("artifacts in {}: {message}", self.place)),
-            other => other,
-        }
-    }
-}
-
-/// An object store's error, naming where the artifacts are.
-fn objects_error(place: &str, e: object_store::Error) -> StoreError {
-    StoreError::Objects(format!("artifacts in {place}: {e}"))
-}
-
-/// Sends `source` into `upload`, hashing it, until its end or one read past `max_bytes`
-/// (the file grew). Returns the size and hex SHA-256.
-async fn send(upload: &mut BufWriter, source: ArtifactSource, max_bytes: u64) -> Result<(u64, String), StoreError> {
-    let mut hasher = Sha256::new();
-    let put = |e: object_store::Error| StoreError::Objects(e.to_string());
-    match source {
-        ArtifactSource::Bytes(bytes) => {
-            hasher.update(&bytes);
-            let size = bytes.len() as u64;
-            upload.put(Bytes::from(bytes)).await.map_err(put)?;
-            Ok((size, hex::encode(hasher.finalize())))
-        }
-        ArtifactSource::File(path) => {
-            let mut file = tokio::fs::File::open(path).await?;
-            let mut buf = vec![0u8; 256 << 10];
-            let mut size = 0u64;
-            loop {
-                let n = file.read(&mut buf).await?;
-                if n == 0 || size > max_bytes {
-                    return Ok((size, hex::encode(hasher.finalize())));
+    /// Sends `source` into `upload`, hashing it, until its end or one read past `max_bytes`
+    /// (the file grew). Returns the size and hex SHA-256.
+    async fn send(
+        &self,
+        upload: &mut BufWriter,
+        source: ArtifactSource,
+        max_bytes: u64,
+    ) -> Result<(u64, String), StoreError> {
+        let mut hasher = Sha256::new();
+        let put = |e| objects_error(&self.place, e);
+        match source {
+            ArtifactSource::Bytes(bytes) => {
+                hasher.update(&bytes);
+                let size = bytes.len() as u64;
+                upload.put(Bytes::from(bytes)).await.map_err(put)?;
+                Ok((size, hex::encode(hasher.finalize())))
+            }
+            ArtifactSource::File(path) => {
+                let mut file = tokio::fs::File::open(path).await?;
+                let mut buf = vec![0u8; 256 << 10];
+                let mut size = 0u64;
+                loop {
+                    let n = file.read(&mut buf).await?;
+                    if n == 0 || size > max_bytes {
+                        return Ok((size, hex::encode(hasher.finalize())));
+                    }
+                    hasher.update(&buf[..n]);
+                    // A copy per read, so a short read does not pin a whole buffer in the upload.
+                    upload.put(Bytes::copy_from_slice(&buf[..n])).await.map_err(put)?;
+                    size += n as u64;
                 }
-                hasher.update(&buf[..n]);
-                // A copy per read, so a short read does not pin a whole buffer in the upload.
-                upload.put(Bytes::copy_from_slice(&buf[..n])).await.map_err(put)?;
-                size += n as u64;
             }
         }
     }
+}
+
+/// An error of the object store (or of an upload to it), naming where the artifacts are.
+fn objects_error(place: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Objects(format!("artifacts in {place}: {e}"))
+}
+
+/// The prefix every key of `run_id` begins with (checked).
+fn run_prefix(run_id: &str) -> Result<Key, StoreError> {
+    check_name(run_id)?;
+    Key::parse(run_id).map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
 /// Flushes a written file and its folder's entry to disk.

@@ -44,12 +44,6 @@ impl SledStore {
     pub fn runs(&self) -> Result<super::runs::SledRuns, StoreError> {
         super::runs::SledRuns::open(&self.db)
     }
-
-    /// Flushes everything written so far to disk.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
-    }
 }
 
 /// The scope's prefix, and the full key. NUL cannot occur in step types, repository names

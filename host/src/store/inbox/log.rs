@@ -81,12 +81,24 @@ pub(super) fn lock_dir(dir: &Path) -> Result<File, InboxError> {
         .create(true)
         .truncate(false)
         .open(&path)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(InboxError::Busy(dir.to_path_buf())),
-        Err(std::fs::TryLockError::Error(e)) => Err(InboxError::Io(e)),
+    // A lock just released may still be held for a moment: a child this process forks
+    // (a step's command, git) shares the lock's open file until it execs, which closes it.
+    // So a held lock is asked for again for up to a second before the directory is busy.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(InboxError::Busy(dir.to_path_buf())),
+            Err(std::fs::TryLockError::Error(e)) => return Err(InboxError::Io(e)),
+        }
     }
 }
+
+/// How long a held directory lock is waited for before the inbox is refused as busy.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Replays every segment under `dir` into a fresh state. With `write` (read-write: segment size
 /// and the disk to write through) a torn tail of the last segment is truncated and a writer
